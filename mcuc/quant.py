@@ -1,0 +1,125 @@
+"""TFLite-compatible fixed-point arithmetic shared by the reference interpreter and codegen.
+
+The C side of every function here lives in runtime_c/include/mcuc_fixedpoint.h and must
+produce identical integers; tests/test_fixedpoint.py checks both against each other.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Split a positive real multiplier into (int32 mantissa in [2^30, 2^31), shift).
+
+    real ~= mantissa * 2^(shift - 31). Follows TFLite's QuantizeMultiplier: frexp, round
+    the mantissa to 31 bits, renormalise when rounding reaches 2^31, flush tiny values to 0.
+    """
+    if real == 0.0:
+        return 0, 0
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
+    mant, shift = math.frexp(real)
+    q = int(round(mant * (1 << 31)))
+    if q == (1 << 31):
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise ValueError(f"multiplier {real} too large for int32 fixed point")
+    return q, shift
+
+
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
+    return (np.array([p[0] for p in pairs], dtype=np.int32),
+            np.array([p[1] for p in pairs], dtype=np.int32))
+
+
+def _trunc_div_pow2(x: np.ndarray, bits: int) -> np.ndarray:
+    """Integer division by 2^bits rounding toward zero (C semantics), on int64."""
+    q = np.abs(x) >> bits
+    return np.where(x < 0, -q, q)
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64 arrays."""
+    a64 = np.asarray(a, dtype=np.int64)
+    b64 = np.asarray(b, dtype=np.int64)
+    ab = a64 * b64
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    res = _trunc_div_pow2(ab + nudge, 31)
+    overflow = (a64 == INT32_MIN) & (b64 == INT32_MIN)
+    return np.where(overflow, np.int64(INT32_MAX), res)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: x / 2^exponent, rounding half away from zero."""
+    x64 = np.asarray(x, dtype=np.int64)
+    e = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x64 & mask
+    threshold = (mask >> 1) + (x64 < 0).astype(np.int64)
+    return (x64 >> e) + (remainder > threshold).astype(np.int64)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, mult: np.ndarray | int,
+                                     shift: np.ndarray | int) -> np.ndarray:
+    """TFLite MultiplyByQuantizedMultiplier; x, mult, shift broadcast; returns int64 array.
+
+    The left shift is applied in 32-bit two's complement like the C code (callers keep
+    x << left_shift within int32, as TFLite requires).
+    """
+    x64 = np.asarray(x, dtype=np.int64)
+    sh = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(sh, 0)
+    right = np.maximum(-sh, 0)
+    shifted = x64 * (np.int64(1) << left)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, mult), right)
+
+
+def requantize(acc: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int, out_zp: int,
+               act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    """int32 accumulator -> int8: scale by the fixed-point multiplier, add zp, clamp."""
+    y = multiply_by_quantized_multiplier(acc, mult, shift) + out_zp
+    return np.clip(y, act_min, act_max).astype(np.int8)
+
+
+def quantize_array(x: np.ndarray, scale: float, zp: int, dtype: str = "int8") -> np.ndarray:
+    """Float -> integer with round-half-to-even (as numpy/onnxruntime) and saturation."""
+    info = np.iinfo(dtype)
+    q = np.rint(np.asarray(x, dtype=np.float64) / scale) + zp
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize_array(q: np.ndarray, scale: float, zp: int) -> np.ndarray:
+    return ((q.astype(np.float64) - zp) * scale).astype(np.float32)
+
+
+def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """Asymmetric int8 parameters covering [lo, hi] (range always includes 0)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / 255.0
+    zp = int(round(-128 - lo / scale))
+    return scale, int(np.clip(zp, -128, 127))
+
+
+def activation_range(kind: str | None, scale: float, zp: int,
+                     lo: float | None = None, hi: float | None = None) -> tuple[int, int]:
+    """Quantized clamp bounds for a fused activation ('relu', 'clip' with lo/hi, or None)."""
+    qmin, qmax = -128, 127
+    if kind == "relu":
+        qmin = max(qmin, zp)
+    elif kind == "clip":
+        if lo is not None:
+            qmin = max(qmin, int(zp + round(lo / scale)))
+        if hi is not None:
+            qmax = min(qmax, int(zp + round(hi / scale)))
+    return qmin, qmax
