@@ -20,6 +20,7 @@ Attributes by op (all integers are Python ints):
   softmax         axis (non-negative)
   pad             pads: [(before, after) per axis], value (float) / zero point (int8)
   requantize      int8 -> int8 with new quant params
+  identity        copy (from ONNX Identity/Dropout; removed by the fuse pass)
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def infer_shapes(node: Node, g: Graph) -> list[tuple[int, ...]]:
         return [tuple(ins[0][:-1]) + (ins[1][0],)]
     if op in ELEMENTWISE_BINARY:
         return [broadcast_shape(ins[0], ins[1])]
-    if op in UNARY_FLOAT or op in ("lut", "batchnorm", "requantize", "softmax"):
+    if op in UNARY_FLOAT or op in ("lut", "batchnorm", "requantize", "softmax", "identity"):
         return [ins[0]]
     if op == "reshape":
         shape = tuple(a["shape"])

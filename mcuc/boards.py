@@ -1,0 +1,40 @@
+"""Boards are data: boards/<name>/board.yaml describes core, memories and how to run or flash."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcuc.errors import MCUCError
+
+BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    core: str
+    sram_bytes: int
+    flash_bytes: int
+    kind: str  # "host" | "qemu" | "mcu"
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path = BOARDS_DIR
+
+
+def list_boards() -> list[Board]:
+    return [load_board(p.name) for p in sorted(BOARDS_DIR.iterdir()) if (p / "board.yaml").exists()]
+
+
+def load_board(name: str) -> Board:
+    path = BOARDS_DIR / name / "board.yaml"
+    if not path.exists():
+        known = ", ".join(p.name for p in sorted(BOARDS_DIR.iterdir()) if (p / "board.yaml").exists())
+        raise MCUCError(f"unknown board '{name}': choose one of {known} (see 'mcuc boards')")
+    data = yaml.safe_load(path.read_text())
+    sram = sum(int(r["size"]) for r in data.get("sram", []))
+    return Board(name=name, description=data.get("description", ""), core=data["core"],
+                 sram_bytes=sram, flash_bytes=int(data.get("flash", 0)), kind=data.get("kind", "mcu"),
+                 extra=data, path=path.parent)

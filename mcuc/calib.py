@@ -1,0 +1,66 @@
+"""Calibration data: a user .npy batch, a folder of images, or a synthetic fallback (with a warning)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mcuc.errors import MCUCError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
+
+
+def load_calibration(path: str | None, input_shape: tuple[int, ...], *, mean: list[float] | None = None,
+                     std: list[float] | None = None, samples: int = 8, seed: int = 0,
+                     warn=lambda msg: print(msg, file=sys.stderr)) -> np.ndarray:
+    """Return a float32 batch in the model's source layout (NCHW for ONNX) of shape (N, *input_shape[1:])."""
+    sample_shape = tuple(input_shape[1:])
+    if path is None:
+        warn("warning: no --calib data given; calibrating on synthetic N(0,1) inputs. "
+             "int8 accuracy will be poor: pass --calib FILE.npy or an image folder")
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((samples, *sample_shape)).astype(np.float32)
+    p = Path(path)
+    if not p.exists():
+        raise MCUCError(f"calibration data '{path}' does not exist: pass an .npy batch or an image folder")
+    if p.is_dir():
+        return _load_image_folder(p, sample_shape, mean, std)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except Exception as e:  # numpy raises several types for corrupt files
+        raise MCUCError(f"cannot read calibration file '{path}' as .npy ({e.__class__.__name__})") from e
+    arr = np.asarray(arr, dtype=np.float32)
+    if tuple(arr.shape[1:]) != sample_shape:
+        if tuple(arr.shape) == sample_shape:
+            arr = arr[None]
+        else:
+            raise MCUCError(f"calibration batch has shape {arr.shape}; the model wants (N, "
+                            f"{', '.join(map(str, sample_shape))})")
+    if arr.shape[0] == 0:
+        raise MCUCError(f"calibration file '{path}' holds no samples")
+    return arr
+
+
+def _load_image_folder(folder: Path, sample_shape: tuple[int, ...], mean, std) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError as e:
+        raise MCUCError("reading an image folder needs Pillow: pip install pillow (or pass a .npy batch)") from e
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise MCUCError(f"calibration folder '{folder}' has no images ({', '.join(IMAGE_SUFFIXES)})")
+    if len(sample_shape) != 3:
+        raise MCUCError(f"image calibration needs a model with a C x H x W input, not {sample_shape}")
+    c, h, w = sample_shape
+    mean_a = np.array(mean if mean else [0.0] * c, dtype=np.float32).reshape(-1, 1, 1)
+    std_a = np.array(std if std else [1.0] * c, dtype=np.float32).reshape(-1, 1, 1)
+    if mean_a.shape[0] not in (1, c) or std_a.shape[0] not in (1, c):
+        raise MCUCError(f"--mean/--std need 1 or {c} values")
+    out = []
+    for f in files:
+        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        a = np.asarray(img, dtype=np.float32) / 255.0
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        out.append((a - mean_a) / std_a)
+    return np.stack(out).astype(np.float32)

@@ -1,0 +1,69 @@
+"""mcuc command line: compile, run, verify, boards, zoo. Errors print one 'error: ...' line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mcuc.errors import MCUCError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcuc", description="Compile neural networks to int8 C for microcontrollers.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("compile", help="compile a model into a C project")
+    c.add_argument("model", help="model file (.onnx, QDQ .onnx)")
+    c.add_argument("--board", default="host", help="target board (see 'mcuc boards'); default host")
+    c.add_argument("--sram", help="SRAM budget, e.g. 320k, 1M, 327680 (default: the board's SRAM)")
+    c.add_argument("--flash", help="flash budget (default: the board's flash)")
+    c.add_argument("--calib", help="calibration data: .npy batch in the model's input layout, or image folder")
+    c.add_argument("--mean", type=float, nargs="+", help="per-channel mean for image-folder calibration")
+    c.add_argument("--std", type=float, nargs="+", help="per-channel std for image-folder calibration")
+    c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile"])
+    c.add_argument("--planner", default="best", choices=["greedy", "best"], help="arena planning strategy")
+    c.add_argument("--schedule", default="layer", choices=["layer"], help="execution schedule")
+    c.add_argument("-o", "--output", default="build/mcuc_out", help="output directory")
+
+    r = sub.add_parser("run", help="run a compiled model on the host or an emulator")
+    r.add_argument("outdir")
+    r.add_argument("--target", default="host", choices=["host"])
+    r.add_argument("--input", required=True, help="input .npy (float32, source layout, batch first)")
+    r.add_argument("--output", required=True, help="output .npy (.npz for several outputs)")
+    r.add_argument("--raw", action="store_true", help="int8 in and out using the model's quantization")
+
+    v = sub.add_parser("verify", help="check the generated C against the int8 reference, bit for bit")
+    v.add_argument("model", help="compiled output directory, or a model file to compile first")
+    v.add_argument("--target", default="host", choices=["host"])
+    v.add_argument("--samples", type=int, default=16)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--board", default="host", help="board when compiling a model file")
+    v.add_argument("--calib", help="calibration data when compiling a model file")
+
+    sub.add_parser("boards", help="list the supported boards")
+
+    z = sub.add_parser("zoo", help="export a zoo model to ONNX")
+    z.add_argument("name", nargs="?", help="zoo model name (omit to list)")
+    z.add_argument("-o", "--output", help="output .onnx path")
+    z.add_argument("--resolution", type=int, help="input resolution override")
+    z.add_argument("--width", type=float, help="width multiplier override (MobileNetV2)")
+    z.add_argument("--qdq", action="store_true", help="also quantize with onnxruntime (QDQ format)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        from mcuc import commands
+
+        return int(getattr(commands, f"cmd_{args.cmd}")(args) or 0)
+    except MCUCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

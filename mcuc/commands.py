@@ -1,0 +1,166 @@
+"""Implementations of the mcuc sub-commands (argument parsing lives in mcuc/cli.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph
+from mcuc.sizes import parse_size
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from mcuc.compiler import CompileOptions, compile_model
+    from mcuc.project import write_project
+    from mcuc.report import summary_text
+
+    opts = CompileOptions(board=args.board, sram=parse_size(args.sram) if args.sram else None,
+                          flash=parse_size(args.flash) if args.flash else None, calib=args.calib,
+                          mean=args.mean, std=args.std, calib_method=args.calib_method,
+                          planner=args.planner, schedule=args.schedule)
+    compiled = compile_model(args.model, opts)
+    out = write_project(compiled, args.output)
+    print(summary_text(compiled.report))
+    print(f"wrote {out}/ (model.c, model.h, weights.c, CMakeLists.txt, report.json)")
+    return 0
+
+
+def _io_bytes(g: Graph, names: list[str]) -> int:
+    return sum(g.tensors[n].nbytes for n in names)
+
+
+def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target: str,
+                sanitize: bool = True) -> dict[str, np.ndarray]:
+    """Run int8 graph-layout inputs (each N x shape[1:]) on ``target``; return int8 outputs."""
+    from mcuc.targets.host import run_host
+
+    n = next(iter(q_inputs.values())).shape[0]
+    flat = np.concatenate([q_inputs[k].reshape(n, -1) for k in g.inputs], axis=1)
+    if target != "host":
+        raise MCUCError(f"unknown target '{target}'")
+    raw = run_host(outdir, flat, _io_bytes(g, g.outputs), sanitize=sanitize)
+    outs, pos = {}, 0
+    for name in g.outputs:
+        t = g.tensors[name]
+        outs[name] = raw[:, pos:pos + t.size].reshape((n, *t.shape[1:]))
+        pos += t.size
+    return outs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, to_graph_layout
+    from mcuc.project import load_project
+
+    g, _ = load_project(args.outdir)
+    if len(g.inputs) != 1:
+        raise MCUCError("mcuc run supports single-input models; feed multi-input models through the C API")
+    name = g.inputs[0]
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise MCUCError(f"input file '{args.input}' does not exist") from e
+    except Exception as e:
+        raise MCUCError(f"cannot read input '{args.input}' as .npy ({e.__class__.__name__})") from e
+    from mcuc.model_io import source_shape
+
+    want = source_shape(g, name)
+    if x.ndim == len(want) - 1:
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(want[1:]):
+        raise MCUCError(f"input has shape {x.shape}; the model wants (N, {', '.join(map(str, want[1:]))})")
+    xg = to_graph_layout(g, name, x)
+    if args.raw:
+        if x.dtype != np.int8:
+            raise MCUCError(f"--raw needs an int8 input array, got {x.dtype}")
+        q = xg.astype(np.int8)
+    else:
+        q = quantize_input(g, name, xg.astype(np.float32))
+    outs = run_samples(Path(args.outdir), g, {name: q}, args.target)
+    results = {}
+    for oname, y in outs.items():
+        y = from_graph_layout(g, oname, y)
+        results[oname] = y if args.raw else dequantize_output(g, oname, y)
+    if len(results) == 1:
+        np.save(args.output, next(iter(results.values())))
+    else:
+        np.savez(args.output, **{k: v for k, v in results.items()})
+    log(f"ran {x.shape[0]} samples on {args.target}; wrote {args.output}")
+    return 0
+
+
+def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str) -> dict:
+    """Random int8 inputs through the C build and the int8 reference; count differing elements."""
+    from mcuc.reference.int8_ref import run_int8
+
+    rng = np.random.default_rng(seed)
+    q_inputs = {n: rng.integers(-128, 128, size=(samples, *g.tensors[n].shape[1:]), dtype=np.int8)
+                for n in g.inputs}
+    c_out = run_samples(outdir, g, q_inputs, target)
+    worst, total = 0, 0
+    mismatched = 0
+    for i in range(samples):
+        ref = run_int8(g, {n: q_inputs[n][i:i + 1] for n in g.inputs})
+        for name in g.outputs:
+            d = np.abs(ref[name].astype(np.int32) - c_out[name][i:i + 1].astype(np.int32))
+            worst = max(worst, int(d.max()))
+            mismatched += int((d != 0).sum())
+            total += d.size
+    return {"samples": samples, "elements": total, "mismatched": mismatched, "max_lsb": worst}
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from mcuc.project import load_project
+
+    src = Path(args.model)
+    with tempfile.TemporaryDirectory() as td:
+        if src.is_dir():
+            outdir = src
+        else:
+            from mcuc.compiler import CompileOptions, compile_model
+            from mcuc.project import write_project
+
+            compiled = compile_model(str(src), CompileOptions(board=args.board, calib=args.calib))
+            outdir = write_project(compiled, str(Path(td) / "project"))
+        g, _ = load_project(str(outdir))
+        log(f"verifying {args.samples} random inputs on {args.target} ...")
+        res = verify_project(outdir, g, args.samples, args.seed, args.target)
+    ok = res["mismatched"] == 0
+    print(f"{'PASS' if ok else 'FAIL'}: {res['samples']} samples, {res['elements']} output elements, "
+          f"{res['mismatched']} differ, max |diff| {res['max_lsb']} LSB ({args.target} vs int8 reference)")
+    return 0 if ok else 1
+
+
+def cmd_boards(args: argparse.Namespace) -> int:
+    from mcuc.boards import list_boards
+
+    print(f"{'board':<18} {'core':<12} {'SRAM':>10} {'flash':>10}  description")
+    for b in list_boards():
+        print(f"{b.name:<18} {b.core:<12} {b.sram_bytes // 1024:>8}K {b.flash_bytes // 1024:>8}K  {b.description}")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from mcuc import zoo
+
+    if not args.name:
+        for name in zoo.names():
+            print(name)
+        return 0
+    if not args.output:
+        raise MCUCError("mcuc zoo NAME needs -o OUT.onnx")
+    overrides = {}
+    if args.resolution:
+        overrides["resolution"] = args.resolution
+    if args.width:
+        overrides["width"] = args.width
+    zoo.export_named(args.name, args.output, qdq=args.qdq, **overrides)
+    print(f"wrote {args.output}")
+    return 0

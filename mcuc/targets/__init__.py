@@ -1,0 +1,1 @@
+"""Execution targets for compiled projects: the native host build (and emulators)."""
