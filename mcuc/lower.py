@@ -73,13 +73,17 @@ def lower_conv2d(g: Graph, n: Node) -> Lowered:
     params = rconv.Conv2dParams(strides=tuple(a["strides"]), dilations=tuple(a.get("dilations", (1, 1))),
                                 pads=tuple(a["pads"]), groups=int(a.get("groups", 1)), input_zp=xq.zp,
                                 output_zp=yq.zp, act_min=int(a["act_min"]), act_max=int(a["act_max"]))
-    quant = rconv.prepare_per_channel_quant(xq.s, wq.scale, yq.s)
     wdata, bdata = _data(g, w), _data(g, b)
+    quant = rconv.prepare_per_channel_quant(xq.s, wq.scale, yq.s, out_channels=wdata.shape[0])
     in_c = g.tensors[x].shape[3]
     depthwise = params.groups == in_c and wdata.shape[3] == 1 and params.groups > 1
     fields = rconv.conv2d_kernel_fields(g.tensors[x].shape, wdata.shape, params)
-    func = "mcuc_depthwise_conv2d_s8" if depthwise else "mcuc_conv2d_s8"
-    ref_fn = rconv.depthwise_conv2d_s8 if depthwise else rconv.conv2d_s8
+    func = "mcuc_conv2d_s8"
+    ref_fn = rconv.conv2d_s8
+    if depthwise:
+        ref_fn = rconv.depthwise_conv2d_s8
+        dw3x3 = wdata.shape[1:3] == (3, 3) and params.dilations == (1, 1) and wdata.shape[0] == in_c
+        func = "mcuc_depthwise_conv2d_3x3_s8" if dw3x3 else "mcuc_depthwise_conv2d_s8"
     return Lowered(
         n, func,
         [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b),
@@ -98,8 +102,8 @@ def lower_fully_connected(g: Graph, n: Node) -> Lowered:
     a = n.attrs
     params = rconv.FullyConnectedParams(input_zp=xq.zp, output_zp=yq.zp, act_min=int(a["act_min"]),
                                         act_max=int(a["act_max"]))
-    quant = rconv.prepare_per_channel_quant(xq.s, wq.scale, yq.s)
     wdata, bdata = _data(g, w), _data(g, b)
+    quant = rconv.prepare_per_channel_quant(xq.s, wq.scale, yq.s, out_channels=wdata.shape[0])
     fields = rconv.fully_connected_kernel_fields(g.tensors[x].shape, wdata.shape, params)
     return Lowered(
         n, "mcuc_fully_connected_s8",

@@ -30,11 +30,17 @@ class MemoryPlan:
         return [(r, self.offsets[r], self.sizes[r], *self.lifetimes[r]) for r in self.sizes]
 
 
-def _can_alias_input(g: Graph, n: Node, idx: int, last_use: dict[str, int], step: int) -> bool:
-    x = n.inputs[idx]
-    t_in, t_out = g.tensors[x], g.tensors[n.outputs[0]]
-    return (not t_in.is_const and x not in g.outputs and last_use.get(x) == step
-            and tuple(t_in.shape) == tuple(t_out.shape) and t_in.nbytes == t_out.nbytes)
+def _inplace_index(g: Graph, n: Node, last_use: dict[str, int], step: int) -> int | None:
+    """Input whose memory ``n`` may overwrite: same shape and size as the output, dying at ``n``."""
+    if n.op not in IN_PLACE_OPS:
+        return None
+    t_out = g.tensors[n.outputs[0]]
+    for idx, x in enumerate(n.inputs):
+        t_in = g.tensors[x] if x else None
+        if t_in is not None and not t_in.is_const and last_use.get(x) == step \
+                and tuple(t_in.shape) == tuple(t_out.shape) and t_in.nbytes == t_out.nbytes:
+            return idx
+    return None
 
 
 def compute_buffers(g: Graph) -> tuple[dict[str, str], dict[str, tuple[int, int]], dict[str, int]]:
@@ -43,39 +49,26 @@ def compute_buffers(g: Graph) -> tuple[dict[str, str], dict[str, tuple[int, int]
     Graph inputs are live from op 0, outputs until the last op. A reshape output is a view of
     its input; an in-place op's output reuses its input when that input dies at the op.
     """
-    last_n = len(g.nodes) - 1
-    first: dict[str, int] = {name: 0 for name in g.inputs}
-    last: dict[str, int] = {name: 0 for name in g.inputs}
-    for i, n in enumerate(g.nodes):
-        for x in n.inputs:
-            if x and not g.tensors[x].is_const:
-                last[x] = i
-        for o in n.outputs:
-            first[o] = i
-            last.setdefault(o, i)
-    for o in g.outputs:
-        last[o] = last_n
-    root: dict[str, str] = {name: name for name in first}
-    for i, n in enumerate(g.nodes):
-        y = n.outputs[0]
-        if n.op in VIEW_OPS and not g.tensors[n.inputs[0]].is_const:
-            root[y] = root[n.inputs[0]]
-        elif n.op in IN_PLACE_OPS:
-            for idx in range(len(n.inputs)):
-                if n.inputs[idx] and not g.tensors[n.inputs[idx]].is_const and \
-                        _can_alias_input(g, n, idx, last, i):
-                    root[y] = root[n.inputs[idx]]
-                    break
-    spans: dict[str, tuple[int, int]] = {}
-    sizes: dict[str, int] = {}
-    for name, r in root.items():
-        f, la = first[name], last[name]
-        if r in spans:
-            spans[r] = (min(spans[r][0], f), max(spans[r][1], la))
-        else:
-            spans[r] = (f, la)
-        sizes[r] = max(sizes.get(r, 0), g.tensors[name].nbytes)
-    return root, spans, sizes
+    from mcuc.plan import ScheduledOp, compute_lifetimes, merge_inplace, merged_buffers
+
+    def acts(names: list[str]) -> tuple[str, ...]:
+        return tuple(x for x in names if x and not g.tensors[x].is_const)
+
+    plain = [ScheduledOp(acts(n.inputs), tuple(n.outputs)) for n in g.nodes]
+    lifetimes = compute_lifetimes(plain, g.inputs, g.outputs)
+    last_use = {k: lt.last for k, lt in lifetimes.items()}
+    ops = []
+    for step, n in enumerate(g.nodes):
+        ins = acts(n.inputs)
+        idx = _inplace_index(g, n, last_use, step)
+        ops.append(ScheduledOp(ins, tuple(n.outputs),
+                               inplace=None if idx is None else ins.index(n.inputs[idx]),
+                               view=n.op in VIEW_OPS and bool(ins)))
+    sizes = {k: g.tensors[k].nbytes for k in lifetimes}
+    root = merge_inplace(ops, lifetimes, sizes)
+    buffers = merged_buffers(lifetimes, sizes, root)
+    spans = {k: (b.first_use, b.last_use) for k, b in buffers.items()}
+    return root, spans, {k: b.size for k, b in buffers.items()}
 
 
 def plan_memory(g: Graph, strategy: str = "best") -> MemoryPlan:

@@ -16,7 +16,8 @@ def build_shared(sources: list[str], tmp_root: Path | None = None) -> ctypes.CDL
 
     The library is cached under build/ctypes by a hash of the sources' contents and headers.
     """
-    srcs = [RUNTIME / "src" / (s if s.endswith(".c") else s + ".c") for s in sources]
+    srcs = [Path(s) if Path(s).is_absolute() else RUNTIME / "src" / (s if s.endswith(".c") else s + ".c")
+            for s in sources]
     h = hashlib.sha256()
     for p in sorted(srcs) + sorted((RUNTIME / "include").glob("*.h")):
         h.update(p.name.encode())

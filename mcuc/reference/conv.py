@@ -1,0 +1,240 @@
+"""Integer-exact numpy reference for the int8 convolution family: conv2d, depthwise, fully connected.
+
+Each function mirrors a C kernel in runtime_c/include/mcuc_conv.h (same arrays, a params dataclass
+standing in for the C params struct, and a PerChannelQuant for the multiplier/shift arrays) and
+produces the same int8 values bit for bit; tests/test_kernels_conv.py checks that.
+
+Accumulation runs in float64: every product (x - zp) * w is an integer of magnitude <= 255 * 128
+and every partial sum stays far below 2^53, so BLAS matmuls are exact in any summation order and
+much faster than integer einsum. The sums are checked against the int32 range the C kernels use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuc.ops import conv_out_dim
+from mcuc.quant import INT32_MAX, INT32_MIN, quantize_multipliers, requantize
+
+
+@dataclass(frozen=True)
+class PerChannelQuant:
+    """Per-output-channel requantization, as mcuc_per_channel_quant_t: int32 [O] each."""
+
+    multiplier: np.ndarray
+    shift: np.ndarray
+
+
+@dataclass(frozen=True)
+class Conv2dParams:
+    """Attributes of conv2d / depthwise conv2d (shapes come from the arrays).
+
+    pads are (top, left, bottom, right); act_min/act_max are the fused activation's clamp bounds
+    in the output's quantized domain (see mcuc.quant.activation_range).
+    """
+
+    strides: tuple[int, int] = (1, 1)
+    dilations: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    groups: int = 1
+    input_zp: int = 0
+    output_zp: int = 0
+    act_min: int = -128
+    act_max: int = 127
+
+
+@dataclass(frozen=True)
+class FullyConnectedParams:
+    """Attributes of fully_connected (shapes come from the arrays)."""
+
+    input_zp: int = 0
+    output_zp: int = 0
+    act_min: int = -128
+    act_max: int = 127
+
+
+def prepare_per_channel_quant(in_scale: float, w_scales: np.ndarray | float, out_scale: float,
+                              out_channels: int | None = None) -> PerChannelQuant:
+    """Float scales -> integer kernel params: one (mult, shift) per output channel, for in*w/out.
+
+    The C kernels always read one entry per output channel; a per-tensor (scalar or length-1)
+    w_scales is repeated out_channels times when out_channels is given.
+    """
+    ws = np.atleast_1d(np.asarray(w_scales, dtype=np.float64)).reshape(-1)
+    if out_channels is not None and ws.size != out_channels:
+        if ws.size != 1:
+            raise ValueError(f"{ws.size} weight scales for {out_channels} output channels")
+        ws = np.full(out_channels, ws[0])
+    reals = float(in_scale) * ws / float(out_scale)
+    mult, shift = quantize_multipliers(reals)
+    return PerChannelQuant(mult, shift)
+
+
+def _check_common(zps: tuple[int, int], act_min: int, act_max: int) -> None:
+    for zp in zps:
+        if not -128 <= zp <= 127:
+            raise ValueError(f"zero point {zp} outside [-128, 127]")
+    if not -128 <= act_min <= act_max <= 127:
+        raise ValueError(f"activation range [{act_min}, {act_max}] not within [-128, 127]")
+
+
+def _check_quant(quant: PerChannelQuant, out_c: int) -> None:
+    if quant.multiplier.shape != (out_c,) or quant.shift.shape != (out_c,):
+        raise ValueError(f"multiplier/shift must have shape ({out_c},), got "
+                         f"{quant.multiplier.shape}/{quant.shift.shape}")
+
+
+def _check_bias(bias: np.ndarray | None, out_c: int) -> None:
+    if bias is not None and (bias.shape != (out_c,) or bias.dtype != np.int32):
+        raise ValueError(f"bias must be int32 [{out_c}], got {bias.dtype} {bias.shape}")
+
+
+def conv2d_output_hw(in_hw: tuple[int, int], kernel_hw: tuple[int, int],
+                     params: Conv2dParams) -> tuple[int, int]:
+    top, left, bottom, right = params.pads
+    return (conv_out_dim(in_hw[0], kernel_hw[0], params.strides[0], top, bottom, params.dilations[0]),
+            conv_out_dim(in_hw[1], kernel_hw[1], params.strides[1], left, right, params.dilations[1]))
+
+
+def conv2d_kernel_fields(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                         params: Conv2dParams) -> dict[str, int]:
+    """Field values of mcuc_conv2d_params_t, in declaration order, for codegen and tests."""
+    n, h, w, c = x_shape
+    o, kh, kw, _ = w_shape
+    oh, ow = conv2d_output_hw((h, w), (kh, kw), params)
+    return {
+        "batch": n, "in_h": h, "in_w": w, "in_c": c, "out_h": oh, "out_w": ow, "out_c": o,
+        "kernel_h": kh, "kernel_w": kw, "stride_h": params.strides[0], "stride_w": params.strides[1],
+        "dilation_h": params.dilations[0], "dilation_w": params.dilations[1],
+        "pad_top": params.pads[0], "pad_left": params.pads[1], "groups": params.groups,
+        "input_zp": params.input_zp, "output_zp": params.output_zp,
+        "act_min": params.act_min, "act_max": params.act_max,
+    }
+
+
+def fully_connected_kernel_fields(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                                  params: FullyConnectedParams) -> dict[str, int]:
+    """Field values of mcuc_fully_connected_params_t, in declaration order; leading dims are rows."""
+    rows = int(np.prod(x_shape[:-1], dtype=np.int64))
+    return {
+        "rows": rows, "in_features": x_shape[-1], "out_features": w_shape[0],
+        "input_zp": params.input_zp, "output_zp": params.output_zp,
+        "act_min": params.act_min, "act_max": params.act_max,
+    }
+
+
+def _check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, params: Conv2dParams,
+                quant: PerChannelQuant) -> None:
+    if x.dtype != np.int8 or w.dtype != np.int8 or x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv2d expects int8 NHWC input and OHWI weights, got {x.dtype}{x.shape}, "
+                         f"{w.dtype}{w.shape}")
+    c, o, g = x.shape[3], w.shape[0], params.groups
+    if g < 1 or c % g or o % g or w.shape[3] != c // g:
+        raise ValueError(f"groups={g} incompatible with input channels {c} and weights {w.shape}")
+    if min(*params.strides, *params.dilations) < 1 or min(params.pads) < 0:
+        raise ValueError(f"bad strides/dilations/pads {params.strides}/{params.dilations}/{params.pads}")
+    _check_common((params.input_zp, params.output_zp), params.act_min, params.act_max)
+    _check_bias(bias, o)
+    _check_quant(quant, o)
+
+
+def _centered_padded(x: np.ndarray, params: Conv2dParams) -> np.ndarray:
+    """x - input_zp as float64, zero-padded: a padding tap then contributes exactly nothing."""
+    top, left, bottom, right = params.pads
+    xc = x.astype(np.float64) - params.input_zp
+    return np.pad(xc, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def _tap_slices(xp: np.ndarray, kernel_hw: tuple[int, int], out_hw: tuple[int, int],
+                params: Conv2dParams):
+    """Yield (ky, kx, view [N, OH, OW, C]) of the padded input each kernel tap reads."""
+    (sh, sw), (dh, dw), (oh, ow) = params.strides, params.dilations, out_hw
+    for ky in range(kernel_hw[0]):
+        for kx in range(kernel_hw[1]):
+            y0, x0 = ky * dh, kx * dw
+            yield ky, kx, xp[:, y0:y0 + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw, :]
+
+
+def _accumulate_depthwise(xp: np.ndarray, w: np.ndarray, out_hw: tuple[int, int],
+                          params: Conv2dParams) -> np.ndarray:
+    """Sum of shifted slices for one-input-channel groups; output channel o reads input o // mult."""
+    mult = w.shape[0] // xp.shape[3]
+    if mult > 1:
+        xp = np.repeat(xp, mult, axis=3)
+    wf = w[..., 0].astype(np.float64)  # [O, kh, kw]
+    acc = np.zeros((xp.shape[0], *out_hw, w.shape[0]), dtype=np.float64)
+    for ky, kx, view in _tap_slices(xp, w.shape[1:3], out_hw, params):
+        acc += view * wf[:, ky, kx]
+    return acc
+
+
+def _accumulate_grouped(xp: np.ndarray, w: np.ndarray, out_hw: tuple[int, int],
+                        params: Conv2dParams) -> np.ndarray:
+    """im2col + one batched matmul over groups."""
+    n, g = xp.shape[0], params.groups
+    o, kh, kw, cg = w.shape
+    taps = [view for _, _, view in _tap_slices(xp, (kh, kw), out_hw, params)]
+    cols = taps[0] if len(taps) == 1 else np.stack(taps, axis=3)  # [N, OH, OW, (kh*kw,) C]
+    m = n * out_hw[0] * out_hw[1]
+    cols = cols.reshape(m, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, m, kh * kw * cg)
+    wg = w.astype(np.float64).reshape(g, o // g, kh * kw * cg)
+    acc = np.matmul(cols, wg.transpose(0, 2, 1))  # [G, M, O/G]
+    return acc.transpose(1, 0, 2).reshape(n, *out_hw, o)
+
+
+def _to_int32_acc(acc: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    if bias is not None:
+        acc = acc + bias.astype(np.float64)
+    acc64 = acc.astype(np.int64)
+    if acc64.size and (acc64.min() < INT32_MIN or acc64.max() > INT32_MAX):
+        raise ValueError("accumulator exceeds int32; the C kernel would overflow")
+    return acc64
+
+
+def conv2d_accumulate(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+                      params: Conv2dParams) -> np.ndarray:
+    """int32 accumulators (held in int64) of conv2d before requantization, [N, OH, OW, O]."""
+    out_hw = conv2d_output_hw(x.shape[1:3], w.shape[1:3], params)
+    xp = _centered_padded(x, params)
+    if w.shape[3] == 1 and params.groups == x.shape[3]:
+        acc = _accumulate_depthwise(xp, w, out_hw, params)
+    else:
+        acc = _accumulate_grouped(xp, w, out_hw, params)
+    return _to_int32_acc(acc, bias)
+
+
+def conv2d_s8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, params: Conv2dParams,
+              quant: PerChannelQuant) -> np.ndarray:
+    """Reference of mcuc_conv2d_s8: x int8 [N,H,W,C], w int8 [O,kh,kw,C/groups] -> int8 [N,OH,OW,O]."""
+    _check_conv(x, w, bias, params, quant)
+    acc = conv2d_accumulate(x, w, bias, params)
+    return requantize(acc, quant.multiplier, quant.shift, params.output_zp, params.act_min, params.act_max)
+
+
+def depthwise_conv2d_s8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, params: Conv2dParams,
+                        quant: PerChannelQuant) -> np.ndarray:
+    """Reference of mcuc_depthwise_conv2d_s8: conv2d with groups == C, w [C*mult, kh, kw, 1]."""
+    if params.groups != x.shape[3] or w.shape[3] != 1:
+        raise ValueError(f"depthwise needs groups == in channels ({x.shape[3]}) and weights "
+                         f"[O, kh, kw, 1], got groups={params.groups}, weights {w.shape}")
+    return conv2d_s8(x, w, bias, params, quant)
+
+
+def fully_connected_s8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+                       params: FullyConnectedParams, quant: PerChannelQuant) -> np.ndarray:
+    """Reference of mcuc_fully_connected_s8: x int8 [..., K], w int8 [O, K] -> int8 [..., O].
+
+    Leading dimensions of x are flattened into the C kernel's rows; each row is requantized
+    once per output, as TFLM does for 3-D inputs.
+    """
+    if x.dtype != np.int8 or w.dtype != np.int8 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"fully_connected expects int8 x [..., K], w [O, K]; got {x.shape}, {w.shape}")
+    o = w.shape[0]
+    _check_common((params.input_zp, params.output_zp), params.act_min, params.act_max)
+    _check_bias(bias, o)
+    _check_quant(quant, o)
+    xc = x.reshape(-1, x.shape[-1]).astype(np.float64) - params.input_zp
+    acc = _to_int32_acc(xc @ w.astype(np.float64).T, bias)
+    y = requantize(acc, quant.multiplier, quant.shift, params.output_zp, params.act_min, params.act_max)
+    return y.reshape(*x.shape[:-1], o)

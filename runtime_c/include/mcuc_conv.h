@@ -1,0 +1,151 @@
+/* mcuc_conv.h: int8 convolution-family kernels (conv2d, depthwise conv2d, fully connected).
+ *
+ * Numerics follow the TFLite int8 specification and are bit-exact with mcuc/reference/conv.py:
+ *   acc  = bias[oc] + sum over in-bounds taps of (x - input_zp) * w
+ *   y    = mcuc_requantize(acc, multiplier[oc], shift[oc]) + output_zp
+ *   out  = clamp(y, act_min, act_max)
+ * Out-of-bounds (padding) taps contribute nothing, which equals padding the input with input_zp.
+ *
+ * Layouts: activations NHWC int8; conv weights OHWI int8 [out_c][kernel_h][kernel_w][in_c / groups],
+ * symmetric per output channel (zero point 0); bias int32 [out_c] or NULL (treated as zeros);
+ * fully connected weights int8 [out_features][in_features].
+ *
+ * None of these kernels needs scratch memory, so there is no _get_buffer_size companion.
+ * Accumulation is int32: callers keep |bias| + 255 * 128 * taps below 2^31, where taps is
+ * kernel_h * kernel_w * in_c / groups (conv) or in_features (fully connected); this holds for
+ * taps <= 32767 with |bias| < 2^30. */
+#ifndef MCUC_CONV_H
+#define MCUC_CONV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per-output-channel requantization: real scale in_scale * w_scale[oc] / out_scale is
+ * multiplier[oc] * 2^(shift[oc] - 31). Arrays have one entry per output channel;
+ * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_fixedpoint.h). */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mcuc_per_channel_quant_t;
+
+/* Geometry and zero points of a 2-D convolution (also used by the depthwise kernel).
+ * All fields are plain integers so generated code can emit `static const` initialisers.
+ * Ranges:
+ *   batch, in_h, in_w, in_c, out_h, out_w, out_c, kernel_h, kernel_w >= 1
+ *   stride_h, stride_w, dilation_h, dilation_w >= 1
+ *   pad_top, pad_left >= 0 (bottom/right padding is implied by out_h/out_w)
+ *   groups >= 1, divides in_c and out_c
+ *   out_h = (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1,
+ *   out_w likewise, for some pad_bottom, pad_right >= 0
+ *   input_zp, output_zp in [-128, 127]
+ *   -128 <= act_min <= act_max <= 127 (fused ReLU / ReLU6 bounds in the output's quantized domain) */
+typedef struct {
+    int32_t batch;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t kernel_h;
+    int32_t kernel_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dilation_h;
+    int32_t dilation_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t groups;
+    int32_t input_zp;
+    int32_t output_zp;
+    int32_t act_min;
+    int32_t act_max;
+} mcuc_conv2d_params_t;
+
+/* Shapes and zero points of a fully connected layer.
+ * Ranges: rows, in_features, out_features >= 1; input_zp, output_zp in [-128, 127];
+ *         -128 <= act_min <= act_max <= 127. */
+typedef struct {
+    int32_t rows;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_zp;
+    int32_t output_zp;
+    int32_t act_min;
+    int32_t act_max;
+} mcuc_fully_connected_params_t;
+
+/* Kernel taps [*first, *end) of one spatial axis that land inside the input, for a window
+ * starting at input coordinate origin (may be negative when padded). Shared by the conv kernels
+ * so bounds are computed once per output pixel instead of tested per tap. */
+static inline void mcuc_conv_tap_range(int32_t origin, int32_t dilation, int32_t kernel,
+                                       int32_t size, int32_t *first, int32_t *end)
+{
+    const int32_t last_offset = size - 1 - origin;
+    int32_t e = last_offset < 0 ? 0 : last_offset / dilation + 1;
+    *first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
+    *end = e < kernel ? e : kernel;
+}
+
+/* General grouped int8 convolution, NHWC in / NHWC out.
+ *   params  geometry as documented at mcuc_conv2d_params_t (any groups, strides, dilations, pads)
+ *   quant   per-output-channel multiplier/shift, out_c entries each
+ *   input   int8 [batch][in_h][in_w][in_c]
+ *   weights int8 [out_c][kernel_h][kernel_w][in_c / groups]; output channel oc belongs to group
+ *           oc / (out_c / groups) and reads input channels [g * in_c/groups, (g+1) * in_c/groups)
+ *   bias    int32 [out_c], or NULL for zeros
+ *   output  int8 [batch][out_h][out_w][out_c]; must not overlap input */
+void mcuc_conv2d_s8(const mcuc_conv2d_params_t *params,
+                    const mcuc_per_channel_quant_t *quant,
+                    const int8_t *restrict input,
+                    const int8_t *restrict weights,
+                    const int32_t *restrict bias,
+                    int8_t *restrict output);
+
+/* Depthwise int8 convolution: the conv2d case groups == in_c, out_c = in_c * depth_multiplier.
+ * Same arguments as mcuc_conv2d_s8, with these extra constraints on params:
+ *   groups == in_c, out_c a multiple of in_c (depth_multiplier = out_c / in_c >= 1)
+ *   weights int8 [out_c][kernel_h][kernel_w][1]; output channel oc = ic * depth_multiplier + m
+ *           reads input channel ic */
+void mcuc_depthwise_conv2d_s8(const mcuc_conv2d_params_t *params,
+                              const mcuc_per_channel_quant_t *quant,
+                              const int8_t *restrict input,
+                              const int8_t *restrict weights,
+                              const int32_t *restrict bias,
+                              int8_t *restrict output);
+
+/* Depthwise 3x3 int8 convolution specialised for the common MobileNet case: kernel_h == kernel_w
+ * == 3, dilation_h == dilation_w == 1, depth multiplier 1 (out_c == in_c == groups). Any strides
+ * and pads. Same arguments and results as mcuc_depthwise_conv2d_s8 for those params; interior
+ * output pixels run a fully unrolled 9-tap loop without bounds checks.
+ *   weights int8 [channels][3][3][1] */
+void mcuc_depthwise_conv2d_3x3_s8(const mcuc_conv2d_params_t *params,
+                                  const mcuc_per_channel_quant_t *quant,
+                                  const int8_t *restrict input,
+                                  const int8_t *restrict weights,
+                                  const int32_t *restrict bias,
+                                  int8_t *restrict output);
+
+/* Fully connected (matrix times transposed weights) int8 layer.
+ *   params  shapes as documented at mcuc_fully_connected_params_t
+ *   quant   per-output-channel multiplier/shift, out_features entries each (a per-tensor
+ *           layer passes arrays filled with the same value)
+ *   input   int8 [rows][in_features]
+ *   weights int8 [out_features][in_features]
+ *   bias    int32 [out_features], or NULL for zeros
+ *   output  int8 [rows][out_features]; must not overlap input */
+void mcuc_fully_connected_s8(const mcuc_fully_connected_params_t *params,
+                             const mcuc_per_channel_quant_t *quant,
+                             const int8_t *restrict input,
+                             const int8_t *restrict weights,
+                             const int32_t *restrict bias,
+                             int8_t *restrict output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUC_CONV_H */
