@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(results) == 1:
         np.save(args.output, next(iter(results.values())))
     else:
-        np.savez(args.output, **{k: v for k, v in results.items()})
+        np.savez(args.output, **results)  # type: ignore[arg-type]
     log(f"ran {x.shape[0]} samples on {args.target}; wrote {args.output}")
     return 0
 
@@ -148,19 +148,31 @@ def cmd_boards(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
-    from mcuc import zoo
+    try:
+        from mcuc import zoo
+        from mcuc.zoo.export import export_onnx, export_qdq
+    except ImportError as e:
+        raise MCUCError(f"the model zoo needs PyTorch ({e.name} is missing): pip install -e '.[dev]'") from e
 
     if not args.name:
-        for name in zoo.names():
+        for name in zoo.ZOO:
             print(name)
         return 0
+    if args.name not in zoo.ZOO:
+        raise MCUCError(f"unknown zoo model '{args.name}': choose one of {', '.join(zoo.ZOO)}")
     if not args.output:
         raise MCUCError("mcuc zoo NAME needs -o OUT.onnx")
-    overrides = {}
+    overrides: dict = {}
     if args.resolution:
         overrides["resolution"] = args.resolution
     if args.width:
         overrides["width"] = args.width
-    zoo.export_named(args.name, args.output, qdq=args.qdq, **overrides)
-    print(f"wrote {args.output}")
+    model, shape = zoo.build(args.name, **overrides)
+    export_onnx(model, shape, args.output)
+    if args.qdq:
+        rng = np.random.default_rng(0)
+        qdq_path = str(Path(args.output).with_suffix("")) + ".qdq.onnx"
+        export_qdq(args.output, qdq_path, [rng.standard_normal(shape).astype(np.float32) for _ in range(8)])
+        print(f"wrote {qdq_path}")
+    print(f"wrote {args.output} (input {list(shape)})")
     return 0

@@ -7,7 +7,7 @@ constant arrays it needs, and a ``ref`` callable computing the same result in nu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,10 @@ import numpy as np
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
 from mcuc.reference import conv as rconv
+from mcuc.reference import elementwise as relem
+from mcuc.reference import layout as rlayout
+from mcuc.reference import pool as rpool
+from mcuc.reference import softmax as rsoftmax
 
 
 @dataclass
@@ -137,3 +141,111 @@ def lower_reshape(g: Graph, n: Node) -> Lowered:
 
 
 LOWERINGS["reshape"] = lower_reshape
+
+
+def _c_fields(obj: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A params dataclass as an ordered dict of its C struct fields (its fields minus ``drop``)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name not in drop}
+
+
+def _binary(g: Graph, n: Node) -> Lowered:
+    a, b = n.inputs
+    y = n.outputs[0]
+    qa, qb, qy = _q(g, a), _q(g, b), _q(g, y)
+    act = (int(n.attrs.get("act_min", -128)), int(n.attrs.get("act_max", 127)))
+    shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
+    if n.op == "mul":
+        params: Any = relem.prepare_mul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act)
+        func, ctype = "mcuc_mul_s8", "mcuc_mul_params_t"
+        ref_fn: Callable[..., np.ndarray] = relem.mul_s8
+    else:
+        params = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act)
+        func = "mcuc_add_s8" if n.op == "add" else "mcuc_sub_s8"
+        ref_fn = relem.add_s8 if n.op == "add" else relem.sub_s8
+        ctype = "mcuc_add_params_t"
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, func, [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b),
+                             Arg("tensor", y)],
+                   structs=[Struct(ctype, _c_fields(params)), Struct("mcuc_broadcast_t", _c_fields(shape))],
+                   ref=lambda env: ref_fn(env[a], env[b], params).reshape(out_shape))
+
+
+def _pool(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    a = n.attrs
+    n_, h_, w_, c_ = g.tensors[x].shape
+    params = rpool.prepare_pool((n_, h_, w_, c_), tuple(a["kernel"]), tuple(a["strides"]),
+                                tuple(a["pads"]), int(a.get("act_min", -128)), int(a.get("act_max", 127)))
+    avg = n.op == "avgpool"
+    ref_fn = rpool.avgpool_s8 if avg else rpool.maxpool_s8
+    return Lowered(n, "mcuc_avgpool_s8" if avg else "mcuc_maxpool_s8",
+                   [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_pool_params_t", _c_fields(params))],
+                   ref=lambda env: ref_fn(env[x], params))
+
+
+def _lut(g: Graph, n: Node) -> Lowered:
+    x, table, y = n.inputs[0], n.inputs[1], n.outputs[0]
+    tdata = _data(g, table)
+    size = g.tensors[x].size
+    return Lowered(n, "mcuc_lut_s8", [Arg("tensor", x), Arg("tensor", y), Arg("int", size), Arg("tensor", table)],
+                   ref=lambda env: relem.lut_s8(env[x], tdata))
+
+
+def _softmax(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    shape = tuple(g.tensors[x].shape)
+    if n.attrs.get("axis", len(shape) - 1) != len(shape) - 1:
+        raise MCUCError(f"softmax '{n.name}' over axis {n.attrs['axis']} of {shape}: only the last axis is supported")
+    params = rsoftmax.prepare_softmax(shape, _q(g, x).s, float(n.attrs.get("beta", 1.0)))
+    return Lowered(n, "mcuc_softmax_s8", [Arg("struct", 0), Arg("array", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_softmax_params_t", _c_fields(params, drop=("exp_table",)))],
+                   arrays=[Array("uint32_t", params.exp_table)],
+                   ref=lambda env: rsoftmax.softmax_s8(env[x], params))
+
+
+def _requantize(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    qx, qy = _q(g, x), _q(g, y)
+    params = relem.prepare_requantize(qx.s, qx.zp, qy.s, qy.zp)
+    return Lowered(n, "mcuc_requantize_s8",
+                   [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size)],
+                   structs=[Struct("mcuc_requant_params_t", _c_fields(params))],
+                   ref=lambda env: relem.requantize_s8(env[x], params))
+
+
+def _concat(g: Graph, n: Node) -> Lowered:
+    xs, y = list(n.inputs), n.outputs[0]
+    qy = _q(g, y)
+    params = rlayout.prepare_concat([tuple(g.tensors[x].shape) for x in xs], int(n.attrs["axis"]),
+                                    [(_q(g, x).s, _q(g, x).zp) for x in xs], (qy.s, qy.zp))
+    inputs = [{"inner": i.inner, "rescale": int(i.rescale), "requant": _c_fields(i.requant)} for i in params.inputs]
+    ptrs = [CExpr(f"@tensor:{x}") for x in xs]
+    return Lowered(n, "mcuc_concat_s8", [Arg("struct", 2), Arg("struct", 1), Arg("tensor", y)],
+                   structs=[Struct("mcuc_concat_input_t[]", inputs),
+                            Struct("int8_t *const[]", ptrs),
+                            Struct("mcuc_concat_params_t", {"outer": params.outer, "n_inputs": len(xs),
+                                                            "inputs": CExpr("@struct0")})],
+                   ref=lambda env: rlayout.concat_s8([env[x] for x in xs], params))
+
+
+def _pad(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    params = rlayout.prepare_pad(tuple(g.tensors[x].shape), [tuple(p) for p in n.attrs["pads"]],
+                                 int(n.attrs.get("value", _q(g, x).zp)))
+    return Lowered(n, "mcuc_pad_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_pad_params_t", _c_fields(params))],
+                   ref=lambda env: rlayout.pad_s8(env[x], params))
+
+
+def _transpose(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    params = rlayout.prepare_transpose(tuple(g.tensors[x].shape), tuple(n.attrs["perm"]))
+    return Lowered(n, "mcuc_transpose_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_transpose_params_t", _c_fields(params, drop=("perm",)))],
+                   ref=lambda env: rlayout.transpose_s8(env[x], params))
+
+
+LOWERINGS.update({"add": _binary, "sub": _binary, "mul": _binary, "avgpool": _pool, "maxpool": _pool,
+                  "lut": _lut, "softmax": _softmax, "requantize": _requantize, "concat": _concat,
+                  "pad": _pad, "transpose": _transpose})

@@ -107,14 +107,14 @@ def infer_shapes(node: Node, g: Graph) -> list[tuple[int, ...]]:
         base[ax] = sum(s[ax] for s in ins)
         return [tuple(base)]
     if op == "pad":
-        return [tuple(d + p0 + p1 for d, (p0, p1) in zip(ins[0], a["pads"]))]
+        return [tuple(d + p0 + p1 for d, (p0, p1) in zip(ins[0], a["pads"], strict=True))]
     raise MCUCError(f"no shape rule for op '{op}' (node '{node.name}')")
 
 
 def check_shapes(g: Graph) -> None:
     for n in g.nodes:
         got = infer_shapes(n, g)
-        for o, s in zip(n.outputs, got):
+        for o, s in zip(n.outputs, got, strict=False):
             if tuple(g.tensors[o].shape) != tuple(s):
                 raise MCUCError(f"node '{n.name}' ({n.op}) output '{o}' declared {g.tensors[o].shape}, inferred {s}")
 

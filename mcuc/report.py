@@ -49,14 +49,14 @@ def build_report(c: Compiled) -> dict[str, Any]:
 
 def summary_text(rep: dict[str, Any]) -> str:
     kib = 1024.0
+    pct = 100.0 * rep["peak_sram_bytes"] / rep["sram_budget_bytes"]
     lines = [
         f"board {rep['board']}: SRAM budget {rep['sram_budget_bytes'] / kib:.1f} KiB",
         f"  arena        {rep['arena_bytes']:>10,} B  (lower bound {rep['arena_lower_bound_bytes']:,} B, "
         f"planner {rep['planner']})",
         f"  scratch      {rep['scratch_bytes']:>10,} B",
         f"  stack (est.) {rep['stack_estimate_bytes']:>10,} B",
-        f"  peak SRAM    {rep['peak_sram_bytes']:>10,} B  ({100.0 * rep['peak_sram_bytes'] / rep['sram_budget_bytes']:.1f}"
-        f" % of budget)",
+        f"  peak SRAM    {rep['peak_sram_bytes']:>10,} B  ({pct:.1f} % of budget)",
         f"  weights      {rep['weights_bytes']:>10,} B  (flash)",
         f"  MACs         {rep['macs']:>10,}",
     ]

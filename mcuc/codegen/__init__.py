@@ -86,21 +86,29 @@ class _Emitter:
                                  "body": format_array(arr.data)})
             arrays.append(sym)
 
+        snames = [f"{prefix}_s{j}" for j in range(len(low.structs))]
+
         def resolve(text: str) -> str:
+            if text.startswith("@struct"):
+                return snames[int(text[7:])]
             if text.startswith("@array"):
                 return arrays[int(text[6:])]
             if text.startswith("@tensor:"):
                 return self.tensor_expr(text[8:])
             return text
 
-        structs = [{"ctype": s.ctype, "name": f"{prefix}_s{j}", "init": c_init(s.value, resolve)}
-                   for j, s in enumerate(low.structs)]
+        structs = []
+        for j, st in enumerate(low.structs):
+            is_array = st.ctype.endswith("[]")
+            decl = f"static const {st.ctype[:-2]} {snames[j]}[]" if is_array else f"static const {st.ctype} {snames[j]}"
+            structs.append({"decl": decl, "name": snames[j], "ref": snames[j] if is_array else "&" + snames[j],
+                            "init": c_init(st.value, resolve)})
 
         def arg(a: Arg) -> str:
             if a.kind == "tensor":
                 return self.tensor_expr(a.value)
             if a.kind == "struct":
-                return "&" + structs[a.value]["name"]
+                return str(structs[a.value]["ref"])
             if a.kind == "array":
                 return arrays[a.value]
             if a.kind == "int":

@@ -15,6 +15,7 @@ import numpy as np
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.quant import activation_range, choose_qparams, quantize_array
+from mcuc.reference.elementwise import make_lut
 
 SAME_QUANT_OPS = ("avgpool", "maxpool", "reshape", "transpose", "pad")
 SOFTMAX_QUANT = QuantParams(np.array([1.0 / 256.0]), np.array([-128]))
@@ -28,13 +29,6 @@ UNARY_FUNCS: dict[str, Callable[[np.ndarray, dict], np.ndarray]] = {
     "tanh": lambda x, a: np.tanh(x),
     "gelu": lambda x, a: 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))),
 }
-
-
-def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_q: QuantParams, out_q: QuantParams) -> np.ndarray:
-    """int8[256] table: entry i holds quantize(fn(dequantize(i - 128))) (round half to even)."""
-    q = np.arange(-128, 128, dtype=np.float64)
-    real = (q - in_q.zp) * in_q.s
-    return quantize_array(fn(real), out_q.s, out_q.zp)
 
 
 class RangeObserver:
@@ -164,7 +158,7 @@ def _quantize_node(g: Graph, out: Graph, n: Node, qp: dict[str, QuantParams],
         fn_attrs = {"lo": attrs.get("lo"), "hi": attrs.get("hi"), "alpha": attrs.get("alpha"),
                     "beta": attrs.get("beta")}
         fn_attrs = {k: v for k, v in fn_attrs.items() if v is not None}
-        table = make_lut(lambda r: UNARY_FUNCS[op](r, fn_attrs), qp[x], yq)
+        table = make_lut(lambda r: UNARY_FUNCS[op](r, fn_attrs), qp[x].s, qp[x].zp, yq.s, yq.zp)
         tn = out.const(n.name + "_lut", table)
         qp[y] = yq
         _new_act(out, g, y, yq)

@@ -1,0 +1,218 @@
+"""Integer-exact int8 elementwise ops (add, sub, mul, LUT, requantize): prepare + numpy reference.
+
+Each ``prepare_*`` turns float quantization parameters into the integer parameters of the C
+kernel (runtime_c/include/mcuc_nn.h); each ``*_s8`` function computes exactly what the C
+kernel computes, vectorised over whole tensors.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuc.quant import multiply_by_quantized_multiplier, quantize_multiplier
+
+ADD_LEFT_SHIFT = 20  # TFLite's left shift for int8 ADD/SUB
+
+
+def _check_zp(zp: int) -> None:
+    if not -128 <= zp <= 127:
+        raise ValueError(f"int8 zero point out of range: {zp}")
+
+
+def _check_act(act_min: int, act_max: int) -> None:
+    if not -128 <= act_min <= act_max <= 127:
+        raise ValueError(f"bad activation range [{act_min}, {act_max}]")
+
+
+@dataclass(frozen=True)
+class BroadcastShape:
+    """mcuc_broadcast_t: 4-D output dims and per-input element strides (0 on broadcast axes)."""
+
+    out_dims: tuple[int, int, int, int]
+    in1_strides: tuple[int, int, int, int]
+    in2_strides: tuple[int, int, int, int]
+
+
+def _to_4d(shape: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in shape)
+    while len(shape) > 4 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) > 4:
+        raise ValueError(f"elementwise kernels support up to 4-D tensors, got {shape}")
+    return (1,) * (4 - len(shape)) + shape
+
+
+def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int, int]:
+    strides = [0, 0, 0, 0]
+    step = 1
+    for ax in range(3, -1, -1):
+        if shape[ax] != 1:
+            if shape[ax] != out[ax]:
+                raise ValueError(f"shape {shape} does not broadcast to {out}")
+            strides[ax] = step
+        step *= shape[ax]
+    return (strides[0], strides[1], strides[2], strides[3])
+
+
+def prepare_broadcast(shape1: tuple[int, ...], shape2: tuple[int, ...]) -> BroadcastShape:
+    """Numpy broadcasting of two shapes of rank <= 4 (extra leading 1s are dropped)."""
+    out = tuple(int(d) for d in np.broadcast_shapes(tuple(shape1), tuple(shape2)))
+    out4, s1, s2 = _to_4d(out), _to_4d(tuple(shape1)), _to_4d(tuple(shape2))
+    return BroadcastShape((out4[0], out4[1], out4[2], out4[3]),
+                          _broadcast_strides(s1, out4), _broadcast_strides(s2, out4))
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """mcuc_add_params_t, shared by add and sub."""
+
+    in1_offset: int
+    in2_offset: int
+    out_offset: int
+    left_shift: int
+    in1_mult: int
+    in1_shift: int
+    in2_mult: int
+    in2_shift: int
+    out_mult: int
+    out_shift: int
+    act_min: int = -128
+    act_max: int = 127
+
+
+def prepare_add(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+                act_min: int = -128, act_max: int = 127) -> AddParams:
+    """TFLite int8 ADD/SUB preparation: inputs rescaled to 2*max(s1, s2) with 20 bits headroom."""
+    for zp in (zp1, zp2, zp_out):
+        _check_zp(zp)
+    _check_act(act_min, act_max)
+    twice_max = 2.0 * max(s1, s2)
+    m1, sh1 = quantize_multiplier(s1 / twice_max)
+    m2, sh2 = quantize_multiplier(s2 / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * s_out))
+    if sho > 0:
+        raise ValueError(f"add/sub output scale {s_out} too small for inputs {s1}, {s2}")
+    return AddParams(-zp1, -zp2, zp_out, ADD_LEFT_SHIFT, m1, sh1, m2, sh2, mo, sho, act_min, act_max)
+
+
+prepare_sub = prepare_add
+
+
+def _add_sub_formula(q1: np.ndarray, q2: np.ndarray, p: AddParams, sign: int) -> np.ndarray:
+    """TFLite AddElementwise / SubElementwise on int8 values (any broadcastable shapes)."""
+    x1 = (q1.astype(np.int64) + p.in1_offset) << p.left_shift
+    x2 = (q2.astype(np.int64) + p.in2_offset) << p.left_shift
+    v1 = multiply_by_quantized_multiplier(x1, p.in1_mult, p.in1_shift)
+    v2 = multiply_by_quantized_multiplier(x2, p.in2_mult, p.in2_shift)
+    raw = multiply_by_quantized_multiplier(v1 + sign * v2, p.out_mult, p.out_shift) + p.out_offset
+    return np.clip(raw, p.act_min, p.act_max).astype(np.int8)
+
+
+_Q_ROW = np.arange(-128, 128, dtype=np.int64)[:, None]
+_Q_COL = np.arange(-128, 128, dtype=np.int64)[None, :]
+
+
+def _apply_pair_table(table: np.ndarray, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
+    """out = table[q1 + 128, q2 + 128] with numpy broadcasting.
+
+    An int8 binary op has only 65536 distinct input pairs, so evaluating the formula once per
+    pair and indexing is exact and keeps the reference fast on large activations.
+    """
+    return np.asarray(table[in1.astype(np.intp) + 128, in2.astype(np.intp) + 128])
+
+
+def add_s8(in1: np.ndarray, in2: np.ndarray, params: AddParams) -> np.ndarray:
+    """mcuc_add_s8 with numpy broadcasting (TFLite AddElementwise per element)."""
+    return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, 1), in1, in2)
+
+
+def sub_s8(in1: np.ndarray, in2: np.ndarray, params: AddParams) -> np.ndarray:
+    """mcuc_sub_s8 with numpy broadcasting (TFLite SubElementwise per element)."""
+    return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, -1), in1, in2)
+
+
+@dataclass(frozen=True)
+class MulParams:
+    """mcuc_mul_params_t."""
+
+    in1_offset: int
+    in2_offset: int
+    out_offset: int
+    out_mult: int
+    out_shift: int
+    act_min: int = -128
+    act_max: int = 127
+
+
+def prepare_mul(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+                act_min: int = -128, act_max: int = 127) -> MulParams:
+    """TFLite int8 MUL preparation: one multiplier s1*s2/s_out on the product of offsets."""
+    for zp in (zp1, zp2, zp_out):
+        _check_zp(zp)
+    _check_act(act_min, act_max)
+    m, sh = quantize_multiplier(s1 * s2 / s_out)
+    if sh > 15:
+        raise ValueError(f"mul rescale {s1 * s2 / s_out} too large (product << shift overflows int32)")
+    return MulParams(-zp1, -zp2, zp_out, m, sh, act_min, act_max)
+
+
+def mul_s8(in1: np.ndarray, in2: np.ndarray, params: MulParams) -> np.ndarray:
+    """mcuc_mul_s8 with numpy broadcasting (TFLite MulElementwise per element)."""
+    p = params
+    prod = (_Q_ROW + p.in1_offset) * (_Q_COL + p.in2_offset)
+    raw = multiply_by_quantized_multiplier(prod, p.out_mult, p.out_shift) + p.out_offset
+    return _apply_pair_table(np.clip(raw, p.act_min, p.act_max).astype(np.int8), in1, in2)
+
+
+@dataclass(frozen=True)
+class RequantParams:
+    """mcuc_requant_params_t: out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
+
+    in_zp: int
+    out_zp: int
+    mult: int
+    shift: int
+
+
+MAX_REQUANT_SHIFT = 23  # 255 << 23 still fits int32
+
+
+def prepare_requantize(s_in: float, zp_in: int, s_out: float, zp_out: int) -> RequantParams:
+    _check_zp(zp_in)
+    _check_zp(zp_out)
+    m, sh = quantize_multiplier(s_in / s_out)
+    if sh > MAX_REQUANT_SHIFT:
+        raise ValueError(f"requantize ratio {s_in / s_out} too large for int32 fixed point")
+    return RequantParams(zp_in, zp_out, m, sh)
+
+
+def requantize_s8(x: np.ndarray, params: RequantParams) -> np.ndarray:
+    """mcuc_requantize_s8: int8 -> int8 with new scale and zero point (TFLite Requantize)."""
+    p = params
+    q = np.arange(-128, 128, dtype=np.int64)
+    table = np.clip(multiply_by_quantized_multiplier(q - p.in_zp, p.mult, p.shift) + p.out_zp, -128, 127)
+    return table.astype(np.int8)[x.astype(np.intp) + 128]  # exact: one entry per int8 value
+
+
+def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int, out_scale: float,
+             out_zp: int) -> np.ndarray:
+    """int8[256] table: entry q+128 = clamp(round_half_even(fn((q - in_zp) * in_scale) / out_scale) + out_zp).
+
+    ``fn`` is evaluated in float64 on the 256 representable inputs; the table is emitted as
+    data, so the C kernel and the reference agree by construction.
+    """
+    _check_zp(in_zp)
+    _check_zp(out_zp)
+    q = np.arange(-128, 128, dtype=np.int64)
+    real = np.asarray(fn((q - in_zp).astype(np.float64) * in_scale), dtype=np.float64)
+    y = np.rint(real / out_scale) + out_zp
+    return np.clip(y, -128, 127).astype(np.int8)
+
+
+def lut_s8(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """mcuc_lut_s8: output = table[x + 128]."""
+    if table.shape != (256,) or table.dtype != np.int8:
+        raise ValueError("LUT must be int8[256]")
+    return table[x.astype(np.int64) + 128]

@@ -1,0 +1,8 @@
+/* mcuc_avgpool_s8.c: int8 NHWC average pooling over in-bounds taps (TFLite AveragePool). */
+#include "mcuc_nn.h"
+
+void mcuc_avgpool_s8(const mcuc_pool_params_t *params, const int8_t *restrict input,
+                     int8_t *restrict output)
+{
+    mcuc_pool_s8_impl(params, input, output, 0);
+}

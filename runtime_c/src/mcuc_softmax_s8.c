@@ -1,0 +1,25 @@
+/* mcuc_softmax_s8.c: integer softmax over the last axis with a 256-entry exp table. */
+#include "mcuc_nn.h"
+
+void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,
+                     const int8_t *input, int8_t *output)
+{
+    const int32_t n = params->row_size;
+    for (int32_t r = 0; r < params->rows; ++r) {
+        const int8_t *x = input + (int64_t)r * n;
+        int8_t *y = output + (int64_t)r * n;
+        int32_t mx = -128;
+        for (int32_t i = 0; i < n; ++i) {
+            mx = x[i] > mx ? x[i] : mx;
+        }
+        uint32_t sum = 0;
+        for (int32_t i = 0; i < n; ++i) {
+            sum += exp_table[mx - x[i]];
+        }
+        const uint32_t half = sum / 2u;
+        for (int32_t i = 0; i < n; ++i) {
+            const uint32_t q = ((exp_table[mx - x[i]] << 8) + half) / sum;
+            y[i] = (int8_t)(q > 255u ? 127 : (int32_t)q - 128);
+        }
+    }
+}
