@@ -1,0 +1,675 @@
+"""ONNX reader: parse a float or QDQ .onnx model into a float NCHW Graph with every shape known.
+
+Anything the compiler cannot run is rejected here with a one-line MCUCError naming the node,
+so later stages never see an op or shape they do not understand. Subgraphs computing constants
+(the legacy torch exporter's Shape/Gather/Unsqueeze/Concat chains feeding Reshape) are folded
+with numpy. QuantizeLinear/DequantizeLinear pairs on activations are removed and their
+parameters kept as ``Tensor.quant``; dequantized constant weights become float constants that
+remember their per-channel parameters, so the quantizer can reuse the model's own scales.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph, Node, QuantParams, Tensor
+from mcuc.ops import infer_shapes
+
+MIN_OPSET, MAX_OPSET = 13, 19
+
+SUPPORTED_OPS = (
+    "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
+    "Sigmoid", "Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Flatten",
+    "Reshape", "Concat", "Softmax", "Pad", "Identity", "Dropout", "Transpose", "Squeeze",
+    "Unsqueeze", "QuantizeLinear", "DequantizeLinear", "Constant",
+)
+
+_ONNX_FLOAT = 1
+
+
+def load_onnx(path: str) -> Graph:
+    """Read ``path`` and return a float Graph (layout NCHW, batch 1, shapes filled)."""
+    import onnx
+
+    p = Path(path)
+    if not p.exists():
+        raise MCUCError(f"model file '{path}' does not exist")
+    if p.is_dir():
+        raise MCUCError(f"'{path}' is a directory, not an .onnx file")
+    try:
+        model = onnx.load(str(p))
+    except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-derived and others
+        raise MCUCError(f"'{path}' is not a valid ONNX model (cannot parse the protobuf: "
+                        f"{e.__class__.__name__}); re-export it") from e
+    if len(model.graph.node) == 0 and len(model.graph.output) == 0:
+        raise MCUCError(f"'{path}' is not a valid ONNX model (empty graph); re-export it")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise MCUCError(f"'{path}' declares no default-domain opset; "
+                        f"mcuc reads opsets {MIN_OPSET}-{MAX_OPSET}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise MCUCError(f"'{path}' uses ONNX opset {opset}; mcuc reads opsets {MIN_OPSET}-{MAX_OPSET} "
+                        f"(re-export with opset_version={MIN_OPSET})")
+    return _Importer(model).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# attribute / constant helpers
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _as_tuple(v: Any) -> tuple[int, ...]:
+    return tuple(int(x) for x in v)
+
+
+def _quant_from(scale: np.ndarray, zp: np.ndarray | None, axis: int | None, ndim: int) -> QuantParams:
+    """QuantParams from ONNX Q/DQ operands; uint8 zero points shift by -128 to the int8 equivalent."""
+    s = np.asarray(scale, dtype=np.float64).reshape(-1)
+    z = np.zeros(s.shape, dtype=np.int64) if zp is None else np.asarray(zp).astype(np.int64).reshape(-1)
+    if zp is not None and np.asarray(zp).dtype == np.uint8:
+        z = z - 128
+    if s.size == 1:
+        return QuantParams(s, np.broadcast_to(z, s.shape).copy(), None)
+    ax = (axis if axis is not None else 1) % max(ndim, 1)
+    return QuantParams(s, np.broadcast_to(z, s.shape).copy(), ax)
+
+
+def _dequantize(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axis: int) -> np.ndarray:
+    s = np.asarray(scale, dtype=np.float64)
+    z = np.zeros_like(s) if zp is None else np.asarray(zp, dtype=np.float64)
+    if s.size > 1:
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = -1
+        s, z = s.reshape(shape), z.reshape(shape)
+    return ((x.astype(np.float64) - z) * s).astype(np.float32)
+
+
+def _quantize(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axis: int) -> np.ndarray:
+    dtype = np.int8 if zp is None else np.asarray(zp).dtype
+    s = np.asarray(scale, dtype=np.float64)
+    z = np.zeros_like(s) if zp is None else np.asarray(zp, dtype=np.float64)
+    if s.size > 1:
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = -1
+        s, z = s.reshape(shape), z.reshape(shape)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / s) + z, info.min, info.max).astype(dtype)
+
+
+def _slice(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, axes: np.ndarray | None = None,
+           steps: np.ndarray | None = None) -> np.ndarray:
+    ax = list(range(len(starts))) if axes is None else [int(a) % data.ndim for a in axes]
+    st = [1] * len(starts) if steps is None else [int(s) for s in steps]
+    idx = [slice(None)] * data.ndim
+    for a, s, e, k in zip(ax, starts, ends, st, strict=False):
+        idx[a] = slice(int(s), int(e), k)
+    return data[tuple(idx)]
+
+
+def _unsqueeze(x: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    rank = x.ndim + len(axes)
+    out = x
+    for a in sorted(int(a) % rank for a in axes):
+        out = np.expand_dims(out, a)
+    return out
+
+
+def _np_reshape(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    return x.reshape(_resolve_reshape(x.shape, [int(s) for s in shape], "constant"))
+
+
+def _resolve_reshape(src: tuple[int, ...], spec: list[int], name: str) -> tuple[int, ...]:
+    """ONNX Reshape target (0 copies the input dim, -1 is inferred) as a concrete shape."""
+    out = [src[i] if d == 0 else d for i, d in enumerate(spec)]
+    total = int(np.prod(src, dtype=np.int64))
+    if out.count(-1) > 1:
+        raise MCUCError(f"Reshape '{name}' has more than one -1 in its target shape {spec}")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        if known == 0 or total % known:
+            raise MCUCError(f"Reshape '{name}' cannot reshape {src} to {spec}")
+        out[out.index(-1)] = total // known
+    if int(np.prod(out, dtype=np.int64)) != total:
+        raise MCUCError(f"Reshape '{name}' cannot reshape {src} to {spec}")
+    return tuple(int(d) for d in out)
+
+
+def _onnx_dtype(code: int) -> np.dtype:
+    import onnx
+
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
+
+
+# numpy evaluators for nodes whose inputs are all constant: (inputs, attrs) -> outputs
+_FOLDERS: dict[str, Callable[[list[Any], dict[str, Any]], list[np.ndarray]]] = {
+    "Identity": lambda i, a: [i[0]],
+    "Shape": lambda i, a: [np.array(np.shape(i[0]), dtype=np.int64)[a.get("start", 0):a.get("end")]],
+    "Cast": lambda i, a: [np.asarray(i[0]).astype(_onnx_dtype(a["to"]))],
+    "Gather": lambda i, a: [np.take(i[0], i[1].astype(np.int64), axis=a.get("axis", 0))],
+    "Unsqueeze": lambda i, a: [_unsqueeze(i[0], i[1] if len(i) > 1 else np.array(a["axes"]))],
+    "Squeeze": lambda i, a: [np.squeeze(i[0], axis=tuple(int(x) for x in i[1]))
+                             if len(i) > 1 and i[1] is not None else np.squeeze(i[0])],
+    "Concat": lambda i, a: [np.concatenate([np.atleast_1d(x) for x in i], axis=a["axis"])],
+    "Reshape": lambda i, a: [_np_reshape(i[0], i[1])],
+    "Flatten": lambda i, a: [i[0].reshape(int(np.prod(i[0].shape[:a.get("axis", 1)])), -1)],
+    "Transpose": lambda i, a: [np.transpose(i[0], a.get("perm"))],
+    "Slice": lambda i, a: [_slice(*i)],
+    "Add": lambda i, a: [np.asarray(i[0] + i[1]).astype(i[0].dtype)],
+    "Sub": lambda i, a: [np.asarray(i[0] - i[1]).astype(i[0].dtype)],
+    "Mul": lambda i, a: [np.asarray(i[0] * i[1]).astype(i[0].dtype)],
+    "Div": lambda i, a: [np.asarray(i[0] // i[1] if i[0].dtype.kind == "i" else i[0] / i[1])
+                         .astype(i[0].dtype)],
+    "Neg": lambda i, a: [-i[0]],
+    "Sqrt": lambda i, a: [np.sqrt(i[0])],
+    "Floor": lambda i, a: [np.floor(i[0])],
+    "Ceil": lambda i, a: [np.ceil(i[0])],
+    "Equal": lambda i, a: [np.equal(i[0], i[1])],
+    "Where": lambda i, a: [np.where(i[0], i[1], i[2])],
+    "ConstantOfShape": lambda i, a: [np.full(tuple(int(x) for x in i[0]),
+                                             a["value"].reshape(-1)[0] if "value" in a else np.float32(0))],
+    "Range": lambda i, a: [np.arange(i[0], i[1], i[2]).astype(np.asarray(i[0]).dtype)],
+    "ReduceProd": lambda i, a: [np.prod(i[0], keepdims=bool(a.get("keepdims", 1)),
+                                        axis=None if "axes" not in a else tuple(a["axes"]))],
+    "QuantizeLinear": lambda i, a: [_quantize(i[0], i[1], i[2] if len(i) > 2 else None,
+                                              a.get("axis", 1))],
+    "DequantizeLinear": lambda i, a: [_dequantize(i[0], i[1], i[2] if len(i) > 2 else None,
+                                                  a.get("axis", 1))],
+    "Relu": lambda i, a: [np.maximum(i[0], 0).astype(i[0].dtype)],
+}
+
+
+class _Importer:
+    """One conversion: walks the (topologically ordered) ONNX nodes once."""
+
+    def __init__(self, model: Any) -> None:
+        import onnx.numpy_helper as nph
+
+        self.model = model
+        self.g = Graph(layout="NCHW")
+        self.consts: dict[str, np.ndarray] = {i.name: nph.to_array(i) for i in model.graph.initializer}
+        self.const_quant: dict[str, QuantParams] = {}
+        self.alias: dict[str, str] = {}  # removed Identity-like tensors -> the tensor they equal
+        self.qdq = False
+
+    # ---- tensor plumbing ----------------------------------------------------------------
+    def name(self, n: str) -> str:
+        while n in self.alias:
+            n = self.alias[n]
+        return n
+
+    def is_const(self, n: str) -> bool:
+        return self.name(n) in self.consts
+
+    def const(self, n: str) -> np.ndarray:
+        return self.consts[self.name(n)]
+
+    def shape(self, n: str) -> tuple[int, ...]:
+        n = self.name(n)
+        if n in self.consts:
+            return tuple(self.consts[n].shape)
+        return self.g.tensors[n].shape
+
+    def use(self, n: str, node_name: str) -> str:
+        """Graph tensor name for ONNX value ``n``, materialising constants as float32 tensors."""
+        n = self.name(n)
+        if n in self.g.tensors:
+            return n
+        if n in self.consts:
+            data = np.ascontiguousarray(self.consts[n])
+            if data.dtype != np.float32:
+                if data.dtype.kind not in "fiu":
+                    raise MCUCError(f"node '{node_name}' uses constant '{n}' of type {data.dtype}")
+                data = data.astype(np.float32)
+            self.g.add_tensor(Tensor(n, tuple(data.shape), "float32", self.const_quant.get(n), data))
+            return n
+        raise MCUCError(f"node '{node_name}' reads '{n}', which no earlier node produces")
+
+    def emit(self, op: str, name: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        node = Node(op, name, [self.use(i, name) for i in inputs], [output], attrs)
+        shape = infer_shapes(node, self.g)[0]
+        self.g.add_tensor(Tensor(output, tuple(int(d) for d in shape)))
+        self.g.nodes.append(node)
+        return output
+
+    def fresh(self, base: str) -> str:
+        n = self.g.unique_name(base)
+        while n in self.consts:
+            n = self.g.unique_name(n + "_")
+        return n
+
+    # ---- driver ---------------------------------------------------------------------------
+    def run(self) -> Graph:
+        graph = self.model.graph
+        for inp in graph.input:
+            if inp.name in self.consts:
+                continue
+            self.add_input(inp)
+        if not self.g.inputs:
+            raise MCUCError("the ONNX model has no non-constant input")
+        for i, node in enumerate(graph.node):
+            if not node.name:
+                node.name = f"{node.op_type}_{i}"
+            self.convert(node)
+        for out in graph.output:
+            self.add_output(out.name)
+        g = self.g
+        g.meta["qdq"] = self.qdq
+        if self.qdq:
+            _restore_removed_relus(g)
+        g.meta["source"] = "onnx"
+        g.prune()
+        return g
+
+    def add_input(self, inp: Any) -> None:
+        tt = inp.type.tensor_type
+        if not inp.type.HasField("tensor_type"):
+            raise MCUCError(f"model input '{inp.name}' is not a tensor; mcuc needs float32 tensor inputs")
+        if tt.elem_type != _ONNX_FLOAT:
+            raise MCUCError(f"model input '{inp.name}' has element type "
+                            f"{_onnx_dtype(tt.elem_type).name}; mcuc needs float32 inputs")
+        if not tt.HasField("shape"):
+            raise MCUCError(f"model input '{inp.name}' has no declared shape; re-export with a fixed input shape")
+        dims: list[int] = []
+        for k, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            elif k == 0:
+                dims.append(1)  # symbolic batch: mcuc compiles batch 1
+            else:
+                label = d.dim_param or "?"
+                raise MCUCError(f"model input '{inp.name}' has dynamic dimension {k} ('{label}'); "
+                                "mcuc needs fixed sizes except the batch: re-export with a fixed input shape")
+        self.g.add_tensor(Tensor(inp.name, tuple(dims)))
+        self.g.inputs.append(inp.name)
+
+    def add_output(self, onnx_name: str) -> None:
+        """Declare a graph output, renaming the internal tensor so the model's output names survive."""
+        src = self.name(onnx_name)
+        if src in self.consts and src not in self.g.tensors:
+            raise MCUCError(f"model output '{onnx_name}' is a constant; mcuc needs computed outputs")
+        if src not in self.g.tensors:
+            raise MCUCError(f"model output '{onnx_name}' is never produced")
+        if src != onnx_name and onnx_name not in self.g.tensors and src not in self.g.inputs \
+                and src not in self.g.outputs:
+            _rename(self.g, src, onnx_name)
+            self.alias[src] = onnx_name
+            self.alias.pop(onnx_name, None)
+            src = onnx_name
+        self.g.outputs.append(src)
+
+    def convert(self, node: Any) -> None:
+        op = node.op_type
+        a = _attrs(node)
+        if node.domain not in ("", "ai.onnx"):
+            self.unsupported(node)
+        if op == "Constant":
+            self.consts[node.output[0]] = self.constant_value(node, a)
+            return
+        ins = list(node.input)
+        if op == "Shape" and ins and not self.is_const(ins[0]):
+            shp = np.array(self.shape(ins[0]), dtype=np.int64)
+            self.consts[node.output[0]] = shp[a.get("start", 0):a.get("end", len(shp))]
+            return
+        if op in ("QuantizeLinear", "DequantizeLinear"):
+            self.qdq = True
+        if op in _FOLDERS and all(i == "" or self.is_const(i) for i in ins):
+            vals = [self.const(i) if i else None for i in ins]
+            while vals and vals[-1] is None:
+                vals.pop()
+            try:
+                outs = _FOLDERS[op](vals, a)
+            except MCUCError:
+                raise
+            except Exception as e:
+                raise MCUCError(f"cannot evaluate constant {op} node '{node.name}': {e}") from e
+            for o, v in zip(node.output, outs, strict=False):
+                self.consts[o] = np.asarray(v)
+            if op == "DequantizeLinear":
+                self.record_weight_quant(node, vals, a)
+            return
+        handler = getattr(self, "op_" + op, None)
+        if handler is None:
+            self.unsupported(node)
+        else:
+            handler(node, ins, a)
+
+    def unsupported(self, node: Any) -> None:
+        dom = f" (domain '{node.domain}')" if node.domain not in ("", "ai.onnx") else ""
+        raise MCUCError(f"unsupported ONNX op '{node.op_type}'{dom} in node '{node.name}'; "
+                        f"supported ops: {', '.join(SUPPORTED_OPS)}")
+
+    def constant_value(self, node: Any, a: dict[str, Any]) -> np.ndarray:
+        import onnx.numpy_helper as nph
+
+        if "value" in a:
+            return nph.to_array(a["value"])
+        for key, dt in (("value_float", np.float32), ("value_int", np.int64)):
+            if key in a:
+                return np.array(a[key], dtype=dt)
+        for key, dt in (("value_floats", np.float32), ("value_ints", np.int64)):
+            if key in a:
+                return np.array(list(a[key]), dtype=dt)
+        raise MCUCError(f"Constant node '{node.name}' has an unsupported value kind {sorted(a)}")
+
+    def record_weight_quant(self, node: Any, vals: list[Any], a: dict[str, Any]) -> None:
+        """A dequantized int8 weight remembers its (per-channel) parameters; int32 biases do not."""
+        q = vals[0]
+        if np.asarray(q).dtype in (np.int8, np.uint8):
+            zp = vals[2] if len(vals) > 2 else None
+            self.const_quant[node.output[0]] = _quant_from(vals[1], zp, a.get("axis", 1), np.asarray(q).ndim)
+
+    def single_output(self, node: Any) -> str:
+        extra = [o for o in node.output[1:] if o]
+        if extra:
+            graph = self.model.graph
+            used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+            if any(o in used for o in extra):
+                raise MCUCError(f"{node.op_type} node '{node.name}' uses its optional extra outputs; "
+                                "mcuc supports only the first output")
+        return node.output[0]
+
+    def need_const(self, node: Any, n: str, what: str) -> np.ndarray:
+        if not n or not self.is_const(n):
+            raise MCUCError(f"{node.op_type} node '{node.name}': {what} must be a constant")
+        return self.const(n)
+
+    # ---- op converters --------------------------------------------------------------------
+    def op_QuantizeLinear(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        x = self.name(ins[0])
+        scale = self.need_const(node, ins[1], "scale")
+        zp = self.const(ins[2]) if len(ins) > 2 and ins[2] else None
+        if np.asarray(scale).size != 1:
+            raise MCUCError(f"QuantizeLinear '{node.name}' quantizes an activation per channel; "
+                            "mcuc needs per-tensor activation quantization")
+        if zp is not None and np.asarray(zp).dtype not in (np.int8, np.uint8):
+            raise MCUCError(f"QuantizeLinear '{node.name}' produces {np.asarray(zp).dtype}; "
+                            "mcuc reads int8/uint8 QDQ")
+        t = self.g.tensors[self.use(x, node.name)]
+        t.quant = _quant_from(scale, zp, None, len(t.shape))
+        self.alias[node.output[0]] = x
+
+    def op_DequantizeLinear(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.alias[node.output[0]] = self.name(ins[0])
+
+    def op_Identity(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.emit("identity", node.name, [ins[0]], node.output[0])
+
+    def op_Dropout(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.emit("identity", node.name, [ins[0]], self.single_output(node))
+
+    def op_Conv(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        x = ins[0]
+        w = self.need_const(node, ins[1], "the weight")
+        if len(self.shape(x)) != 4 or w.ndim != 4:
+            raise MCUCError(f"Conv node '{node.name}' is not 2-D (input {self.shape(x)}); "
+                            "mcuc supports Conv2d only")
+        kh, kw = w.shape[2:]
+        strides = _as_tuple(a.get("strides", (1, 1)))
+        dil = _as_tuple(a.get("dilations", (1, 1)))
+        pads = self.pads(node, a, self.shape(x)[2:], (kh, kw), strides, dil)
+        inputs = [x, ins[1]]
+        if len(ins) > 2 and ins[2]:
+            self.need_const(node, ins[2], "the bias")
+            inputs.append(ins[2])
+        else:
+            inputs.append(self.const_name(node.name + "_bias", np.zeros(w.shape[0], dtype=np.float32)))
+        self.emit("conv2d", node.name, inputs, node.output[0], strides=strides, pads=pads, dilations=dil,
+                  groups=int(a.get("group", 1)), act=None)
+
+    def pads(self, node: Any, a: dict[str, Any], size: tuple[int, ...], k: tuple[int, int],
+             strides: tuple[int, ...], dil: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """Explicit (top, left, bottom, right) pads, resolving auto_pad."""
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        if auto in ("NOTSET", ""):
+            p = _as_tuple(a.get("pads", (0, 0, 0, 0)))
+            if len(p) != 4 or min(p) < 0:
+                raise MCUCError(f"{node.op_type} node '{node.name}' has unsupported pads {p}")
+            return (p[0], p[1], p[2], p[3])
+        if auto == "VALID":
+            return (0, 0, 0, 0)
+        if auto not in ("SAME_UPPER", "SAME_LOWER"):
+            raise MCUCError(f"{node.op_type} node '{node.name}' has unknown auto_pad '{auto}'")
+        lo_hi = []
+        for n_in, kk, s, d in zip(size, k, strides, dil, strict=True):
+            out = -(-n_in // s)
+            total = max((out - 1) * s + d * (kk - 1) + 1 - n_in, 0)
+            small = total // 2
+            lo_hi.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+        return (lo_hi[0][0], lo_hi[1][0], lo_hi[0][1], lo_hi[1][1])
+
+    def const_name(self, base: str, data: np.ndarray, quant: QuantParams | None = None) -> str:
+        n = self.fresh(base)
+        self.consts[n] = data
+        if quant is not None:
+            self.const_quant[n] = quant
+        return n
+
+    def fc(self, node: Any, x: str, w: np.ndarray, wq: QuantParams | None, b: np.ndarray, out: str) -> None:
+        wn = self.const_name(node.name + "_weight", np.ascontiguousarray(w, dtype=np.float32), wq)
+        bn = self.const_name(node.name + "_bias", np.ascontiguousarray(b, dtype=np.float32))
+        self.emit("fully_connected", node.name, [x, wn, bn], out, act=None)
+
+    def op_Gemm(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        if int(a.get("transA", 0)):
+            raise MCUCError(f"Gemm node '{node.name}' has transA=1; mcuc supports transA=0 only")
+        if len(self.shape(ins[0])) != 2:
+            raise MCUCError(f"Gemm node '{node.name}' input is not 2-D: {self.shape(ins[0])}")
+        w = self.need_const(node, ins[1], "B (the weight)").astype(np.float32)
+        wq = self.const_quant.get(self.name(ins[1]))
+        if not int(a.get("transB", 0)):
+            w = w.T
+            if wq is not None and wq.axis is not None:
+                wq = QuantParams(wq.scale, wq.zero_point, 1 - wq.axis)
+        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        if alpha != 1.0:
+            w = w * np.float32(alpha)
+            keep = wq is not None and alpha > 0
+            wq = QuantParams(wq.scale * alpha, wq.zero_point, wq.axis) if wq is not None and keep else None
+        o = w.shape[0]
+        if len(ins) > 2 and ins[2]:
+            c = self.need_const(node, ins[2], "C (the bias)").astype(np.float32)
+            if c.size not in (1, o):
+                raise MCUCError(f"Gemm node '{node.name}' bias C of shape {c.shape} is not per output")
+            b = np.broadcast_to(c.reshape(-1), (o,)) * np.float32(beta)
+        else:
+            b = np.zeros(o, dtype=np.float32)
+        self.fc(node, ins[0], w, wq, b, node.output[0])
+
+    def op_MatMul(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        if not self.is_const(ins[1]) or self.const(ins[1]).ndim != 2:
+            raise MCUCError(f"MatMul node '{node.name}' needs a constant 2-D second input; "
+                            "mcuc supports MatMul as a fully connected layer only")
+        w = self.const(ins[1]).astype(np.float32).T
+        wq = self.const_quant.get(self.name(ins[1]))
+        if wq is not None and wq.axis is not None:
+            wq = QuantParams(wq.scale, wq.zero_point, 1 - wq.axis)
+        self.fc(node, ins[0], w, wq, np.zeros(w.shape[0], dtype=np.float32), node.output[0])
+
+    def op_BatchNormalization(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        if int(a.get("training_mode", 0)):
+            raise MCUCError(f"BatchNormalization '{node.name}' is in training mode; "
+                            "export the model in eval mode")
+        for i, what in zip(ins[1:5], ("scale", "bias", "mean", "var"), strict=True):
+            self.need_const(node, i, what)
+        self.emit("batchnorm", node.name, ins[:5], self.single_output(node),
+                  epsilon=float(a.get("epsilon", 1e-5)))
+
+    def unary(self, op: str, node: Any, ins: list[str], **attrs: Any) -> None:
+        self.emit(op, node.name, [ins[0]], node.output[0], **attrs)
+
+    def op_Relu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("relu", node, ins)
+
+    def op_Sigmoid(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("sigmoid", node, ins)
+
+    def op_HardSwish(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("hardswish", node, ins)
+
+    def op_HardSigmoid(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("hardsigmoid", node, ins, alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5)))
+
+    def op_Clip(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        lo = a.get("min")
+        hi = a.get("max")
+        if len(ins) > 1 and ins[1]:
+            lo = self.need_const(node, ins[1], "min")
+        if len(ins) > 2 and ins[2]:
+            hi = self.need_const(node, ins[2], "max")
+        attrs: dict[str, float] = {}
+        if lo is not None:
+            attrs["lo"] = float(np.asarray(lo).reshape(-1)[0])
+        if hi is not None:
+            attrs["hi"] = float(np.asarray(hi).reshape(-1)[0])
+        if attrs == {"lo": 0.0}:
+            self.unary("relu", node, ins)
+        else:
+            self.unary("clip", node, ins, **attrs)
+
+    def binary(self, op: str, node: Any, ins: list[str]) -> None:
+        self.emit(op, node.name, [ins[0], ins[1]], node.output[0], act=None)
+
+    def op_Add(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.binary("add", node, ins)
+
+    def op_Sub(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.binary("sub", node, ins)
+
+    def op_Mul(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.binary("mul", node, ins)
+
+    def op_GlobalAveragePool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        shp = self.shape(ins[0])
+        if len(shp) != 4:
+            raise MCUCError(f"GlobalAveragePool '{node.name}' needs a 4-D input, got {shp}")
+        self.emit("avgpool", node.name, [ins[0]], node.output[0], kernel=(shp[2], shp[3]), strides=(1, 1),
+                  pads=(0, 0, 0, 0))
+
+    def pool_common(self, node: Any, ins: list[str], a: dict[str, Any]) -> tuple[Any, ...]:
+        shp = self.shape(ins[0])
+        k = _as_tuple(a["kernel_shape"])
+        if len(shp) != 4 or len(k) != 2:
+            raise MCUCError(f"{node.op_type} '{node.name}' is not 2-D (input {shp}); "
+                            "mcuc supports 2-D pooling only")
+        if int(a.get("ceil_mode", 0)):
+            raise MCUCError(f"{node.op_type} '{node.name}' uses ceil_mode=1; re-export with ceil_mode=False")
+        strides = _as_tuple(a.get("strides", (1, 1)))
+        dil = _as_tuple(a.get("dilations", (1, 1)))
+        if dil != (1, 1):
+            raise MCUCError(f"{node.op_type} '{node.name}' uses dilations {dil}; "
+                            "mcuc supports dilation 1 only")
+        pads = self.pads(node, a, shp[2:], (k[0], k[1]), strides, dil)
+        return (k[0], k[1]), strides, pads
+
+    def op_MaxPool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        k, s, p = self.pool_common(node, ins, a)
+        self.emit("maxpool", node.name, [ins[0]], self.single_output(node), kernel=k, strides=s, pads=p)
+
+    def op_AveragePool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        k, s, p = self.pool_common(node, ins, a)
+        x = ins[0]
+        if int(a.get("count_include_pad", 0)) and any(p):
+            # zero padding counted in the mean == explicit zero Pad then an unpadded average
+            padded = self.fresh(node.output[0] + "_padded")
+            self.emit("pad", node.name + "_pad", [x], padded,
+                      pads=[(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])], value=0.0)
+            x, p = padded, (0, 0, 0, 0)
+        self.emit("avgpool", node.name, [x], node.output[0], kernel=k, strides=s, pads=p)
+
+    def reshape_to(self, node: Any, x: str, shape: tuple[int, ...]) -> None:
+        self.emit("reshape", node.name, [x], node.output[0], shape=tuple(int(d) for d in shape))
+
+    def op_Flatten(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        shp = self.shape(ins[0])
+        axis = int(a.get("axis", 1)) % (len(shp) + 1) if len(shp) else 0
+        self.reshape_to(node, ins[0], (int(np.prod(shp[:axis], dtype=np.int64)),
+                                       int(np.prod(shp[axis:], dtype=np.int64))))
+
+    def op_Reshape(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        spec = [int(s) for s in self.need_const(node, ins[1], "the target shape").reshape(-1)]
+        if int(a.get("allowzero", 0)) and 0 in spec:
+            raise MCUCError(f"Reshape '{node.name}' uses allowzero=1 with a 0 in its shape")
+        self.reshape_to(node, ins[0], _resolve_reshape(self.shape(ins[0]), spec, node.name))
+
+    def op_Squeeze(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        shp = self.shape(ins[0])
+        if len(ins) > 1 and ins[1]:
+            axes = {int(x) % len(shp) for x in self.need_const(node, ins[1], "axes").reshape(-1)}
+        else:
+            axes = {i for i, d in enumerate(shp) if d == 1}
+        self.reshape_to(node, ins[0], tuple(d for i, d in enumerate(shp) if i not in axes))
+
+    def op_Unsqueeze(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        axes = self.need_const(node, ins[1], "axes").reshape(-1)
+        self.reshape_to(node, ins[0], _unsqueeze(np.empty(self.shape(ins[0]), dtype=np.int8), axes).shape)
+
+    def op_Concat(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        rank = len(self.shape(ins[0]))
+        self.emit("concat", node.name, [i for i in ins if i], node.output[0], axis=int(a["axis"]) % rank)
+
+    def op_Softmax(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        rank = len(self.shape(ins[0]))
+        self.emit("softmax", node.name, [ins[0]], node.output[0], axis=int(a.get("axis", -1)) % rank)
+
+    def op_Transpose(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        rank = len(self.shape(ins[0]))
+        perm = tuple(int(p) for p in a.get("perm", range(rank - 1, -1, -1)))
+        self.emit("transpose", node.name, [ins[0]], node.output[0], perm=perm)
+
+    def op_Pad(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode != "constant":
+            raise MCUCError(f"Pad node '{node.name}' uses mode '{mode}'; mcuc supports constant padding only")
+        rank = len(self.shape(ins[0]))
+        raw = [int(p) for p in self.need_const(node, ins[1], "pads").reshape(-1)]
+        axes = list(range(rank))
+        if len(ins) > 3 and ins[3]:
+            axes = [int(x) % rank for x in self.need_const(node, ins[3], "axes").reshape(-1)]
+        if len(raw) != 2 * len(axes) or min(raw) < 0:
+            raise MCUCError(f"Pad node '{node.name}' has unsupported pads {raw}")
+        pads = [(0, 0)] * rank
+        for j, ax in enumerate(axes):
+            pads[ax] = (raw[j], raw[j + len(axes)])
+        value = 0.0
+        if len(ins) > 2 and ins[2]:
+            value = float(np.asarray(self.need_const(node, ins[2], "constant_value")).reshape(-1)[0])
+        self.emit("pad", node.name, [ins[0]], node.output[0], pads=pads, value=value)
+
+
+def _restore_removed_relus(g: Graph) -> None:
+    """Make the float graph clamp where the QDQ model's int8 range does.
+
+    onnxruntime's QDQ quantizer deletes a Relu/Clip after Conv/Gemm/Add when the output's
+    quantized range already starts at 0 (zero point -128); the float graph would otherwise lose
+    that activation. A clip to the representable range [0, 255 * scale] is what the QDQ model
+    computes, and quantizes to a no-op clamp.
+    """
+    for n in g.nodes:
+        if n.op not in ("conv2d", "fully_connected", "add", "sub") or n.attrs.get("act") is not None:
+            continue
+        q = g.tensors[n.outputs[0]].quant
+        if q is not None and q.per_tensor and q.zp == -128:
+            n.attrs.update(act="clip", act_lo=0.0, act_hi=float(q.s * 255.0))
+
+
+def _rename(g: Graph, old: str, new: str) -> None:
+    """Rename tensor ``old`` to ``new`` everywhere in ``g``."""
+    t = g.tensors.pop(old)
+    t.name = new
+    g.tensors[new] = t
+    for n in g.nodes:
+        n.inputs = [new if i == old else i for i in n.inputs]
+        n.outputs = [new if o == old else o for o in n.outputs]
+    g.inputs = [new if i == old else i for i in g.inputs]
+    g.outputs = [new if o == old else o for o in g.outputs]

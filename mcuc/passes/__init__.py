@@ -1,0 +1,1 @@
+"""Graph passes: pure Graph -> Graph rewrites, each followed by ir.verify in the pipeline."""
