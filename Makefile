@@ -31,7 +31,7 @@ lint: venv
 	$(VENV)/bin/mypy mcuc
 
 test: sysdeps venv lint
-	$(VENV)/bin/pytest -n 2 tests
+	$(VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests
 
 demo: sysdeps venv
 	rm -rf $(DEMO_OUT)

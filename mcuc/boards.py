@@ -25,6 +25,7 @@ class Board:
 
 
 def list_boards() -> list[Board]:
+    """Every board with a board.yaml under boards/, sorted by name."""
     return [load_board(p.name) for p in sorted(BOARDS_DIR.iterdir()) if (p / "board.yaml").exists()]
 
 
@@ -34,7 +35,13 @@ def load_board(name: str) -> Board:
         known = ", ".join(p.name for p in sorted(BOARDS_DIR.iterdir()) if (p / "board.yaml").exists())
         raise MCUCError(f"unknown board '{name}': choose one of {known} (see 'mcuc boards')")
     data = yaml.safe_load(path.read_text())
-    sram = sum(int(r["size"]) for r in data.get("sram", []))
-    return Board(name=name, description=data.get("description", ""), core=data["core"],
-                 sram_bytes=sram, flash_bytes=int(data.get("flash", 0)), kind=data.get("kind", "mcu"),
-                 extra=data, path=path.parent)
+    try:
+        sram = sum(int(r["size"]) for r in data.get("sram", []))
+        flash = data.get("flash", 0)
+        flash_bytes = int(flash["size"]) if isinstance(flash, dict) else int(flash)
+        return Board(name=name, description=data.get("description", ""), core=data["core"],
+                     sram_bytes=sram, flash_bytes=flash_bytes, kind=data.get("kind", "mcu"),
+                     extra=data, path=path.parent)
+    except (KeyError, TypeError, ValueError) as e:
+        raise MCUCError(f"board file {path} is malformed ({type(e).__name__}: {e}); "
+                        "see boards/README.md for the schema") from e

@@ -27,14 +27,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a compiled model on the host or an emulator")
     r.add_argument("outdir")
-    r.add_argument("--target", default="host", choices=["host"])
+    r.add_argument("--target", default="host", choices=["host", "qemu"])
+    r.add_argument("--board", help="QEMU board for --target qemu (default: the compile board if it is a "
+                                   "QEMU board, else qemu-mps2-an386)")
     r.add_argument("--input", required=True, help="input .npy (float32, source layout, batch first)")
     r.add_argument("--output", required=True, help="output .npy (.npz for several outputs)")
     r.add_argument("--raw", action="store_true", help="int8 in and out using the model's quantization")
 
     v = sub.add_parser("verify", help="check the generated C against the int8 reference, bit for bit")
     v.add_argument("model", help="compiled output directory, or a model file to compile first")
-    v.add_argument("--target", default="host", choices=["host"])
+    v.add_argument("--target", default="host", choices=["host", "qemu"])
+    v.add_argument("--qemu-board", help="QEMU board for --target qemu (default: the compile board if it is a "
+                                        "QEMU board, else qemu-mps2-an386)")
     v.add_argument("--samples", type=int, default=16)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--board", default="host", help="board when compiling a model file")

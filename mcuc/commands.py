@@ -37,16 +37,46 @@ def _io_bytes(g: Graph, names: list[str]) -> int:
     return sum(g.tensors[n].nbytes for n in names)
 
 
-def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target: str,
-                sanitize: bool = True) -> dict[str, np.ndarray]:
-    """Run int8 graph-layout inputs (each N x shape[1:]) on ``target``; return int8 outputs."""
-    from mcuc.targets.host import run_host
+DEFAULT_QEMU_BOARD = "qemu-mps2-an386"
 
+
+def qemu_board_for(outdir: Path, requested: str | None) -> str:
+    """The QEMU board to run on: the one asked for, else the compile board if it is a QEMU board."""
+    from mcuc.boards import load_board
+
+    if requested:
+        board = load_board(requested)
+        if board.kind != "qemu":
+            raise MCUCError(f"board '{requested}' is not a QEMU board; use qemu-mps2-an386, qemu-mps2-an500 "
+                            "or qemu-mps3-an547")
+        return board.name
+    from mcuc.project import load_project
+
+    _, report = load_project(str(outdir))
+    compiled_for = str(report.get("board", ""))
+    if compiled_for and load_board(compiled_for).kind == "qemu":
+        return compiled_for
+    return DEFAULT_QEMU_BOARD
+
+
+def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target: str,
+                sanitize: bool = True, board: str | None = None) -> dict[str, np.ndarray]:
+    """Run int8 graph-layout inputs (each N x shape[1:]) on ``target``; return int8 outputs."""
     n = next(iter(q_inputs.values())).shape[0]
     flat = np.concatenate([q_inputs[k].reshape(n, -1) for k in g.inputs], axis=1)
-    if target != "host":
-        raise MCUCError(f"unknown target '{target}'")
-    raw = run_host(outdir, flat, _io_bytes(g, g.outputs), sanitize=sanitize)
+    out_bytes = _io_bytes(g, g.outputs)
+    if target == "host":
+        from mcuc.targets.host import run_host
+
+        raw = run_host(outdir, flat, out_bytes, sanitize=sanitize)
+    elif target == "qemu":
+        from mcuc.targets.qemu import run_qemu
+
+        qboard = qemu_board_for(outdir, board)
+        log(f"running {n} samples under QEMU ({qboard}) ...")
+        raw = run_qemu(outdir, qboard, flat, out_bytes)
+    else:
+        raise MCUCError(f"unknown target '{target}': use host or qemu")
     outs, pos = {}, 0
     for name in g.outputs:
         t = g.tensors[name]
@@ -83,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         q = xg.astype(np.int8)
     else:
         q = quantize_input(g, name, xg.astype(np.float32))
-    outs = run_samples(Path(args.outdir), g, {name: q}, args.target)
+    outs = run_samples(Path(args.outdir), g, {name: q}, args.target, board=args.board)
     results = {}
     for oname, y in outs.items():
         y = from_graph_layout(g, oname, y)
@@ -96,14 +126,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str) -> dict:
+def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str,
+                   board: str | None = None) -> dict:
     """Random int8 inputs through the C build and the int8 reference; count differing elements."""
     from mcuc.reference.int8_ref import run_int8
 
     rng = np.random.default_rng(seed)
     q_inputs = {n: rng.integers(-128, 128, size=(samples, *g.tensors[n].shape[1:]), dtype=np.int8)
                 for n in g.inputs}
-    c_out = run_samples(outdir, g, q_inputs, target)
+    c_out = run_samples(outdir, g, q_inputs, target, board=board)
     worst, total = 0, 0
     mismatched = 0
     for i in range(samples):
@@ -113,7 +144,8 @@ def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str)
             worst = max(worst, int(d.max()))
             mismatched += int((d != 0).sum())
             total += d.size
-    return {"samples": samples, "elements": total, "mismatched": mismatched, "max_lsb": worst}
+    where = f"qemu {qemu_board_for(outdir, board)}" if target == "qemu" else target
+    return {"samples": samples, "elements": total, "mismatched": mismatched, "max_lsb": worst, "where": where}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -131,10 +163,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             outdir = write_project(compiled, str(Path(td) / "project"))
         g, _ = load_project(str(outdir))
         log(f"verifying {args.samples} random inputs on {args.target} ...")
-        res = verify_project(outdir, g, args.samples, args.seed, args.target)
+        res = verify_project(outdir, g, args.samples, args.seed, args.target,
+                             board=args.qemu_board if args.target == "qemu" else None)
     ok = res["mismatched"] == 0
     print(f"{'PASS' if ok else 'FAIL'}: {res['samples']} samples, {res['elements']} output elements, "
-          f"{res['mismatched']} differ, max |diff| {res['max_lsb']} LSB ({args.target} vs int8 reference)")
+          f"{res['mismatched']} differ, max |diff| {res['max_lsb']} LSB ({res.get('where', args.target)} vs int8 "
+          "reference)")
     return 0 if ok else 1
 
 

@@ -154,3 +154,7 @@ def emit_project(compiled, outdir: Path) -> None:
     rt = outdir / "runtime"
     shutil.copytree(RUNTIME / "include", rt / "include")
     shutil.copytree(RUNTIME / "src", rt / "src")
+    from mcuc.codegen.firmware import FIRMWARE_KINDS, emit_firmware_support
+
+    if compiled.board.kind in FIRMWARE_KINDS:
+        emit_firmware_support(outdir, [compiled.board])
