@@ -1,0 +1,97 @@
+"""compile -> run -> outputs equal the int8 reference; calibration sources; boards listing."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mcuc.cli import main
+from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, to_graph_layout
+from mcuc.project import load_project
+from mcuc.reference.int8_ref import run_int8
+from tests.onnx_models import conv_model
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run")
+    model = conv_model(str(d / "m.onnx"), cin=3, cout=6, size=10)
+    calib = np.random.default_rng(0).standard_normal((6, 3, 10, 10)).astype(np.float32)
+    np.save(d / "calib.npy", calib)
+    out = d / "proj"
+    assert main(["compile", model, "--calib", str(d / "calib.npy"), "-o", str(out)]) == 0
+    return d, out
+
+
+def test_report_has_contract_keys(project):
+    _, out = project
+    rep = json.loads((out / "report.json").read_text())
+    for key in ("arena_bytes", "peak_sram_bytes", "weights_bytes", "macs", "schedule", "board", "sram_budget_bytes",
+                "ops"):
+        assert key in rep
+    assert rep["schedule"] == {"kind": "layer"}
+    assert rep["peak_sram_bytes"] >= rep["arena_bytes"] >= rep["arena_lower_bound_bytes"] > 0
+    assert all({"name", "op", "output_shape", "macs", "live_bytes"} <= set(op) for op in rep["ops"])
+    # Conv 3->6, 3x3, 10x10 output: MACs are exact.
+    assert rep["ops"][0]["macs"] == 10 * 10 * 6 * 3 * 3 * 3
+
+
+def test_run_float_and_raw_match_reference(project, capsys):
+    d, out = project
+    g, _ = load_project(str(out))
+    x = np.random.default_rng(1).standard_normal((5, 3, 10, 10)).astype(np.float32)
+    np.save(d / "x.npy", x)
+    assert main(["run", str(out), "--input", str(d / "x.npy"), "--output", str(d / "y.npy")]) == 0
+    y = np.load(d / "y.npy")
+    name, oname = g.inputs[0], g.outputs[0]
+    q = quantize_input(g, name, to_graph_layout(g, name, x))
+    for i in range(5):
+        ref = run_int8(g, {name: q[i:i + 1]})[oname]
+        np.testing.assert_array_equal(y[i:i + 1], dequantize_output(g, oname, from_graph_layout(g, oname, ref)))
+    # --raw: int8 in, int8 out, same numbers
+    np.save(d / "xq.npy", q.transpose(0, 3, 1, 2))
+    assert main(["run", str(out), "--raw", "--input", str(d / "xq.npy"), "--output", str(d / "yq.npy")]) == 0
+    yq = np.load(d / "yq.npy")
+    assert yq.dtype == np.int8
+    np.testing.assert_array_equal(dequantize_output(g, oname, yq), y)
+
+
+def test_run_rejects_wrong_shape(project, capsys):
+    d, out = project
+    np.save(d / "bad.npy", np.zeros((1, 3, 9, 10), dtype=np.float32))
+    assert main(["run", str(out), "--input", str(d / "bad.npy"), "--output", str(d / "o.npy")]) == 1
+    assert "the model wants (N, 3, 10, 10)" in capsys.readouterr().err
+
+
+def test_image_folder_calibration_and_percentile(tmp_path):
+    from PIL import Image
+
+    model = conv_model(str(tmp_path / "m.onnx"), cin=3, cout=4, size=12)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (20, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "p"
+    assert main(["compile", model, "--calib", str(folder), "--mean", "0.5", "--std", "0.25",
+                 "--calib-method", "percentile", "-o", str(out)]) == 0
+    g, _ = load_project(str(out))
+    q = g.tensors[g.inputs[0]].quant
+    # images normalised to [-2, 2]: the percentile range stays inside it
+    assert q.s * 255 <= 4.0 + 1e-6
+
+
+def test_boards_lists_all(capsys):
+    assert main(["boards"]) == 0
+    text = capsys.readouterr().out
+    for name in ("host", "stm32h7", "stm32f746", "stm32f411", "nrf52840", "qemu-mps2-an386", "qemu-mps2-an500",
+                 "qemu-mps3-an547"):
+        assert name in text
+
+
+def test_sram_above_board_is_refused(tmp_path, capsys):
+    model = conv_model(str(tmp_path / "m.onnx"))
+    assert main(["compile", model, "--board", "stm32f411", "--sram", "1M", "-o", str(tmp_path / "o")]) == 1
+    assert "exceeds" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
