@@ -59,7 +59,7 @@ def _load_image_folder(folder: Path, sample_shape: tuple[int, ...], mean, std) -
         raise MCUCError(f"--mean/--std need 1 or {c} values")
     out = []
     for f in files:
-        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
         a = np.asarray(img, dtype=np.float32) / 255.0
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         out.append((a - mean_a) / std_a)
