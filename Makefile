@@ -35,7 +35,7 @@ test: sysdeps venv lint
 
 demo: sysdeps venv
 	rm -rf $(DEMO_OUT)
-	$(VENV)/bin/mcuc compile mcuc/zoo/data/demo_fmnist.onnx --board host --calib mcuc/zoo/data/demo_calib.npy -o $(DEMO_OUT)
+	$(VENV)/bin/mcuc compile mcuc/zoo/data/demo_fmnist.onnx --board qemu-mps2-an386 --calib mcuc/zoo/data/demo_calib.npy -o $(DEMO_OUT)
 	$(PY) -m mcuc.demo $(DEMO_OUT)
 
 clean:

@@ -22,12 +22,16 @@ def main(outdir: str) -> int:
     x, labels = samples["images"].astype(np.float32), samples["labels"]
     name = g.inputs[0]
     q = quantize_input(g, name, to_graph_layout(g, name, x))
-    target = "host"
-    out = run_samples(Path(outdir), g, {name: q}, target)
+    from mcuc.boards import load_board
+
+    board = load_board(str(report["board"]))
+    target = "qemu" if board.kind == "qemu" else "host"
+    out = run_samples(Path(outdir), g, {name: q}, target, board=board.name if target == "qemu" else None)
     logits = dequantize_output(g, g.outputs[0], out[g.outputs[0]])
     pred = logits.reshape(len(x), -1).argmax(axis=1)
     classes = meta.get("classes", [str(i) for i in range(logits.shape[-1])])
-    print(f"demo model on {target}: first 8 of {len(x)} shipped test images")
+    where = f"QEMU {board.name} ({board.core})" if target == "qemu" else "the host"
+    print(f"demo model on {where}: first 8 of {len(x)} shipped test images")
     for i in range(min(8, len(x))):
         mark = "ok " if pred[i] == labels[i] else "MISS"
         print(f"  [{mark}] predicted {classes[pred[i]]:<12} label {classes[labels[i]]}")
