@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ def export_zoo(name: str, out_dir: Path, **overrides) -> tuple[Path, tuple[int, 
 
 
 def compile_zoo(name: str, calib: np.ndarray | None = None, planner: str = "best",
-                **overrides) -> tuple[Compiled, Path, tuple[int, ...]]:
+                **overrides) -> tuple[Compiled, Path, tuple[int, ...], float]:
+    """Export zoo model ``name`` and compile it for the host; returns (compiled, onnx path, input shape,
+    seconds spent in compile_model alone)."""
     td = Path(tempfile.mkdtemp(prefix="mcuc-bench-"))
     path, shape = export_zoo(name, td, **overrides)
     calib_path = None
@@ -36,4 +39,6 @@ def compile_zoo(name: str, calib: np.ndarray | None = None, planner: str = "best
         calib_path = td / "calib.npy"
         np.save(calib_path, calib)
     opts = CompileOptions(board="host", calib=str(calib_path) if calib_path else None, planner=planner)
-    return compile_model(str(path), opts, progress=lambda m: None), path, shape
+    t0 = time.perf_counter()
+    compiled = compile_model(str(path), opts, progress=lambda m: None)
+    return compiled, path, shape, time.perf_counter() - t0

@@ -22,7 +22,7 @@ def fidelity(name: str, overrides: dict, n_calib: int, n_eval: int) -> dict:
 
     _, shape = zoo.build(name, **overrides)
     calib = rng.standard_normal((n_calib, *shape[1:])).astype(np.float32)
-    compiled, path, shape = compile_zoo(name, calib=calib, **overrides)
+    compiled, path, shape, _ = compile_zoo(name, calib=calib, **overrides)
     g = compiled.graph
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     in_name = sess.get_inputs()[0].name

@@ -3,7 +3,6 @@ max over ops of (live inputs + outputs), and the compile time of each model."""
 from __future__ import annotations
 
 import argparse
-import time
 
 from bench.common import BENCH_MODELS, compile_zoo
 from mcuc.memory import plan_memory
@@ -18,9 +17,7 @@ def main() -> None:
     for name, ov in BENCH_MODELS:
         if args.models and name not in args.models:
             continue
-        t0 = time.perf_counter()
-        compiled, _, shape = compile_zoo(name, **ov)
-        dt = time.perf_counter() - t0
+        compiled, _, shape, dt = compile_zoo(name, **ov)
         greedy = plan_memory(compiled.graph, "greedy")
         best = compiled.memory
         rep = compiled.report
