@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake gcc libc6-dev make dataset-fashion-mnist
 DEMO_OUT := build/demo
 
-.PHONY: all demo test lint sysdeps venv clean
+.PHONY: all demo test ctest lint sysdeps venv clean
 
 all: test
 
@@ -30,7 +30,12 @@ lint: venv
 	$(VENV)/bin/ruff check mcuc tests bench
 	$(VENV)/bin/mypy mcuc
 
-test: sysdeps venv lint
+ctest: sysdeps
+	cmake -S . -B build/runtime -DCMAKE_BUILD_TYPE=Release > /dev/null
+	cmake --build build/runtime -j 2
+	cd build/runtime && ctest --output-on-failure
+
+test: sysdeps venv lint ctest
 	$(VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests
 
 demo: sysdeps venv
