@@ -22,8 +22,18 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--std", type=float, nargs="+", help="per-channel std for image-folder calibration")
     c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile"])
     c.add_argument("--planner", default="best", choices=["greedy", "best"], help="arena planning strategy")
-    c.add_argument("--schedule", default="layer", choices=["layer"], help="execution schedule")
+    c.add_argument("--schedule", default="layer", choices=["layer", "patch", "auto"],
+                   help="layer: op by op; patch: the first ops patch by patch (MCUNetV2); auto: patch only if "
+                        "layer-based does not fit")
+    c.add_argument("--patch-grid", type=int, nargs=2, metavar=("R", "C"), help="patch grid (default: searched)")
+    c.add_argument("--split", type=int, metavar="N", help="the patch stage is the first N ops (default: searched)")
+    c.add_argument("--max-overhead", type=float, default=0.2,
+                   help="largest whole-network MAC overhead a patch schedule may add (default 0.2)")
+    c.add_argument("--halo", default="recompute", choices=["recompute", "cache", "auto"],
+                   help="patch overlaps: recompute (MCUNetV2), cache rows for the patch below, or search both")
     c.add_argument("-o", "--output", default="build/mcuc_out", help="output directory")
+    c.add_argument("--no-build", action="store_true",
+                   help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
 
     r = sub.add_parser("run", help="run a compiled model on the host or an emulator")
     r.add_argument("outdir")
@@ -33,6 +43,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, help="input .npy (float32, source layout, batch first)")
     r.add_argument("--output", required=True, help="output .npy (.npz for several outputs)")
     r.add_argument("--raw", action="store_true", help="int8 in and out using the model's quantization")
+    r.add_argument("--profile", action="store_true",
+                   help="with --target qemu: count the instructions of the first sample, total and per op, "
+                        "into report.json (measured.instructions)")
 
     v = sub.add_parser("verify", help="check the generated C against the int8 reference, bit for bit")
     v.add_argument("model", help="compiled output directory, or a model file to compile first")
@@ -43,6 +56,15 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--board", default="host", help="board when compiling a model file")
     v.add_argument("--calib", help="calibration data when compiling a model file")
+
+    s = sub.add_parser("search", help="search layer- and patch-based schedules; print the Pareto table")
+    s.add_argument("model", help="model file (.onnx, QDQ .onnx)")
+    s.add_argument("--sram", help="SRAM budget: choose the least MAC overhead that fits")
+    s.add_argument("--max-overhead", type=float, default=0.2, help="largest whole-network MAC overhead (default 0.2)")
+    s.add_argument("--calib", help="calibration data (as for compile)")
+    s.add_argument("--all", action="store_true", help="print every candidate, not only the Pareto front")
+    s.add_argument("--halo", default="auto", choices=["recompute", "cache", "auto"],
+                   help="patch overlaps to consider: recompute, cache, or both (default)")
 
     sub.add_parser("boards", help="list the supported boards")
 

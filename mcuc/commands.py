@@ -25,12 +25,49 @@ def cmd_compile(args: argparse.Namespace) -> int:
     opts = CompileOptions(board=args.board, sram=parse_size(args.sram) if args.sram else None,
                           flash=parse_size(args.flash) if args.flash else None, calib=args.calib,
                           mean=args.mean, std=args.std, calib_method=args.calib_method,
-                          planner=args.planner, schedule=args.schedule)
+                          planner=args.planner, schedule=args.schedule,
+                          patch_grid=tuple(args.patch_grid) if args.patch_grid else None, split=args.split,
+                          max_overhead=args.max_overhead, halo=args.halo)
     compiled = compile_model(args.model, opts)
     out = write_project(compiled, args.output)
+    measured = _build_and_measure(out, compiled, build=not getattr(args, "no_build", False))
     print(summary_text(compiled.report))
+    if measured:
+        from mcuc.targets.elfsize import size_summary
+
+        print(size_summary(measured, compiled.report))
     print(f"wrote {out}/ (model.c, model.h, weights.c, CMakeLists.txt, report.json)")
     return 0
+
+
+def _build_and_measure(out: Path, compiled, build: bool) -> dict | None:
+    """For a firmware board: build the firmware, put its measured size into report.json, fail if it does not fit.
+
+    On failure OUTDIR is removed, as for any other compile error.
+    """
+    import json
+    import shutil
+
+    from mcuc.codegen.firmware import FIRMWARE_KINDS
+    from mcuc.targets.qemu import have_arm_toolchain
+
+    if not build or compiled.board.kind not in FIRMWARE_KINDS:
+        return None
+    if not have_arm_toolchain():
+        log(f"note: firmware for '{compiled.board.name}' not built (needs cmake and arm-none-eabi-gcc); "
+            "report.json has no measured sizes")
+        return None
+    from mcuc.targets.elfsize import measure_firmware
+
+    log(f"building firmware for {compiled.board.name} ...")
+    try:
+        measured = measure_firmware(out, compiled.board, compiled.report["weights_bytes"])
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    compiled.report["measured"] = measured
+    (out / "report.json").write_text(json.dumps(compiled.report, indent=1) + "\n")
+    return measured
 
 
 def _io_bytes(g: Graph, names: list[str]) -> int:
@@ -89,6 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, to_graph_layout
     from mcuc.project import load_project
 
+    if getattr(args, "profile", False) and args.target != "qemu":
+        raise MCUCError("--profile counts instructions under QEMU: use it with --target qemu")
     g, _ = load_project(args.outdir)
     if len(g.inputs) != 1:
         raise MCUCError("mcuc run supports single-input models; feed multi-input models through the C API")
@@ -114,6 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         q = quantize_input(g, name, xg.astype(np.float32))
     outs = run_samples(Path(args.outdir), g, {name: q}, args.target, board=args.board)
+    if getattr(args, "profile", False):
+        _profile_first_sample(Path(args.outdir), g, q[:1], args.board)
     results = {}
     for oname, y in outs.items():
         y = from_graph_layout(g, oname, y)
@@ -124,6 +165,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         np.savez(args.output, **results)  # type: ignore[arg-type]
     log(f"ran {x.shape[0]} samples on {args.target}; wrote {args.output}")
     return 0
+
+
+def _profile_first_sample(outdir: Path, g: Graph, q: np.ndarray, board: str | None) -> None:
+    """Count the instructions of the first sample's inference under QEMU; write them into report.json."""
+    from mcuc.targets.cost import count_instructions, instructions_text, save_instructions
+
+    qboard = qemu_board_for(outdir, board)
+    log(f"counting instructions of one inference under QEMU ({qboard}) ...")
+    counts = count_instructions(outdir, g, qboard, q)
+    save_instructions(outdir, counts)
+    print(instructions_text(counts))
 
 
 def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str,
@@ -170,6 +222,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
           f"{res['mismatched']} differ, max |diff| {res['max_lsb']} LSB ({res.get('where', args.target)} vs int8 "
           "reference)")
     return 0 if ok else 1
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mcuc.compiler import CompileOptions, calibration_feeds, float_graph_for
+    from mcuc.model_io import source_shape
+    from mcuc.passes.quantize import calibrate, quantize_graph
+    from mcuc.schedule.search import choose, enumerate_candidates, pareto_table
+
+    fg = float_graph_for(args.model)
+    feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, CompileOptions(calib=args.calib))
+    qg = quantize_graph(fg, calibrate(fg, feeds, "minmax"))
+    sram = parse_size(args.sram) if args.sram else None
+    log("searching layer-based and patch-based schedules ...")
+    halos = ("recompute", "cache") if args.halo == "auto" else (args.halo,)
+    cands = enumerate_candidates(qg, max_overhead=args.max_overhead, halos=halos)
+    try:
+        chosen = choose(cands, args.max_overhead, sram)
+    except MCUCError:
+        print(pareto_table(cands))
+        raise
+    if args.all:
+        from mcuc.schedule.search import pareto
+
+        front = set(map(id, pareto(cands)))
+        for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead)):
+            print(f"{'*' if id(c) in front else ' '} {c.label():<32} {c.strategy:<6} arena {c.arena_bytes:>10,} B  "
+                  f"MACs {c.mac_overhead:+.1%}")
+    print(pareto_table(cands, chosen))
+    flags = "--schedule layer" if chosen.kind == "layer" else (
+        f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
+    print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
+          f"+{chosen.mac_overhead:.1%} MACs; compile with {flags}")
+    return 0
 
 
 def cmd_boards(args: argparse.Namespace) -> int:

@@ -26,6 +26,10 @@ class CompileOptions:
     planner: str = "best"
     schedule: str = "layer"
     calib_samples: int = 8
+    patch_grid: tuple[int, int] | None = None  # --patch-grid R C (patch/auto schedules)
+    split: int | None = None  # --split N: the patch stage is the first N ops
+    max_overhead: float = 0.2  # --max-overhead: largest whole-network MAC overhead a patch schedule may add
+    halo: str = "recompute"  # --halo: recompute | cache (rows kept for the patch below) | auto (search both)
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Compiled:
     options: CompileOptions
     memory: object  # mcuc.memory.MemoryPlan
     report: dict = field(default_factory=dict)
+    schedule: object = None  # mcuc.schedule.patch.PatchSchedule for a patch schedule, None for layer-based
 
 
 def log(msg: str) -> None:
@@ -100,10 +105,19 @@ def compile_model(model_path: str, opts: CompileOptions,
     obs = calibrate(fg, feeds, opts.calib_method)
     qg = quantize_graph(fg, obs)
     verify(qg, quantized=True)
-    mem = plan_memory(qg, opts.planner)
-    compiled = Compiled(qg, fg, board, opts, mem)
-    compiled.report = build_report(compiled)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
+    if opts.schedule == "layer":
+        mem, sched = plan_memory(qg, opts.planner), None
+    else:
+        from mcuc.schedule.search import select_schedule
+
+        chosen = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None, opts.max_overhead,
+                                 opts.split, opts.patch_grid,
+                                 ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
+        mem, sched = chosen.memory, chosen.schedule
+        progress(f"schedule: {chosen.label()}, +{chosen.mac_overhead:.1%} MACs")
+    compiled = Compiled(qg, fg, board, opts, mem, schedule=sched)
+    compiled.report = build_report(compiled)
     peak = compiled.report["peak_sram_bytes"]
     if peak > budget:
         raise MCUCError(_does_not_fit_message(compiled, budget))

@@ -19,6 +19,7 @@ from mcuc.reference import elementwise as relem
 from mcuc.reference import layout as rlayout
 from mcuc.reference import pool as rpool
 from mcuc.reference import softmax as rsoftmax
+from mcuc.reference import transformer as rtf
 
 
 @dataclass
@@ -249,3 +250,95 @@ def _transpose(g: Graph, n: Node) -> Lowered:
 LOWERINGS.update({"add": _binary, "sub": _binary, "mul": _binary, "avgpool": _pool, "maxpool": _pool,
                   "lut": _lut, "softmax": _softmax, "requantize": _requantize, "concat": _concat,
                   "pad": _pad, "transpose": _transpose})
+
+
+# ---- transformer kernels (runtime_c/include/mcuc_transformer.h) ---------------------------------
+
+
+def _layernorm(g: Graph, n: Node) -> Lowered:
+    """Quantized layernorm: inputs [x, gamma_mult int32 [C], beta_bias int64 [C]], attrs eps_v, out_shift."""
+    x, gm, bb = n.inputs
+    y = n.outputs[0]
+    shape = tuple(g.tensors[x].shape)
+    params = rtf.LayerNormParams(int(np.prod(shape[:-1], dtype=np.int64)), int(shape[-1]), int(n.attrs["eps_v"]),
+                                 int(n.attrs["out_shift"]), _q(g, y).zp, _data(g, gm), _data(g, bb))
+    return Lowered(n, "mcuc_layernorm_s8",
+                   [Arg("struct", 0), Arg("tensor", gm), Arg("tensor", bb), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_layernorm_params_t",
+                                   _c_fields(params, drop=("gamma_mult", "beta_bias")))],
+                   ref=lambda env: rtf.layernorm_s8(env[x], params))
+
+
+def _batch_matmul(g: Graph, n: Node) -> Lowered:
+    a, b = n.inputs
+    y = n.outputs[0]
+    qa, qb, qy = _q(g, a), _q(g, b), _q(g, y)
+    alpha = float(n.attrs.get("alpha", 1.0))
+    params = _prepared(n, rtf.prepare_batch_matmul, tuple(g.tensors[a].shape), tuple(g.tensors[b].shape),
+                       qa.s * alpha, qa.zp, qb.s, qb.zp, qy.s, qy.zp, int(n.attrs.get("act_min", -128)),
+                       int(n.attrs.get("act_max", 127)), bool(n.attrs.get("transpose_b", False)))
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_batch_matmul_s8",
+                   [Arg("struct", 0), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
+                   structs=[Struct("mcuc_batch_matmul_params_t", _c_fields(params))],
+                   ref=lambda env: rtf.batch_matmul_s8(env[a], env[b], params).reshape(out_shape))
+
+
+def _prepared(n: Node, prepare: Callable[..., Any], *args: Any) -> Any:
+    """Call a reference ``prepare_*``; its ValueError (shape or range outside the kernel's) names the node."""
+    try:
+        return prepare(*args)
+    except ValueError as e:
+        raise MCUCError(f"{n.op} '{n.name}': {e}") from e
+
+
+def _copy_like(g: Graph, n: Node, func: str, ctype: str, params: Any,
+               ref_fn: Callable[[np.ndarray, Any], np.ndarray]) -> Lowered:
+    """A kernel called as func(&params, input, output), whose reference result is reshaped to the output."""
+    x, y = n.inputs[0], n.outputs[0]
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, func, [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct(ctype, _c_fields(params))],
+                   ref=lambda env: ref_fn(env[x], params).reshape(out_shape))
+
+
+def _mean(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    qx, qy = _q(g, x), _q(g, y)
+    params = _prepared(n, rtf.prepare_mean, tuple(g.tensors[x].shape), tuple(n.attrs["axes"]), qx.s, qx.zp, qy.s,
+                       qy.zp)
+    return _copy_like(g, n, "mcuc_mean_s8", "mcuc_mean_params_t", params, rtf.mean_s8)
+
+
+def _slice(g: Graph, n: Node) -> Lowered:
+    a = n.attrs
+    shape, starts, ends, steps = rtf.simplify_slice(tuple(g.tensors[n.inputs[0]].shape), tuple(a["starts"]),
+                                                    tuple(a["ends"]), tuple(a["steps"]))
+    params = _prepared(n, rtf.prepare_slice, shape, starts, ends, steps)
+    return _copy_like(g, n, "mcuc_slice_s8", "mcuc_slice_params_t", params, rtf.slice_s8)
+
+
+def _gather(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    params = _prepared(n, rtf.prepare_gather, tuple(g.tensors[x].shape), int(n.attrs["axis"]),
+                       tuple(n.attrs["indices"]))
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_gather_s8", [Arg("struct", 0), Arg("array", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_gather_params_t", _c_fields(params, drop=("indices",)))],
+                   arrays=[Array("int32_t", params.indices)],
+                   ref=lambda env: rtf.gather_s8(env[x], params).reshape(out_shape))
+
+
+def _transpose_any_rank(g: Graph, n: Node) -> Lowered:
+    """transpose of any rank that reduces to <= 4 axes once size-1 axes are dropped and adjacent ones merged."""
+    x, y = n.inputs[0], n.outputs[0]
+    shape, perm = rtf.simplify_transpose(tuple(g.tensors[x].shape), tuple(n.attrs["perm"]))
+    params = _prepared(n, rlayout.prepare_transpose, shape, perm)
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_transpose_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_transpose_params_t", _c_fields(params, drop=("perm",)))],
+                   ref=lambda env: rlayout.transpose_s8(env[x].reshape(shape), params).reshape(out_shape))
+
+
+LOWERINGS.update({"layernorm": _layernorm, "batch_matmul": _batch_matmul, "mean": _mean, "slice": _slice,
+                  "gather": _gather, "transpose": _transpose_any_rank})

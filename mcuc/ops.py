@@ -21,6 +21,18 @@ Attributes by op (all integers are Python ints):
   pad             pads: [(before, after) per axis], value (float) / zero point (int8)
   requantize      int8 -> int8 with new quant params
   identity        copy (from ONNX Identity/Dropout; removed by the fuse pass)
+
+Transformer ops (any rank unless stated; axes are non-negative):
+  layernorm       x [..., C], gamma [C], beta [C]; epsilon; normalises over the last axis
+  batch_matmul    alpha * (a [..., M, K] @ b [..., K, N]) -> [..., M, N]; batch dims broadcast (numpy
+                  matmul); alpha (float, default 1) is a folded positive output scale; transpose_b
+                  (bool) means b is stored [..., N, K]
+  slice           starts, ends, steps: one entry per axis, 0 <= start, step >= 1 (python slicing)
+  gather          axis, indices (tuple of non-negative ints): numpy take, the axis keeps its rank
+  mean            axes (sorted tuple), keepdims (bool): mean over the axes
+  div             float a / b with broadcasting (quantized graphs have none: a constant divisor
+                  becomes a mul by its reciprocal in the frontend)
+  erf, sqrt, pow(exponent)   float unary ops (fused into gelu / layernorm, else int8 LUTs)
 """
 from __future__ import annotations
 
@@ -29,8 +41,8 @@ import numpy as np
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
 
-UNARY_FLOAT = ("relu", "clip", "sigmoid", "hardsigmoid", "hardswish", "gelu", "tanh")
-ELEMENTWISE_BINARY = ("add", "sub", "mul")
+UNARY_FLOAT = ("relu", "clip", "sigmoid", "hardsigmoid", "hardswish", "gelu", "tanh", "erf", "sqrt", "pow")
+ELEMENTWISE_BINARY = ("add", "sub", "mul", "div")
 
 
 def conv_out_dim(size: int, k: int, stride: int, pad_lo: int, pad_hi: int, dil: int = 1) -> int:
@@ -108,7 +120,61 @@ def infer_shapes(node: Node, g: Graph) -> list[tuple[int, ...]]:
         return [tuple(base)]
     if op == "pad":
         return [tuple(d + p0 + p1 for d, (p0, p1) in zip(ins[0], a["pads"], strict=True))]
+    if op in TRANSFORMER_SHAPE_RULES:
+        return [TRANSFORMER_SHAPE_RULES[op](node, ins)]
     raise MCUCError(f"no shape rule for op '{op}' (node '{node.name}')")
+
+
+def _layernorm_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    x = ins[0]
+    if not x or any(tuple(s) != (x[-1],) for s in ins[1:]):
+        raise MCUCError(f"layernorm '{node.name}' needs gamma/beta of shape ({x[-1] if x else '?'},), got {ins[1:]}")
+    return tuple(x)
+
+
+def _batch_matmul_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    a, b = ins[0], ins[1]
+    if node.attrs.get("transpose_b") and len(b) >= 2:
+        b = tuple(b[:-2]) + (b[-1], b[-2])
+    if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+        raise MCUCError(f"batch_matmul '{node.name}' cannot multiply {a} by {b}")
+    return broadcast_shape(tuple(a[:-2]), tuple(b[:-2])) + (a[-2], b[-1])
+
+
+def _slice_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    x, at = ins[0], node.attrs
+    starts, ends, steps = at["starts"], at["ends"], at["steps"]
+    if not len(starts) == len(ends) == len(steps) == len(x) or min(steps, default=1) < 1 or min(starts, default=0) < 0:
+        raise MCUCError(f"slice '{node.name}' needs per-axis starts >= 0 and steps >= 1 for {x}")
+    out = tuple(len(range(d)[s:e:k]) for d, s, e, k in zip(x, starts, ends, steps, strict=True))
+    if 0 in out:
+        raise MCUCError(f"slice '{node.name}' of {x} is empty")
+    return out
+
+
+def _gather_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    x, ax, idx = ins[0], int(node.attrs["axis"]), tuple(node.attrs["indices"])
+    if not 0 <= ax < len(x) or not idx or any(not 0 <= i < x[ax] for i in idx):
+        raise MCUCError(f"gather '{node.name}': indices {idx} on axis {ax} of {x}")
+    return tuple(x[:ax]) + (len(idx),) + tuple(x[ax + 1:])
+
+
+def _mean_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    x, axes = ins[0], tuple(node.attrs["axes"])
+    if not axes or any(not 0 <= ax < len(x) for ax in axes):
+        raise MCUCError(f"mean '{node.name}' over axes {axes} of {x}")
+    if node.attrs.get("keepdims", True):
+        return tuple(1 if i in axes else d for i, d in enumerate(x))
+    return tuple(d for i, d in enumerate(x) if i not in axes)
+
+
+TRANSFORMER_SHAPE_RULES = {
+    "layernorm": _layernorm_shape,
+    "batch_matmul": _batch_matmul_shape,
+    "slice": _slice_shape,
+    "gather": _gather_shape,
+    "mean": _mean_shape,
+}
 
 
 def check_shapes(g: Graph) -> None:
@@ -138,4 +204,6 @@ def node_macs(node: Node, g: Graph) -> int:
         return int(np.prod(out)) * int(np.prod(node.attrs["kernel"]))
     if node.op in ELEMENTWISE_BINARY:
         return int(np.prod(g.tensors[node.outputs[0]].shape))
+    if node.op == "batch_matmul":
+        return int(np.prod(g.tensors[node.outputs[0]].shape)) * g.tensors[node.inputs[0]].shape[-1]
     return 0

@@ -9,14 +9,29 @@ if TYPE_CHECKING:
     from mcuc.compiler import Compiled
 
 STACK_ESTIMATE_BYTES = 2048  # call depth of invoke + kernel frames; no kernel recurses or uses VLAs
+CODE_ESTIMATE_BYTES = 12 * 1024  # firmware code: kernels, invoke, startup, newlib-nano (not weights or op arrays)
 
 
 def weights_bytes(g) -> int:
     return sum(t.nbytes for t in g.tensors.values() if t.is_const)
 
 
+def op_arrays_bytes(c: Compiled) -> int:
+    """Bytes of the per-op constant arrays weights.c holds besides the weights (requantization multipliers
+    and shifts, tables), counting identical arrays once as the code generator does."""
+    from mcuc.lower import lower
+
+    sched = getattr(c, "schedule", None)
+    steps = sched.lowered() if sched is not None else [lower(c.graph, n) for n in c.graph.nodes]  # type: ignore[attr-defined]
+    arrays = {(a.ctype, a.data.tobytes()): int(a.data.nbytes) for low in steps for a in low.arrays}
+    return sum(arrays.values())
+
+
 def build_report(c: Compiled) -> dict[str, Any]:
     g, mem = c.graph, c.memory
+    sched = c.schedule
+    if sched is not None:  # the per-op list, live bytes and MACs of the patch schedule's own op list
+        g = sched.graph  # type: ignore[attr-defined]
     scratch = 0
     ops = []
     for i, n in enumerate(g.nodes):
@@ -24,7 +39,7 @@ def build_report(c: Compiled) -> dict[str, Any]:
             "index": i,
             "name": n.name,
             "op": n.op,
-            "output_shape": list(g.tensors[n.outputs[0]].shape),
+            "output_shape": list(g.tensors[(n.outputs or n.inputs[-1:])[0]].shape),
             "macs": node_macs(n, g),
             "live_bytes": mem.live_bytes[i],  # type: ignore[attr-defined]
         })
@@ -41,8 +56,9 @@ def build_report(c: Compiled) -> dict[str, Any]:
         "stack_estimate_bytes": STACK_ESTIMATE_BYTES,
         "peak_sram_bytes": arena + scratch + STACK_ESTIMATE_BYTES,
         "weights_bytes": weights_bytes(g),
+        "predicted_flash_bytes": weights_bytes(g) + op_arrays_bytes(c) + CODE_ESTIMATE_BYTES,
         "macs": sum(o["macs"] for o in ops),
-        "schedule": {"kind": "layer"},
+        "schedule": sched.describe() if sched is not None else {"kind": "layer"},  # type: ignore[attr-defined]
         "ops": ops,
     }
 

@@ -39,7 +39,8 @@ def _run_ort(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def test_registry_covers_expected_names() -> None:
-    assert set(SMALL) == set(ZOO)
+    # The transformers (dhvt*, crossvit*) are tested in tests/test_zoo_transformers.py.
+    assert set(SMALL) == {name for name in ZOO if not name.startswith(("dhvt", "crossvit"))}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -26,6 +26,18 @@ else()
   target_link_options(mcuc_firmware PRIVATE --specs=nano.specs --specs=nosys.specs)
 endif()
 
+# -DMCUC_PROFILE=ON: profile marks around every op (instruction counts per op under QEMU).
+option(MCUC_PROFILE "call mcuc_profile_mark() around every op" OFF)
+if(MCUC_PROFILE)
+  target_compile_definitions(mcuc_model PUBLIC MCUC_PROFILE)
+endif()
+# -DMCUC_LINK_UNCHECKED=ON: keep the ELF even when it overflows the board's memories, so that an
+# image that does not fit can still be measured (mcuc uses it to report by how much).
+option(MCUC_LINK_UNCHECKED "write the ELF even if it does not fit the board" OFF)
+if(MCUC_LINK_UNCHECKED)
+  target_link_options(mcuc_firmware PRIVATE -Wl,--noinhibit-exec)
+endif()
+
 set(MCUC_FIRMWARE_ELF $<TARGET_FILE:mcuc_firmware>)
 set(MCUC_FIRMWARE_HEX ${CMAKE_CURRENT_BINARY_DIR}/mcuc_firmware.hex)
 set(MCUC_FIRMWARE_BIN ${CMAKE_CURRENT_BINARY_DIR}/mcuc_firmware.bin)

@@ -19,13 +19,14 @@ from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.ops import infer_shapes
 
-MIN_OPSET, MAX_OPSET = 13, 19
+MIN_OPSET, MAX_OPSET = 13, 20
 
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
     "Sigmoid", "Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Flatten",
     "Reshape", "Concat", "Softmax", "Pad", "Identity", "Dropout", "Transpose", "Squeeze",
     "Unsqueeze", "QuantizeLinear", "DequantizeLinear", "Constant",
+    "LayerNormalization", "Gelu", "Erf", "Div", "Pow", "Sqrt", "ReduceMean", "Slice", "Gather", "Split",
 )
 
 _ONNX_FLOAT = 1
@@ -149,6 +150,15 @@ def _onnx_dtype(code: int) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
 
 
+def _tensor_value(v: Any) -> np.ndarray:
+    """An attribute's tensor value (a TensorProto from onnx.helper, or already an array) as numpy."""
+    if isinstance(v, np.ndarray):
+        return v
+    import onnx.numpy_helper as nph
+
+    return np.asarray(nph.to_array(v))
+
+
 # numpy evaluators for nodes whose inputs are all constant: (inputs, attrs) -> outputs
 _FOLDERS: dict[str, Callable[[list[Any], dict[str, Any]], list[np.ndarray]]] = {
     "Identity": lambda i, a: [i[0]],
@@ -175,7 +185,8 @@ _FOLDERS: dict[str, Callable[[list[Any], dict[str, Any]], list[np.ndarray]]] = {
     "Equal": lambda i, a: [np.equal(i[0], i[1])],
     "Where": lambda i, a: [np.where(i[0], i[1], i[2])],
     "ConstantOfShape": lambda i, a: [np.full(tuple(int(x) for x in i[0]),
-                                             a["value"].reshape(-1)[0] if "value" in a else np.float32(0))],
+                                             _tensor_value(a["value"]).reshape(-1)[0] if "value" in a
+                                             else np.float32(0))],
     "Range": lambda i, a: [np.arange(i[0], i[1], i[2]).astype(np.asarray(i[0]).dtype)],
     "ReduceProd": lambda i, a: [np.prod(i[0], keepdims=bool(a.get("keepdims", 1)),
                                         axis=None if "axes" not in a else tuple(a["axes"]))],
@@ -184,6 +195,9 @@ _FOLDERS: dict[str, Callable[[list[Any], dict[str, Any]], list[np.ndarray]]] = {
     "DequantizeLinear": lambda i, a: [_dequantize(i[0], i[1], i[2] if len(i) > 2 else None,
                                                   a.get("axis", 1))],
     "Relu": lambda i, a: [np.maximum(i[0], 0).astype(i[0].dtype)],
+    "Expand": lambda i, a: [np.broadcast_to(i[0], np.broadcast_shapes(np.shape(i[0]), tuple(int(d) for d in i[1])))
+                            .copy()],
+    "Pow": lambda i, a: [np.power(i[0], i[1]).astype(i[0].dtype)],
 }
 
 
@@ -486,9 +500,14 @@ class _Importer:
         self.fc(node, ins[0], w, wq, b, node.output[0])
 
     def op_MatMul(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        ranks = (len(self.shape(ins[0])), len(self.shape(ins[1])))
+        if not self.is_const(ins[0]) and not self.is_const(ins[1]) and min(ranks) >= 2 and max(ranks) >= 3:
+            self.emit("batch_matmul", node.name, [ins[0], ins[1]], node.output[0])
+            return
         if not self.is_const(ins[1]) or self.const(ins[1]).ndim != 2:
             raise MCUCError(f"MatMul node '{node.name}' needs a constant 2-D second input; "
-                            "mcuc supports MatMul as a fully connected layer only")
+                            "mcuc supports MatMul as a fully connected layer, or as a batched product of "
+                            f"two activations of rank 3-4 (got ranks {ranks[0]} and {ranks[1]})")
         w = self.const(ins[1]).astype(np.float32).T
         wq = self.const_quant.get(self.name(ins[1]))
         if wq is not None and wq.axis is not None:
@@ -645,6 +664,129 @@ class _Importer:
         if len(ins) > 2 and ins[2]:
             value = float(np.asarray(self.need_const(node, ins[2], "constant_value")).reshape(-1)[0])
         self.emit("pad", node.name, [ins[0]], node.output[0], pads=pads, value=value)
+
+    # ---- transformer ops ------------------------------------------------------------------
+    def op_LayerNormalization(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        rank = len(self.shape(ins[0]))
+        axis = int(a.get("axis", -1)) % rank
+        if axis != rank - 1:
+            raise MCUCError(f"LayerNormalization '{node.name}' normalises from axis {axis} of rank {rank}; "
+                            "mcuc supports the last axis only")
+        c = self.shape(ins[0])[-1]
+        gamma = np.broadcast_to(self.need_const(node, ins[1], "the scale").astype(np.float32), (c,))
+        beta = np.zeros(c, np.float32)
+        if len(ins) > 2 and ins[2]:
+            beta = np.broadcast_to(self.need_const(node, ins[2], "the bias").astype(np.float32), (c,))
+        gn = self.const_name(node.name + "_gamma", np.ascontiguousarray(gamma))
+        bn = self.const_name(node.name + "_beta", np.ascontiguousarray(beta))
+        self.emit("layernorm", node.name, [ins[0], gn, bn], self.single_output(node),
+                  epsilon=float(a.get("epsilon", 1e-5)))
+
+    def op_Gelu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        approx = a.get("approximate", b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else str(approx)
+        if approx != "none":
+            raise MCUCError(f"Gelu '{node.name}' uses approximate='{approx}'; mcuc supports the exact (erf) GELU")
+        self.unary("gelu", node, ins)
+
+    def op_Erf(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("erf", node, ins)
+
+    def op_Sqrt(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("sqrt", node, ins)
+
+    def op_Pow(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        e = np.asarray(self.need_const(node, ins[1], "the exponent"))
+        if e.size != 1:
+            raise MCUCError(f"Pow '{node.name}' needs a scalar exponent, got shape {e.shape}")
+        self.unary("pow", node, ins, exponent=float(e.reshape(-1)[0]))
+
+    def op_Div(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        if self.is_const(ins[1]):
+            d = self.const(ins[1]).astype(np.float64)
+            if np.any(d == 0):
+                raise MCUCError(f"Div '{node.name}' divides by a constant containing 0")
+            r = self.const_name(node.name + "_reciprocal", (1.0 / d).astype(np.float32))
+            self.emit("mul", node.name, [ins[0], r], node.output[0], act=None)
+            return
+        self.binary("div", node, ins)
+
+    def op_ReduceMean(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        rank = len(self.shape(ins[0]))
+        axes_v = a.get("axes")
+        if len(ins) > 1 and ins[1]:
+            axes_v = self.need_const(node, ins[1], "axes").reshape(-1)
+        if axes_v is None or len(axes_v) == 0:
+            if int(a.get("noop_with_empty_axes", 0)):
+                self.emit("identity", node.name, [ins[0]], node.output[0])
+                return
+            axes_v = list(range(rank))
+        axes = tuple(sorted({int(x) % rank for x in axes_v}))
+        self.emit("mean", node.name, [ins[0]], node.output[0], axes=axes, keepdims=bool(int(a.get("keepdims", 1))))
+
+    def slice_node(self, name: str, x: str, out: str, bounds: dict[int, tuple[int, int, int]]) -> None:
+        """Emit a slice of ``x`` with (start, end, step) on the axes in ``bounds`` (python semantics)."""
+        shp = self.shape(x)
+        starts, ends, steps = [], [], []
+        for ax, d in enumerate(shp):
+            r = range(d)[slice(*bounds.get(ax, (0, d, 1)))]
+            s, e, k = r.start, r.stop, r.step
+            starts.append(int(s))
+            ends.append(int(max(e, s)))
+            steps.append(int(k))
+        self.emit("slice", name, [x], out, starts=tuple(starts), ends=tuple(ends), steps=tuple(steps))
+
+    def op_Slice(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        rank = len(self.shape(ins[0]))
+        starts = self.need_const(node, ins[1], "starts").reshape(-1)
+        ends = self.need_const(node, ins[2], "ends").reshape(-1)
+        axes = np.arange(len(starts))
+        if len(ins) > 3 and ins[3]:
+            axes = self.need_const(node, ins[3], "axes").reshape(-1)
+        steps = np.ones(len(starts), dtype=np.int64)
+        if len(ins) > 4 and ins[4]:
+            steps = self.need_const(node, ins[4], "steps").reshape(-1)
+        if np.any(steps <= 0):
+            raise MCUCError(f"Slice '{node.name}' has a step <= 0; mcuc supports positive steps only")
+        bounds = {int(ax) % rank: (int(max(min(s, 2**62), -2**62)), int(max(min(e, 2**62), -2**62)), int(k))
+                  for ax, s, e, k in zip(axes, starts, ends, steps, strict=True)}
+        self.slice_node(node.name, ins[0], node.output[0], bounds)
+
+    def op_Gather(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        shp = self.shape(ins[0])
+        axis = int(a.get("axis", 0)) % len(shp)
+        idx = np.asarray(self.need_const(node, ins[1], "the indices")).astype(np.int64)
+        flat = [int(i) % shp[axis] if -shp[axis] <= i < shp[axis] else -1 for i in idx.reshape(-1)]
+        if -1 in flat or not flat:
+            raise MCUCError(f"Gather '{node.name}': indices {idx.tolist()} out of range for axis {axis} of {shp}")
+        out_shape = tuple(shp[:axis]) + tuple(idx.shape) + tuple(shp[axis + 1:])
+        if idx.ndim == 1:
+            self.emit("gather", node.name, [ins[0]], node.output[0], axis=axis, indices=tuple(flat))
+            return
+        mid = self.fresh(node.output[0] + "_gathered")
+        self.emit("gather", node.name, [ins[0]], mid, axis=axis, indices=tuple(flat))
+        self.reshape_to(node, mid, out_shape)
+
+    def op_Split(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        shp = self.shape(ins[0])
+        axis = int(a.get("axis", 0)) % len(shp)
+        outs = list(node.output)
+        if len(ins) > 1 and ins[1]:
+            sizes = [int(v) for v in self.need_const(node, ins[1], "split").reshape(-1)]
+        elif "split" in a:
+            sizes = [int(v) for v in a["split"]]
+        else:
+            n = int(a.get("num_outputs", len(outs)))
+            chunk = -(-shp[axis] // n)
+            sizes = [min(chunk, shp[axis] - i * chunk) for i in range(n)]
+        if len(sizes) != len(outs) or sum(sizes) != shp[axis] or min(sizes) < 1:
+            raise MCUCError(f"Split '{node.name}' sizes {sizes} do not split axis {axis} of {shp} "
+                            f"into {len(outs)} parts")
+        start = 0
+        for k, (out, size) in enumerate(zip(outs, sizes, strict=True)):
+            if out:
+                self.slice_node(f"{node.name}_{k}", ins[0], out, {axis: (start, start + size, 1)})
+            start += size
 
 
 def _restore_removed_relus(g: Graph) -> None:

@@ -1,9 +1,12 @@
 """NCHW -> NHWC: the layout every int8 kernel (like CMSIS-NN and TFLite Micro) is written for.
 
 Channels-last keeps a pixel's channels contiguous, which is what the conv inner loops and the
-patch-based scheduler (which slices rows) need. Every 4-D activation is permuted; constants and
-axis attributes follow. Reshapes of 4-D tensors get explicit transposes where the flattened
-element order would otherwise change, so the graph computes exactly what the source model did.
+patch-based scheduler (which slices rows) need. Every image-like 4-D activation is permuted (one
+that a conv, pool or batchnorm reads or writes, or a 4-D graph input, and the 4-D tensors joined
+to those through elementwise, concat, pad, softmax, slice, gather and mean ops); constants and axis
+attributes follow. Other 4-D tensors, such as attention scores [B, heads, T, T], keep their order.
+Reshapes of image tensors get explicit transposes where the flattened element order would
+otherwise change, so the graph computes exactly what the source model did.
 """
 from __future__ import annotations
 
@@ -18,6 +21,32 @@ TO_NHWC = (0, 2, 3, 1)  # NHWC axis i holds NCHW axis TO_NHWC[i]
 TO_NCHW = (0, 3, 1, 2)
 NCHW_AXIS_TO_NHWC = {0: 0, 1: 3, 2: 1, 3: 2}
 SHAPE_PRESERVING = ("relu", "clip", "sigmoid", "hardsigmoid", "hardswish", "gelu", "tanh", "identity")
+UNARY_EXTRA = ("erf", "sqrt", "pow")
+IMAGE_OPS = ("conv2d", "avgpool", "maxpool", "batchnorm")
+# ops whose 4-D operands and result share one layout
+LAYOUT_FOLLOWING = (*SHAPE_PRESERVING, *UNARY_EXTRA, "add", "sub", "mul", "div", "concat", "pad", "softmax",
+                    "slice", "gather", "mean")
+
+
+def image_tensors(g: Graph) -> set[str]:
+    """The 4-D activations that are images (NCHW in the source, NHWC after this pass)."""
+    four = {a for a in g.activations() if len(g.tensors[a].shape) == 4}
+    image = {i for i in g.inputs if i in four}
+    groups: list[list[str]] = []
+    for n in g.nodes:
+        names = [x for x in [*n.inputs, *n.outputs] if x in four]
+        if n.op in IMAGE_OPS:
+            image.update(names)
+        elif n.op in LAYOUT_FOLLOWING and len(names) > 1:
+            groups.append(names)
+    changed = True
+    while changed:
+        changed = False
+        for grp in groups:
+            if any(x in image for x in grp) and not all(x in image for x in grp):
+                image.update(grp)
+                changed = True
+    return image
 
 
 def to_nhwc(g: Graph) -> Graph:
@@ -25,13 +54,14 @@ def to_nhwc(g: Graph) -> Graph:
     if g.layout == "NHWC":
         return g
     g = copy.deepcopy(g)
-    acts = [a for a in g.activations() if len(g.tensors[a].shape) == 4]
-    four_d = set(acts)
+    four_d = image_tensors(g)
+    acts = [a for a in g.activations() if a in four_d]
     for a in acts:
         t = g.tensors[a]
         t.shape = tuple(t.shape[p] for p in TO_NHWC)
-    g.meta["input_layouts"] = {i: "NCHW" for i in g.inputs}
-    g.meta["output_layouts"] = {o: "NCHW" for o in g.outputs}
+    kept = {a for a in g.activations() if len(g.tensors[a].shape) == 4 and a not in four_d}
+    g.meta["input_layouts"] = {i: "ND" if i in kept else "NCHW" for i in g.inputs}
+    g.meta["output_layouts"] = {o: "ND" if o in kept else "NCHW" for o in g.outputs}
     g.layout = "NHWC"
     converted: set[str] = set()
     _unshare_conv_weights(g)
@@ -50,9 +80,9 @@ def _convert(g: Graph, n: Node, four_d: set[str], converted: set[str]) -> list[N
     if op == "conv2d":
         _ohwi_weight(g, n, converted)
         return [n]
-    if op in ("avgpool", "maxpool", "batchnorm") or op in SHAPE_PRESERVING:
+    if op in ("avgpool", "maxpool", "batchnorm") or op in SHAPE_PRESERVING or op in UNARY_EXTRA:
         return [n]
-    if op in ("add", "sub", "mul"):
+    if op in ("add", "sub", "mul", "div"):
         if out4:
             n.inputs = [_broadcast_operand(g, i, four_d) for i in n.inputs]
         return [n]
@@ -63,9 +93,29 @@ def _convert(g: Graph, n: Node, four_d: set[str], converted: set[str]) -> list[N
         pads = list(n.attrs["pads"])
         n.attrs["pads"] = [tuple(pads[p]) for p in TO_NHWC]
         return [n]
-    if op == "transpose" and out4:
-        perm = n.attrs["perm"]
-        n.attrs["perm"] = tuple(TO_NCHW[perm[TO_NHWC[i]]] for i in range(4))
+    if op == "transpose" and (out4 or ins4):
+        perm = tuple(n.attrs["perm"])
+        if out4:
+            perm = tuple(perm[TO_NHWC[i]] for i in range(4))
+        if ins4:
+            perm = tuple(TO_NCHW[p] for p in perm)
+        n.attrs["perm"] = perm
+        return [n]
+    if op == "slice" and out4:
+        for k in ("starts", "ends", "steps"):
+            n.attrs[k] = tuple(n.attrs[k][p] for p in TO_NHWC)
+        return [n]
+    if op == "gather" and out4:
+        n.attrs["axis"] = NCHW_AXIS_TO_NHWC[int(n.attrs["axis"])]
+        return [n]
+    if op == "mean" and ins4:
+        axes = tuple(sorted(NCHW_AXIS_TO_NHWC[a] for a in n.attrs["axes"]))
+        kept_nchw = [a for a in range(4) if a not in n.attrs["axes"]]
+        if not n.attrs.get("keepdims", True) and [NCHW_AXIS_TO_NHWC[a] for a in kept_nchw] != sorted(
+                NCHW_AXIS_TO_NHWC[a] for a in kept_nchw):
+            raise MCUCError(f"mean '{n.name}' over NCHW axes {n.attrs['axes']} without keepdims changes the "
+                            "order of the kept axes in NHWC; mcuc cannot convert it")
+        n.attrs["axes"] = axes
         return [n]
     if op == "reshape":
         return _reshape(g, n, four_d)

@@ -7,15 +7,20 @@ from mcuc.ir import Graph, verify
 from mcuc.passes.fold_bn import fold_bn
 from mcuc.passes.fuse import fuse
 from mcuc.passes.layout import to_nhwc
+from mcuc.passes.transformer import collapse_moves, fuse_transformer, softmax_last_axis
 
-FLOAT_PASSES: tuple[Callable[[Graph], Graph], ...] = (fold_bn, fuse, to_nhwc)
+FLOAT_PASSES: tuple[Callable[[Graph], Graph], ...] = (fuse_transformer, fold_bn, fuse, to_nhwc, softmax_last_axis,
+                                                      collapse_moves)
 
 
 def float_pipeline(g: Graph) -> Graph:
-    """Run fold_bn, fuse and to_nhwc in that order, verifying the graph after each.
+    """Run the FLOAT_PASSES in order, verifying the graph after each.
 
-    Folding batchnorm first lets an activation that followed it fuse into the conv; fusing before
-    the layout change keeps the pad folding in one place.
+    Transformer patterns fuse first, while they still look as the exporter wrote them. Folding
+    batchnorm first lets an activation that followed it fuse into the conv; fusing before the
+    layout change keeps the pad folding in one place; softmax axes are moved last once the
+    layout is final, and transpose/reshape runs that cancel out (often left by the layout change)
+    collapse into one reshape.
     """
     verify(g)
     for p in FLOAT_PASSES:

@@ -17,7 +17,7 @@ from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.quant import activation_range, choose_qparams, quantize_array
 from mcuc.reference.elementwise import make_lut
 
-SAME_QUANT_OPS = ("avgpool", "maxpool", "reshape", "transpose", "pad")
+SAME_QUANT_OPS = ("avgpool", "maxpool", "reshape", "transpose", "pad", "slice", "gather")
 SOFTMAX_QUANT = QuantParams(np.array([1.0 / 256.0]), np.array([-128]))
 
 UNARY_FUNCS: dict[str, Callable[[np.ndarray, dict], np.ndarray]] = {
@@ -28,7 +28,17 @@ UNARY_FUNCS: dict[str, Callable[[np.ndarray, dict], np.ndarray]] = {
     "hardswish": lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
     "tanh": lambda x, a: np.tanh(x),
     "gelu": lambda x, a: 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))),
+    "erf": lambda x, a: np.vectorize(math.erf)(x),
+    "sqrt": lambda x, a: np.sqrt(np.maximum(x, 0.0)),
+    "pow": lambda x, a: _safe_pow(x, a["exponent"]),
 }
+
+
+def _safe_pow(x: np.ndarray, e: float) -> np.ndarray:
+    """x ** e where defined (a table entry the float op leaves undefined becomes 0)."""
+    with np.errstate(all="ignore"):
+        y = np.power(x, e)
+    return np.where(np.isfinite(y), y, 0.0)
 
 
 class RangeObserver:
@@ -156,7 +166,7 @@ def _quantize_node(g: Graph, out: Graph, n: Node, qp: dict[str, QuantParams],
         x = n.inputs[0]
         yq = act_quant(y)
         fn_attrs = {"lo": attrs.get("lo"), "hi": attrs.get("hi"), "alpha": attrs.get("alpha"),
-                    "beta": attrs.get("beta")}
+                    "beta": attrs.get("beta"), "exponent": attrs.get("exponent")}
         fn_attrs = {k: v for k, v in fn_attrs.items() if v is not None}
         table = make_lut(lambda r: UNARY_FUNCS[op](r, fn_attrs), qp[x].s, qp[x].zp, yq.s, yq.zp)
         tn = out.const(n.name + "_lut", table)
@@ -193,9 +203,76 @@ def _quantize_node(g: Graph, out: Graph, n: Node, qp: dict[str, QuantParams],
         yq = act_quant(y)
         qp[y] = yq
         _new_act(out, g, y, yq)
-        out.nodes.append(Node(op, n.name, list(n.inputs), [y], attrs))
+        # a constant part (a transformer's class token) is stored in the output's parameters
+        ins = [i if (d := g.tensors[i].data) is None else out.const(i + "_q", quantize_array(d, yq.s, yq.zp), yq)
+               for i in n.inputs]
+        out.nodes.append(Node(op, n.name, ins, [y], attrs))
+        return
+    if op in TRANSFORMER_QUANT:
+        TRANSFORMER_QUANT[op](g, out, n, qp, act_quant)
         return
     raise MCUCError(f"int8 quantization does not support op '{op}' (node '{n.name}')")
+
+
+def _const_operand(g: Graph, out: Graph, name: str) -> str:
+    """A float constant operand of an int8 op, quantized per tensor over its own range."""
+    data = g.tensors[name].data
+    if data is None:
+        return name
+    s, zp = choose_qparams(float(data.min()), float(data.max()))
+    return out.const(name + "_q", quantize_array(data, s, zp), QuantParams(np.array([s]), np.array([zp])))
+
+
+def _quantize_own_output(g: Graph, out: Graph, n: Node, qp: dict[str, QuantParams],
+                         act_quant: Callable[[str], QuantParams]) -> None:
+    """layernorm, batch_matmul, mean: output parameters from calibration; constant matmul operands are
+    quantized per tensor."""
+    y = n.outputs[0]
+    attrs = dict(n.attrs)
+    inputs = list(n.inputs)
+    if n.op == "layernorm":
+        _quantize_layernorm(g, out, n, qp, act_quant)
+        return
+    if n.op == "batch_matmul":
+        inputs = [_const_operand(g, out, i) for i in inputs]
+        _set_act_range(attrs, act_quant(y))
+    qp[y] = act_quant(y)
+    _new_act(out, g, y, qp[y])
+    for i in inputs:
+        if i not in out.tensors:
+            out.add_tensor(g.tensors[i])
+    out.nodes.append(Node(n.op, n.name, inputs, [y], attrs))
+
+
+def _quantize_layernorm(g: Graph, out: Graph, n: Node, qp: dict[str, QuantParams],
+                        act_quant: Callable[[str], QuantParams]) -> None:
+    """gamma and beta fold into the kernel's integer affine (int32 gamma_mult, int64 beta_bias), stored as
+    constants like a conv's bias; eps_v and out_shift become attributes."""
+    from mcuc.reference.transformer import prepare_layernorm
+
+    x, y = n.inputs[0], n.outputs[0]
+    gamma, beta = g.tensors[n.inputs[1]].data, g.tensors[n.inputs[2]].data
+    if gamma is None or beta is None:
+        raise MCUCError(f"layernorm '{n.name}' has non-constant gamma/beta")
+    yq = act_quant(y)
+    try:
+        p = prepare_layernorm(g.tensors[x].shape, qp[x].s, gamma, beta, float(n.attrs.get("epsilon", 1e-5)),
+                              yq.s, yq.zp)
+    except ValueError as e:
+        raise MCUCError(f"layernorm '{n.name}': {e}") from e
+    gm = out.const(n.inputs[1] + "_mult", p.gamma_mult.astype(np.int32))
+    bb = out.const(n.inputs[2] + "_bias", p.beta_bias.astype(np.int64))
+    qp[y] = yq
+    _new_act(out, g, y, yq)
+    out.nodes.append(Node("layernorm", n.name, [x, gm, bb], [y],
+                          {**n.attrs, "eps_v": p.eps_v, "out_shift": p.out_shift}))
+
+
+TRANSFORMER_QUANT: dict[str, Callable[..., None]] = {
+    "layernorm": _quantize_own_output,
+    "batch_matmul": _quantize_own_output,
+    "mean": _quantize_own_output,
+}
 
 
 def _same(a: QuantParams, b: QuantParams) -> bool:

@@ -192,6 +192,30 @@ def _gelu(node: Node, a: list[Array], layout: str) -> Array:
     return 0.5 * a[0] * (1.0 + np.vectorize(erf)(a[0] / sqrt(2.0)))
 
 
+def _erf(x: Array) -> Array:
+    from math import erf
+
+    return np.vectorize(erf, otypes=[np.float64])(x)
+
+
+def _layernorm(node: Node, a: list[Array], layout: str) -> Array:
+    x = a[0].astype(np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5))) * a[1] + a[2]
+
+
+def _slice(node: Node, a: list[Array], layout: str) -> Array:
+    at = node.attrs
+    idx = tuple(slice(s, e, k) for s, e, k in zip(at["starts"], at["ends"], at["steps"], strict=True))
+    return np.ascontiguousarray(a[0][idx])
+
+
+def _mean(node: Node, a: list[Array], layout: str) -> Array:
+    return a[0].mean(axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs.get("keepdims", True)),
+                     dtype=np.float64)
+
+
 _OPS: dict[str, Callable[[Node, list[Array], str], Array]] = {
     "conv2d": _conv2d,
     "fully_connected": lambda n, a, lay: a[0] @ a[1].T + (a[2] if len(a) > 2 else 0.0),
@@ -215,5 +239,16 @@ _OPS: dict[str, Callable[[Node, list[Array], str], Array]] = {
     "pad": lambda n, a, lay: np.pad(a[0], [tuple(p) for p in n.attrs["pads"]],
                                     constant_values=n.attrs.get("value", 0.0)),
     "identity": lambda n, a, lay: a[0],
+    "div": lambda n, a, lay: a[0] / a[1],
+    "erf": lambda n, a, lay: _erf(a[0]),
+    "sqrt": lambda n, a, lay: np.sqrt(a[0]),
+    "pow": lambda n, a, lay: np.power(a[0], np.float32(n.attrs["exponent"])),
+    "layernorm": _layernorm,
+    "batch_matmul": lambda n, a, lay: np.matmul(
+        a[0].astype(np.float64), np.swapaxes(a[1], -1, -2) if n.attrs.get("transpose_b") else a[1]
+    ) * float(n.attrs.get("alpha", 1.0)),
+    "slice": _slice,
+    "gather": lambda n, a, lay: np.take(a[0], list(n.attrs["indices"]), axis=n.attrs["axis"]),
+    "mean": _mean,
 }
 _ACT_OPS = ("conv2d", "fully_connected", "add", "sub", "mul")

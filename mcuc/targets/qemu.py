@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,22 +26,36 @@ def _board(board: Board | str) -> Board:
     return load_board(board) if isinstance(board, str) else board
 
 
-def build_firmware(outdir: Path, board: Board | str) -> Path:
+def have_arm_toolchain() -> bool:
+    """True when cmake and arm-none-eabi-gcc are installed (firmware can be built)."""
+    return all(shutil.which(t) is not None for t in ("cmake", "arm-none-eabi-gcc"))
+
+
+def firmware_build_dir(outdir: Path, board: Board, profile: bool = False, unchecked: bool = False) -> Path:
+    """OUTDIR/build-<board>, with -profile (profile marks) or -unchecked (link kept when too big) variants."""
+    suffix = ("-profile" if profile else "") + ("-unchecked" if unchecked else "")
+    return Path(outdir) / f"build-{board.name}{suffix}"
+
+
+def build_firmware(outdir: Path, board: Board | str, profile: bool = False, unchecked: bool = False) -> Path:
     """Configure and build OUTDIR as firmware for ``board`` in OUTDIR/build-<board>; return the ELF.
 
     Board files and the toolchain file are added to OUTDIR first if the compile did not write them.
+    ``profile`` builds with profile marks around every op (see profile_qemu); ``unchecked`` keeps the
+    ELF even when it overflows the board's memories, so that its size can be measured.
     """
     b = _board(board)
-    outdir = Path(outdir)
+    outdir = Path(outdir).resolve()
     for tool in ("cmake", "arm-none-eabi-gcc"):
         if shutil.which(tool) is None:
             raise MCUCError(f"building firmware for '{b.name}' needs '{tool}', which is not installed: "
                             "apt-get install --no-install-recommends cmake gcc-arm-none-eabi "
                             "libnewlib-arm-none-eabi (or run 'make sysdeps')")
     emit_firmware_support(outdir, [b])
-    bdir = outdir / f"build-{b.name}"
+    bdir = firmware_build_dir(outdir, b, profile, unchecked)
     _run(["cmake", "-S", str(outdir), "-B", str(bdir), "-DCMAKE_BUILD_TYPE=Release",
-          f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file(outdir, b)}"], f"cmake configure for board {b.name}")
+          f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file(outdir, b)}", f"-DMCUC_PROFILE={'ON' if profile else 'OFF'}",
+          f"-DMCUC_LINK_UNCHECKED={'ON' if unchecked else 'OFF'}"], f"cmake configure for board {b.name}")
     _run(["cmake", "--build", str(bdir), "-j", "2"], f"firmware build for board {b.name}")
     elf = bdir / "mcuc_firmware.elf"
     if not elf.exists():
@@ -68,6 +83,35 @@ def qemu_command(board: Board, elf: Path, args: list[str]) -> list[str]:
             "-serial", "none", "-semihosting-config", sh, "-kernel", str(elf)]
 
 
+def _run_elf(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s: float,
+             qemu_args: list[str], workdir: Path) -> np.ndarray:
+    """Boot ``elf`` under QEMU in ``workdir`` with int8 ``samples`` as in.bin; return N x out_bytes int8."""
+    if shutil.which(QEMU) is None:
+        raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
+                        "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
+    np.ascontiguousarray(samples, dtype=np.int8).tofile(workdir / "in.bin")
+    cmd = [*qemu_command(b, elf.resolve(), ["mcuc_firmware", "in.bin", "out.bin"]), *qemu_args]
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise MCUCError(f"QEMU ({b.name}) did not finish within {timeout_s:.0f} s; the firmware may be "
+                        "stuck (a fault loops forever without semihosting) or the model is too slow "
+                        "for the emulator: " + " ".join(cmd)) from e
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        raise MCUCError(f"firmware under QEMU ({b.name}) failed (exit {proc.returncode}): "
+                        + (" | ".join(tail) or "no output"))
+    out = workdir / "out.bin"
+    if not out.exists():
+        raise MCUCError(f"firmware under QEMU ({b.name}) wrote no output file; its output: "
+                        + (proc.stdout + proc.stderr).strip())
+    data = np.fromfile(out, dtype=np.int8)
+    n = samples.shape[0]
+    if data.size != n * out_bytes:
+        raise MCUCError(f"firmware under QEMU ({b.name}) wrote {data.size} bytes, expected {n * out_bytes}")
+    return data.reshape(n, out_bytes)
+
+
 def run_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: int,
              timeout_s: float = DEFAULT_TIMEOUT_S) -> np.ndarray:
     """Run int8 ``samples`` (N x input bytes) through the firmware under QEMU; return N x out_bytes int8."""
@@ -77,24 +121,62 @@ def run_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: i
                         "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
     elf = build_qemu(outdir, b)
     with tempfile.TemporaryDirectory(prefix="mcuc-qemu-") as td:
-        np.ascontiguousarray(samples, dtype=np.int8).tofile(Path(td) / "in.bin")
-        cmd = qemu_command(b, elf.resolve(), ["mcuc_firmware", "in.bin", "out.bin"])
-        try:
-            proc = subprocess.run(cmd, cwd=td, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as e:
-            raise MCUCError(f"QEMU ({b.name}) did not finish within {timeout_s:.0f} s; the firmware may be "
-                            "stuck (a fault loops forever without semihosting) or the model is too slow "
-                            "for the emulator: " + " ".join(cmd)) from e
-        if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-            raise MCUCError(f"firmware under QEMU ({b.name}) failed (exit {proc.returncode}): "
-                            + (" | ".join(tail) or "no output"))
-        out = Path(td) / "out.bin"
-        if not out.exists():
-            raise MCUCError(f"firmware under QEMU ({b.name}) wrote no output file; its output: "
-                            + (proc.stdout + proc.stderr).strip())
-        data = np.fromfile(out, dtype=np.int8)
-    n = samples.shape[0]
-    if data.size != n * out_bytes:
-        raise MCUCError(f"firmware under QEMU ({b.name}) wrote {data.size} bytes, expected {n * out_bytes}")
-    return data.reshape(n, out_bytes)
+        return _run_elf(b, elf, samples, out_bytes, timeout_s, [], Path(td))
+
+
+# Instruction counting: a TCG plugin of ours (qemu_insn_plugin.c) counts every executed guest
+# instruction and records the running count at each call of mcuc_profile_mark(). Per inference the
+# firmware makes NUM_OPS + 3 marks: the runner before invoke, model.c before each op and after the
+# last, the runner after invoke. So with counts c[0..NUM_OPS+2]:
+#   total      = c[NUM_OPS+2] - c[0]   (the whole mcuc_model_invoke() call)
+#   per_op[i]  = c[i+2] - c[i+1]       (op i, plus the 2-instruction call site of the next mark)
+#   overhead   = total - sum(per_op)   (invoke's prologue/epilogue and the first and last mark call)
+# The mark function's own instructions are not counted.
+PLUGIN_SOURCE = Path(__file__).resolve().parent / "qemu_insn_plugin.c"
+MARK_SYMBOL = "mcuc_profile_mark"
+
+
+def build_insn_plugin(dest_dir: Path) -> Path:
+    """Compile the instruction-count plugin with the host C compiler into ``dest_dir``; return the .so."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise MCUCError("counting instructions under QEMU needs a host C compiler for the QEMU plugin: "
+                        "apt-get install --no-install-recommends gcc")
+    so = Path(dest_dir) / "mcuc_insn_plugin.so"
+    if not so.exists() or so.stat().st_mtime < PLUGIN_SOURCE.stat().st_mtime:
+        so.parent.mkdir(parents=True, exist_ok=True)
+        _run([cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", str(so),
+              str(PLUGIN_SOURCE)], "building the QEMU instruction-count plugin")
+    return so
+
+
+def profile_qemu(outdir: Path, board: Board | str, sample: np.ndarray, out_bytes: int, num_ops: int,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[np.ndarray, dict[str, Any]]:
+    """Run one int8 ``sample`` (1 x input bytes) on a profile build; return its output and instruction counts.
+
+    The counts are {"board", "total", "per_op": [instructions of op i], "overhead"} with
+    total == sum(per_op) + overhead exactly (see the comment above for what each covers).
+    """
+    from mcuc.targets.elfsize import symbol_range
+
+    b = _board(board)
+    if b.kind != "qemu":
+        raise MCUCError(f"board '{b.name}' does not run under QEMU (kind: {b.kind}); choose a qemu-* board")
+    elf = build_firmware(outdir, b, profile=True)
+    plugin = build_insn_plugin(Path(outdir) / "build-qemu-plugin")
+    lo, hi = symbol_range(elf, MARK_SYMBOL)
+    sample = np.asarray(sample).reshape(1, -1)
+    with tempfile.TemporaryDirectory(prefix="mcuc-qemu-") as td:
+        counts_file = Path(td) / "counts.txt"
+        out = _run_elf(b, elf, sample, out_bytes, timeout_s,
+                       ["-plugin", f"{plugin},mark={lo:#x},mark_end={hi:#x},out={counts_file}"], Path(td))
+        if not counts_file.exists():
+            raise MCUCError(f"the QEMU instruction-count plugin wrote no counts ({b.name})")
+        lines = counts_file.read_text().split("\n")
+    marks = [int(ln.split()[1]) for ln in lines if ln.startswith("mark ")]
+    if any(ln.startswith("error") for ln in lines) or len(marks) != num_ops + 3:
+        raise MCUCError(f"profile run on {b.name} recorded {len(marks)} marks, expected {num_ops + 3} "
+                        f"({num_ops} ops); is the project compiled by this version of mcuc?")
+    per_op = [marks[i + 2] - marks[i + 1] for i in range(num_ops)]
+    total = marks[-1] - marks[0]
+    return out, {"board": b.name, "total": total, "per_op": per_op, "overhead": total - sum(per_op)}

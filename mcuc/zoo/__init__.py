@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mcuc.zoo import crossvit, dhvt
 from mcuc.zoo.mcunet import MCUNET_TINY, MCUNET_VWW1, MCUNet, MCUNetConfig, with_overrides
 from mcuc.zoo.mobilenetv2 import MobileNetV2
 
@@ -48,6 +49,16 @@ def _mcunet(config: MCUNetConfig, **overrides: Any) -> tuple[nn.Module, tuple[in
     return MCUNet(cfg), (1, cfg.in_channels, cfg.resolution, cfg.resolution)
 
 
+def _dhvt(config: dhvt.DHVTConfig, **overrides: Any) -> tuple[nn.Module, tuple[int, int, int, int]]:
+    cfg = dhvt.with_overrides(config, **overrides)
+    return dhvt.DHVT(cfg), (1, cfg.in_channels, cfg.resolution, cfg.resolution)
+
+
+def _crossvit(config: crossvit.CrossViTConfig, **overrides: Any) -> tuple[nn.Module, tuple[int, int, int, int]]:
+    cfg = crossvit.with_overrides(config, **overrides)
+    return crossvit.CrossViT(cfg), (1, cfg.in_channels, cfg.resolution, cfg.resolution)
+
+
 ZOO: dict[str, ZooEntry] = {
     "mobilenetv2": ZooEntry(_mobilenetv2, {"width": 1.0, "resolution": 224},
                             "MobileNetV2, width 1.0, 224x224, 1000 classes"),
@@ -57,6 +68,14 @@ ZOO: dict[str, ZooEntry] = {
                             "MCUNet-style 80x80 two-class network resembling mcunet-vww1"),
     "mcunet-tiny": ZooEntry(lambda **kw: _mcunet(MCUNET_TINY, **kw), {},
                             "small MCUNet-style 32x32 network for tests and the Fashion-MNIST demo"),
+    "dhvt": ZooEntry(lambda **kw: _dhvt(dhvt.DHVT_DEFAULT, **kw), {},
+                     "compact DHVT, 32x32, patch 4, dim 64, 6 blocks, 4 heads, MLP ratio 4 (opset 17)"),
+    "dhvt-small": ZooEntry(lambda **kw: _dhvt(dhvt.DHVT_SMALL, **kw), {},
+                           "compact DHVT, 32x32, patch 4, dim 48, 4 blocks, 3 heads, MLP ratio 4 (opset 17)"),
+    "crossvit": ZooEntry(lambda **kw: _crossvit(crossvit.CROSSVIT_DEFAULT, **kw), {},
+                         "compact CrossViT, 32x32, patches 4/8, dims 48/96, 2 stages of 1+2 blocks (opset 17)"),
+    "crossvit-small": ZooEntry(lambda **kw: _crossvit(crossvit.CROSSVIT_SMALL, **kw), {},
+                               "compact CrossViT, 32x32, patches 4/8, dims 32/64, 2 stages of 1+1 blocks (opset 17)"),
 }
 
 
@@ -81,6 +100,26 @@ def randomize_bn_statistics(model: nn.Module, input_shape: tuple[int, ...], seed
     model.eval()
 
 
+def randomize_norm_affine(model: nn.Module, seed: int = 0) -> None:
+    """Give LayerNorm scales/shifts and Linear biases seeded non-trivial values (no-op for models without LayerNorm).
+
+    Freshly initialised transformers have unit scales and zero shifts and biases; random values exercise the
+    compiler's handling of them, and distinct values keep the ONNX exporter from deduplicating initializers
+    into Identity nodes.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    if not norms:
+        return
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for ln in norms:
+            ln.weight.copy_(1.0 + 0.2 * torch.randn(ln.weight.shape, generator=gen))
+            ln.bias.copy_(0.1 * torch.randn(ln.bias.shape, generator=gen))
+        for m in model.modules():
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                m.bias.copy_(0.02 * torch.randn(m.bias.shape, generator=gen))
+
+
 def build(name: str, seed: int = 0, **overrides: Any) -> tuple[nn.Module, tuple[int, int, int, int]]:
     """Build zoo model `name` in eval mode with seeded weights and BN statistics; returns (model, NCHW shape).
 
@@ -92,6 +131,7 @@ def build(name: str, seed: int = 0, **overrides: Any) -> tuple[nn.Module, tuple[
     torch.manual_seed(seed)
     model, input_shape = entry.builder(**{**entry.defaults, **overrides})
     randomize_bn_statistics(model, input_shape, seed=seed)
+    randomize_norm_affine(model, seed=seed)
     return model.eval(), input_shape
 
 
@@ -129,6 +169,6 @@ def demo_metadata() -> dict[str, Any]:
 
 __all__ = [
     "ZOO", "ZooEntry", "build", "load_fashion_mnist", "preprocess_fashion_mnist", "demo_metadata",
-    "randomize_bn_statistics", "DEMO_ONNX", "DEMO_JSON", "DEMO_CALIB", "DEMO_SAMPLES",
+    "randomize_bn_statistics", "randomize_norm_affine", "DEMO_ONNX", "DEMO_JSON", "DEMO_CALIB", "DEMO_SAMPLES",
     "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR",
 ]

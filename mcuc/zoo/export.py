@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -12,20 +13,30 @@ import torch
 from torch import nn
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, opset: int = 13) -> Path:
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, opset: int | None = None) -> Path:
     """Export with the TorchScript exporter; the model stays in eval mode and BN nodes are not folded.
+
+    The default opset is the model's `onnx_opset` attribute if it has one (17 for the transformers, whose
+    LayerNormalization needs it), else 13. Models with `onnx_fold_constants` set (the transformers) are exported
+    with constant folding, so Linear weights on 3-D inputs arrive pre-transposed instead of behind Transpose nodes.
 
     TrainingMode.PRESERVE with an eval-mode model skips the exporter's Conv+BN fusion, so the graph keeps
     BatchNormalization nodes (with their running statistics) for mcuc's own folding pass.
     """
     path = Path(path)
+    if opset is None:
+        opset = int(getattr(model, "onnx_opset", 13))
     model = model.eval()
     dummy = torch.zeros(input_shape, dtype=torch.float32)
-    torch.onnx.export(
-        model, (dummy,), str(path), opset_version=opset, dynamo=False,
-        input_names=["input"], output_names=["output"],
-        training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False,
-    )
+    with warnings.catch_warnings():
+        # The exporter warns about folding with PRESERVE in case the model is training; it is in eval mode.
+        warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
+        torch.onnx.export(
+            model, (dummy,), str(path), opset_version=opset, dynamo=False,
+            input_names=["input"], output_names=["output"],
+            training=torch.onnx.TrainingMode.PRESERVE,
+            do_constant_folding=bool(getattr(model, "onnx_fold_constants", False)),
+        )
     graph = _constants_to_initializers(onnx.load(str(path)))
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))

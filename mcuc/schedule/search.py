@@ -1,0 +1,226 @@
+"""Schedule search: layer-based vs patch-based (split x grid x planner), Pareto table, and choice.
+
+Every candidate is the real schedule: built by mcuc.schedule.patch.build_schedule, planned by the
+same planner the compiler uses, with MACs counted on the op list the C code runs. Nothing here is
+an estimate, so the table's numbers are the numbers of the code a chosen row compiles to.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph
+from mcuc.memory import ALIGNMENT, MemoryPlan, arena_lower_bound, plan_memory
+from mcuc.ops import node_macs
+from mcuc.plan import Buffer, align_up, verify_plan
+from mcuc.report import STACK_ESTIMATE_BYTES
+from mcuc.schedule.patch import (
+    PatchSchedule,
+    build_schedule,
+    grid_stage_macs,
+    patch_windows,
+    stage_macs_of,
+    valid_splits,
+)
+
+DEFAULT_GRIDS: tuple[tuple[int, int], ...] = tuple(
+    sorted({(n, n) for n in range(2, 9)} | {(n, n + 1) for n in range(1, 8)} | {(n + 1, n) for n in range(1, 8)}))
+DEFAULT_STRATEGIES = ("best", "greedy")
+
+
+@dataclass
+class Candidate:
+    """One schedule with its planned arena and MAC count."""
+
+    kind: str  # "layer" | "patch"
+    split: int
+    grid: tuple[int, int]
+    strategy: str
+    arena_bytes: int
+    macs: int
+    mac_overhead: float
+    bottleneck: str  # the op (and its index in the schedule) where the most bytes are live
+    memory: MemoryPlan
+    schedule: PatchSchedule | None
+
+    @property
+    def peak_sram_bytes(self) -> int:
+        """Peak SRAM as the report states it: arena + kernel scratch (none) + stack estimate."""
+        return self.arena_bytes + STACK_ESTIMATE_BYTES
+
+    def describe(self) -> dict[str, Any]:
+        if self.schedule is None:
+            return {"kind": "layer"}
+        return self.schedule.describe()
+
+    @property
+    def halo(self) -> str:
+        return "-" if self.schedule is None else self.schedule.halo
+
+    def label(self) -> str:
+        if self.kind == "layer":
+            return "layer"
+        cached = ", cached halos" if self.halo == "cache" else ""
+        return f"patch split {self.split} grid {self.grid[0]}x{self.grid[1]}{cached}"
+
+
+def _bottleneck(g: Graph, mem: MemoryPlan) -> str:
+    if not mem.live_bytes:
+        return "-"
+    i = max(range(len(mem.live_bytes)), key=lambda k: mem.live_bytes[k])
+    n = g.nodes[i]
+    return f"op {i} '{n.name}' ({n.op})"
+
+
+def replay(g: Graph, mem: MemoryPlan) -> int:
+    """Simulated memory replay: every planned buffer checked against every other live at the same
+    step (mcuc.plan.verify_plan, independent of the planner); returns the arena the replay needs:
+    the high-water mark rounded up to the arena alignment, which must equal the reported arena."""
+    bufs = mem.buffers()
+    high = verify_plan([Buffer(s, f, la) for _, _, s, f, la in bufs], [o for _, o, _, _, _ in bufs],
+                       mem.arena_bytes, ALIGNMENT)
+    return align_up(high, ALIGNMENT)
+
+
+def layer_candidate(g: Graph, strategy: str = "best") -> Candidate:
+    mem = plan_memory(g, strategy)
+    macs = sum(node_macs(n, g) for n in g.nodes)
+    return Candidate("layer", 0, (1, 1), strategy, mem.arena_bytes, macs, 0.0, _bottleneck(g, mem), mem, None)
+
+
+def patch_candidate(g: Graph, split: int, grid: tuple[int, int], strategy: str = "best",
+                    schedule: PatchSchedule | None = None) -> Candidate:
+    sched = schedule if schedule is not None else build_schedule(g, split, grid)
+    mem = plan_memory(sched.graph, strategy)
+    return Candidate("patch", split, grid, strategy, mem.arena_bytes, sched.macs, sched.mac_overhead,
+                     _bottleneck(sched.graph, mem), mem, sched)
+
+
+def enumerate_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GRIDS,
+                         strategies: Sequence[str] = DEFAULT_STRATEGIES, splits: Sequence[int] | None = None,
+                         include_layer: bool = True, max_overhead: float | None = None,
+                         halos: Sequence[str] = ("recompute",)) -> list[Candidate]:
+    """Layer-based schedule plus every valid (split, grid, planner) patch schedule; with
+    ``max_overhead``, only schedules adding at most that many MACs."""
+    out: list[Candidate] = []
+    if include_layer:
+        out.extend(layer_candidate(g, s) for s in strategies)
+    for sched in _schedules(g, splits if splits is not None else valid_splits(g), list(grids), max_overhead,
+                            halos):
+        out.extend(patch_candidate(g, sched.split, sched.grid, s, sched) for s in strategies)
+    return out
+
+
+def pareto(cands: Sequence[Candidate]) -> list[Candidate]:
+    """Non-dominated candidates on (peak SRAM, MAC overhead), sorted by peak."""
+    front: list[Candidate] = []
+    for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead, c.kind != "layer")):
+        if not front or c.mac_overhead < front[-1].mac_overhead - 1e-12:
+            front.append(c)
+    return front
+
+
+def choose(cands: Sequence[Candidate], max_overhead: float, sram: int | None) -> Candidate:
+    """Given ``sram``: the least MAC overhead whose peak SRAM fits (ties: lower peak); otherwise
+    the lowest peak within ``max_overhead``. MCUCError saying by how much and where it fails."""
+    within = [c for c in cands if c.mac_overhead <= max_overhead + 1e-12]
+    if not within:
+        raise MCUCError(f"no schedule has a MAC overhead within {max_overhead:.0%}")
+    lowest = min(within, key=lambda c: (c.arena_bytes, c.mac_overhead))
+    if sram is None:
+        return lowest
+    fits = [c for c in within if c.peak_sram_bytes <= sram]
+    if fits:
+        return min(fits, key=lambda c: (c.mac_overhead, c.arena_bytes))
+    raise MCUCError(
+        f"no schedule fits {sram:,} B of SRAM within {max_overhead:.0%} MAC overhead: the best, {lowest.label()} "
+        f"(planner {lowest.strategy}, +{lowest.mac_overhead:.1%} MACs), needs {lowest.peak_sram_bytes:,} B "
+        f"({lowest.peak_sram_bytes - sram:,} B over); bottleneck {lowest.bottleneck}; allow more overhead "
+        "(--max-overhead), a larger --sram, or a smaller input resolution")
+
+
+def pareto_table(cands: Sequence[Candidate], chosen: Candidate | None = None) -> str:
+    """Markdown table of the Pareto front (peak SRAM vs MAC overhead)."""
+    lines = ["| schedule | split | grid | halo | planner | arena (B) | peak SRAM (B) | MACs | MAC overhead "
+             "| bottleneck |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in pareto(cands):
+        mark = " (chosen)" if chosen is not None and c is chosen else ""
+        grid = "-" if c.kind == "layer" else f"{c.grid[0]}x{c.grid[1]}"
+        split = "-" if c.kind == "layer" else str(c.split)
+        lines.append(f"| {c.kind}{mark} | {split} | {grid} | {c.halo} | {c.strategy} | {c.arena_bytes:,} | "
+                     f"{c.peak_sram_bytes:,} | {c.macs:,} | {c.mac_overhead:+.1%} | {c.bottleneck} |")
+    return "\n".join(lines)
+
+
+def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: bool, max_overhead: float,
+                    split: int | None = None, grid: tuple[int, int] | None = None,
+                    halos: Sequence[str] = ("recompute",)) -> Candidate:
+    """The schedule ``mcuc compile --schedule kind`` uses (``layer``, ``patch`` or ``auto``).
+
+    ``patch`` with both split and grid builds exactly that schedule; otherwise the search runs
+    over the given split and/or grid (all when absent). ``auto`` keeps the layer-based schedule
+    when it fits ``budget`` and searches patch schedules only when it does not.
+    """
+    if kind not in ("layer", "patch", "auto"):
+        raise MCUCError(f"unknown schedule '{kind}': use layer, patch or auto")
+    layer = layer_candidate(g, planner)
+    if kind == "layer" or (kind == "auto" and layer.peak_sram_bytes <= budget):
+        return layer
+    if split is not None and grid is not None and len(halos) == 1:
+        return patch_candidate(g, split, grid, planner, build_schedule(g, split, grid, halo=halos[0]))
+    splits = [split] if split is not None else valid_splits(g)
+    grids = [grid] if grid is not None else list(DEFAULT_GRIDS)
+    scheds = _schedules(g, splits, grids, max_overhead, halos)
+    if not scheds:
+        raise MCUCError(f"no patch schedule within {max_overhead:.0%} MAC overhead: the model does not start with "
+                        "a stage of convolutions, pools or elementwise ops on a single 4-D input, or every stage "
+                        "recomputes too much (raise --max-overhead)")
+    sram = budget if (sram_given or kind == "auto") else None
+    # The same choice as choose() over every candidate, planning only those that can still win:
+    # a schedule whose live-bytes lower bound cannot beat the answer so far is never planned.
+    bounds = {id(s): arena_lower_bound(s.graph) for s in scheds}
+    if sram is not None:
+        for s in sorted(scheds, key=lambda s: (s.mac_overhead, bounds[id(s)])):
+            if bounds[id(s)] + STACK_ESTIMATE_BYTES <= sram:
+                c = patch_candidate(g, s.split, s.grid, planner, s)
+                if c.peak_sram_bytes <= sram:
+                    return c
+    best: Candidate | None = None
+    for s in sorted(scheds, key=lambda s: (bounds[id(s)], s.mac_overhead)):
+        if best is not None and bounds[id(s)] > best.arena_bytes:
+            break
+        c = patch_candidate(g, s.split, s.grid, planner, s)
+        if best is None or (c.arena_bytes, c.mac_overhead) < (best.arena_bytes, best.mac_overhead):
+            best = c
+    assert best is not None
+    return choose([best], max_overhead, sram)
+
+
+def _schedules(g: Graph, splits: Sequence[int], grids: Sequence[tuple[int, int]],
+               max_overhead: float | None, halos: Sequence[str] = ("recompute",)) -> list[PatchSchedule]:
+    """Patch schedules of every (split, grid) that fits; with ``max_overhead``, only those within it
+    (their MACs come from the windows first, so schedules over the limit are never built)."""
+    per_op = [node_macs(n, g) for n in g.nodes]
+    total = max(sum(per_op), 1)
+    out = []
+    for split in splits:
+        for grid in grids:
+            if not _grid_fits(g, split, grid):
+                continue
+            for halo in halos:
+                if halo == "recompute":
+                    patches, stage = None, grid_stage_macs(g, split, grid)
+                else:
+                    patches = patch_windows(g, split, grid, halo)
+                    stage = stage_macs_of(g, patches)
+                if max_overhead is not None and (stage - sum(per_op[:split])) / total > max_overhead + 1e-12:
+                    continue
+                out.append(build_schedule(g, split, grid, patches, halo))
+    return out
+
+
+def _grid_fits(g: Graph, split: int, grid: tuple[int, int]) -> bool:
+    _, oh, ow, _ = g.tensors[g.nodes[split - 1].outputs[0]].shape
+    return oh * ow >= 4 and grid[0] <= oh and grid[1] <= ow

@@ -1,0 +1,39 @@
+"""Zoo models compiled for the QEMU boards and run under qemu-system-arm: bit-exact with the
+int8 reference. Small models run on all three cores (M4, M7, M55); MobileNetV2-1.0-224 (300 M MACs,
+about 3 G instructions an inference under emulation) runs on the M7 board only."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from mcuc.commands import verify_project
+from mcuc.compiler import CompileOptions, compile_model
+from mcuc.project import write_project
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                                reason="needs qemu-system-arm and arm-none-eabi-gcc (make sysdeps)")
+
+ALL_QEMU = ["qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps3-an547"]
+CASES = [("mcunet-tiny", ALL_QEMU, 16), ("mcunet-vww1", ALL_QEMU, 8), ("mobilenetv2-0.35", ALL_QEMU, 4),
+         ("mobilenetv2", ["qemu-mps2-an500"], 2)]
+
+
+@pytest.mark.parametrize("name,boards,samples", CASES, ids=[c[0] for c in CASES])
+def test_zoo_model_bit_exact_under_qemu(tmp_path, name, boards, samples):
+    from mcuc import zoo
+    from mcuc.zoo.export import export_onnx
+
+    model, shape = zoo.build(name)
+    path = export_onnx(model, shape, tmp_path / f"{name}.onnx")
+    calib = np.random.default_rng(0).standard_normal((4, *shape[1:])).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    for board in boards:
+        compiled = compile_model(str(path), CompileOptions(board=board, calib=str(tmp_path / "calib.npy")),
+                                 progress=lambda m: None)
+        out = write_project(compiled, str(tmp_path / f"proj-{board}"))
+        res = verify_project(out, compiled.graph, samples=samples, seed=3, target="qemu", board=board)
+        assert res["samples"] == samples and res["mismatched"] == 0, (board, res)
+        assert res["where"] == f"qemu {board}"
