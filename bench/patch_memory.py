@@ -24,7 +24,8 @@ from collections.abc import Sequence
 
 from bench.common import compile_zoo
 from mcuc.ir import Graph, Node
-from mcuc.schedule.search import Candidate, enumerate_candidates, replay
+from mcuc.schedule.patch import build_schedule
+from mcuc.schedule.search import Candidate, enumerate_candidates, patch_candidate, replay
 
 MODELS: list[tuple[str, str, dict]] = [
     ("MobileNetV2-1.0-224", "mobilenetv2", {"resolution": 224}),
@@ -69,6 +70,7 @@ def main() -> None:
           "arena (kB) | per-layer peak (kB) | MACs +% (network / stage) | patch (lowest per-layer peak): split, "
           "grid | per-layer peak (kB) | arena (kB) | MACs +% (network / stage) | candidates | search (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    halo_rows: list[tuple[str, Graph, int, float]] = []
     for label, name, ov in MODELS:
         if args.models and name not in args.models:
             continue
@@ -101,6 +103,38 @@ def main() -> None:
               f"{_kb(by_peak.arena_bytes)} | {macs(by_peak)} | {len(cands)} | {dt:.0f} |", flush=True)
         print(f"<!-- {label}: lowest-arena bottleneck {by_arena.bottleneck}; layer-based bottleneck "
               f"{layer.bottleneck} -->", flush=True)
+        halo_rows.append((label, g, by_arena.split, lim))
+    print("\nHalo handling at the split of the lowest-arena row: recompute (MCUNetV2), cache (rows kept "
+          "for the patch below; with one column of patches nothing is recomputed), mixed (= cache with several "
+          "columns: rows cached, column overlaps recomputed). Arena in kB with the best planner, MACs +% of "
+          "the whole network.\n")
+    print("| model | split | grid | recompute: arena (kB) | recompute: MACs +% | cache/mixed: arena (kB) | "
+          "cache/mixed: MACs +% | cache buffers, summed over all patches (kB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, g, split, _ in halo_rows:
+        _, oh, ow, _ = g.tensors[g.nodes[split - 1].outputs[0]].shape
+        for grid in ((2, 1), (4, 1), (8, 1), (2, 2), (4, 4), (8, 8)):
+            if grid[0] > oh or grid[1] > ow:
+                continue
+            rec = patch_candidate(g, split, grid, "best", build_schedule(g, split, grid, halo="recompute"))
+            cac = patch_candidate(g, split, grid, "best", build_schedule(g, split, grid, halo="cache"))
+            for c in (rec, cac):
+                assert c.schedule is not None and replay(c.schedule.graph, c.memory) == c.arena_bytes
+            assert cac.schedule is not None
+            caches = sum(t.nbytes for name, t in cac.schedule.graph.tensors.items() if name.endswith(".cache"))
+            kind = "cache" if grid[1] == 1 else "mixed"
+            print(f"| {label} | {split} | {grid[0]}x{grid[1]} | {_kb(rec.arena_bytes)} | {rec.mac_overhead:+.1%} | "
+                  f"{_kb(cac.arena_bytes)} ({kind}) | {cac.mac_overhead:+.1%} | {_kb(caches)} |", flush=True)
+    print(f"\nLowest arena within +{lim:.0%} MACs over all splits and grids, per halo mode:\n")
+    print("| model | recompute: split, grid, arena (kB), MACs +% | cache/mixed: split, grid, arena (kB), MACs +% |")
+    print("|---|---|---|")
+    for label, g, _, _ in halo_rows:
+        best = []
+        for halo in ("recompute", "cache"):
+            cs = enumerate_candidates(g, strategies=("best",), max_overhead=lim, include_layer=False, halos=(halo,))
+            c = min(cs, key=lambda c: (c.arena_bytes, c.mac_overhead))
+            best.append(f"{c.split}, {c.grid[0]}x{c.grid[1]}, {_kb(c.arena_bytes)}, {c.mac_overhead:+.1%}")
+        print(f"| {label} | {best[0]} | {best[1]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""mcuc command line: compile, run, verify, boards, zoo. Errors print one 'error: ...' line."""
+"""mcuc command line: compile, run, verify, profile, search, boards, zoo. Errors print one 'error: ...' line."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="largest whole-network MAC overhead a patch schedule may add (default 0.2)")
     c.add_argument("--halo", default="recompute", choices=["recompute", "cache", "auto"],
                    help="patch overlaps: recompute (MCUNetV2), cache rows for the patch below, or search both")
+    c.add_argument("--attention-block", default="auto", metavar="auto|whole|R",
+                   help="attention: R query rows per block (scores never whole), auto (largest R not raising the "
+                        "peak), or whole (unfused, whole score matrices); default auto")
     c.add_argument("-o", "--output", default="build/mcuc_out", help="output directory")
     c.add_argument("--no-build", action="store_true",
                    help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
@@ -66,6 +69,15 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--halo", default="auto", choices=["recompute", "cache", "auto"],
                    help="patch overlaps to consider: recompute, cache, or both (default)")
 
+    pr = sub.add_parser("profile", help="memory profile: per-op table, JSON, or an HTML page with plots")
+    pr.add_argument("model", help="compiled output directory, or a model file to compile first (default options)")
+    pr.add_argument("--format", default="text", choices=["text", "json", "html"], help="output format (default text)")
+    pr.add_argument("-o", "--output", help="write to this file instead of standard output")
+    pr.add_argument("--board", default="host", help="board when compiling a model file")
+    pr.add_argument("--calib", help="calibration data when compiling a model file")
+    pr.add_argument("--schedule", default="layer", choices=["layer", "patch", "auto"],
+                    help="schedule when compiling a model file (default layer)")
+
     sub.add_parser("boards", help="list the supported boards")
 
     z = sub.add_parser("zoo", help="export a zoo model to ONNX")
@@ -74,6 +86,15 @@ def _build_parser() -> argparse.ArgumentParser:
     z.add_argument("--resolution", type=int, help="input resolution override")
     z.add_argument("--width", type=float, help="width multiplier override (MobileNetV2)")
     z.add_argument("--qdq", action="store_true", help="also quantize with onnxruntime (QDQ format)")
+
+    rd = sub.add_parser("redistribute", help="receptive-field redistribution search (kernels, expand ratios, "
+                                             "patch-stage depth) for low patch-based peak SRAM")
+    rd.add_argument("--base", required=True, choices=["mobilenetv2", "mcunet-vww1"], help="base configuration")
+    rd.add_argument("--mac-budget", help="largest model MACs, e.g. 300M (default: the base's MACs x (1 + slack))")
+    rd.add_argument("--slack", type=float, default=0.0, help="MAC budget slack over the base (default 0)")
+    rd.add_argument("--resolution", type=int, help="input resolution override")
+    rd.add_argument("--rounds", type=int, default=2, help="greedy search rounds (default 2)")
+    rd.add_argument("-o", "--output", required=True, help="directory for config.json, model.pt and model.onnx")
     return p
 
 

@@ -19,6 +19,7 @@ def log(msg: str) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from mcuc.compiler import CompileOptions, compile_model
+    from mcuc.passes.attention import parse_block
     from mcuc.project import write_project
     from mcuc.report import summary_text
 
@@ -27,7 +28,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
                           mean=args.mean, std=args.std, calib_method=args.calib_method,
                           planner=args.planner, schedule=args.schedule,
                           patch_grid=tuple(args.patch_grid) if args.patch_grid else None, split=args.split,
-                          max_overhead=args.max_overhead, halo=args.halo)
+                          max_overhead=args.max_overhead, halo=args.halo,
+                          attention_block=parse_block(args.attention_block))
     compiled = compile_model(args.model, opts)
     out = write_project(compiled, args.output)
     measured = _build_and_measure(out, compiled, build=not getattr(args, "no_build", False))
@@ -36,7 +38,42 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from mcuc.targets.elfsize import size_summary
 
         print(size_summary(measured, compiled.report))
-    print(f"wrote {out}/ (model.c, model.h, weights.c, CMakeLists.txt, report.json)")
+    from mcuc.profile import write_profiles
+
+    write_profiles(compiled.report, out)
+    print(f"wrote {out}/ (model.c, model.h, weights.c, CMakeLists.txt, report.json, report.html, profile.txt)")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Render the memory profile of OUTDIR/report.json, or of a fresh compile of a model file."""
+    import json
+
+    from mcuc.profile import render
+
+    src = Path(args.model)
+    if src.is_dir():
+        path = src / "report.json"
+        if not path.exists():
+            raise MCUCError(f"'{src}' is not a compiled mcuc project (no report.json); run 'mcuc compile' first")
+        report = json.loads(path.read_text())
+        if "buffers" not in report:
+            raise MCUCError(f"'{path}' was written by an older mcuc (no buffer layout); compile the model again")
+    else:
+        from mcuc.compiler import CompileOptions, compile_model
+        from mcuc.project import write_project
+
+        with tempfile.TemporaryDirectory() as td:
+            compiled = compile_model(str(src), CompileOptions(board=args.board, calib=args.calib,
+                                                              schedule=args.schedule))
+            write_project(compiled, str(Path(td) / "project"))
+            report = compiled.report
+    text = render(report, args.format)
+    if args.output:
+        Path(args.output).write_text(text)
+        log(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -107,11 +144,14 @@ def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target:
 
         raw = run_host(outdir, flat, out_bytes, sanitize=sanitize)
     elif target == "qemu":
-        from mcuc.targets.qemu import run_qemu
+        from mcuc.progress import Progress
+        from mcuc.targets.qemu import run_qemu_checked
 
         qboard = qemu_board_for(outdir, board)
         log(f"running {n} samples under QEMU ({qboard}) ...")
-        raw = run_qemu(outdir, qboard, flat, out_bytes)
+        raw, memcheck = run_qemu_checked(outdir, qboard, flat, out_bytes, progress=Progress("  QEMU samples"))
+        if memcheck is not None:
+            log(record_memcheck(outdir, memcheck))
     else:
         raise MCUCError(f"unknown target '{target}': use host or qemu")
     outs, pos = {}, 0
@@ -120,6 +160,30 @@ def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target:
         outs[name] = raw[:, pos:pos + t.size].reshape((n, *t.shape[1:]))
         pos += t.size
     return outs
+
+
+def record_memcheck(outdir: Path, memcheck: dict) -> str:
+    """Put the firmware's measured stack and guard check into OUTDIR/report.json (measured.stack) beside the
+    predictions (stack reserved by the linker script, the report's estimate); return the line to print."""
+    import json
+
+    path = Path(outdir) / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    estimate = int(report.get("stack_estimate_bytes", 0))
+    entry = {**memcheck, "stack_estimate_bytes": estimate,
+             # the lowest reserved word overwritten means the stack may have run past its reservation
+             "stack_within_reserved": memcheck["stack_used_bytes"] < memcheck["stack_reserved_bytes"]}
+    if path.exists():
+        report.setdefault("measured", {})["stack"] = entry
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        if "buffers" in report:  # refresh the rendered profiles so they show the measurement too
+            from mcuc.profile import write_profiles
+
+            write_profiles(report, Path(outdir))
+    guards = "intact" if memcheck["arena_guards_intact"] else "CORRUPTED"
+    return (f"stack: {memcheck['stack_used_bytes']:,} B used of {memcheck['stack_reserved_bytes']:,} B reserved "
+            f"({memcheck['board']}; one inference {memcheck['invoke_stack_bytes']:,} B, estimate {estimate:,} B); "
+            f"arena guards {guards}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -236,7 +300,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     sram = parse_size(args.sram) if args.sram else None
     log("searching layer-based and patch-based schedules ...")
     halos = ("recompute", "cache") if args.halo == "auto" else (args.halo,)
-    cands = enumerate_candidates(qg, max_overhead=args.max_overhead, halos=halos)
+    from mcuc.progress import Progress
+
+    cands = enumerate_candidates(qg, max_overhead=args.max_overhead, halos=halos,
+                                 progress=Progress("  planned patch schedules"))
     try:
         chosen = choose(cands, args.max_overhead, sram)
     except MCUCError:
@@ -286,7 +353,10 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         overrides["resolution"] = args.resolution
     if args.width:
         overrides["width"] = args.width
-    model, shape = zoo.build(args.name, **overrides)
+    try:
+        model, shape = zoo.build(args.name, **overrides)
+    except (TypeError, ValueError) as e:
+        raise MCUCError(f"zoo model '{args.name}' does not take {', '.join(f'--{k}' for k in overrides)}: {e}") from e
     export_onnx(model, shape, args.output)
     if args.qdq:
         rng = np.random.default_rng(0)
@@ -295,3 +365,33 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         print(f"wrote {qdq_path}")
     print(f"wrote {args.output} (input {list(shape)})")
     return 0
+
+
+def cmd_redistribute(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from mcuc.search.redistribution import BASES, describe_blocks, search, write_result
+
+    base, split_block = BASES[args.base]
+    if args.resolution:
+        base = replace(base, resolution=args.resolution)
+    budget = int(_parse_count(args.mac_budget)) if args.mac_budget else None
+    res = search(base, split_block, mac_budget=budget, slack=args.slack, rounds=args.rounds, progress=log)
+    out = write_result(res, args.output)
+    for label, e in (("base", res.base), ("chosen", res.best)):
+        print(f"{label}: {describe_blocks(e.config)}\n  patch split {e.split_op} grid {e.grid[0]}x{e.grid[1]}: "
+              f"peak {e.arena:,} B (layer-based {e.layer_arena:,} B), MACs {e.macs:,} (budget {res.budget:,}), "
+              f"overhead {e.overhead:+.1%} network / {e.stage_overhead:+.1%} patch stage")
+    print(f"wrote {out / 'config.json'}, {out / 'model.pt'}, {out / 'model.onnx'}")
+    return 0
+
+
+def _parse_count(text: str) -> float:
+    """'300M', '1.2G', '5e6' -> a number."""
+    t = text.strip().upper()
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(t[-1:], 1.0)
+    try:
+        return float(t[:-1] if scale != 1.0 else t) * scale
+    except ValueError as e:
+        raise MCUCError(f"bad MAC count {text!r}: use e.g. 300M") from e
+

@@ -30,6 +30,7 @@ class CompileOptions:
     split: int | None = None  # --split N: the patch stage is the first N ops
     max_overhead: float = 0.2  # --max-overhead: largest whole-network MAC overhead a patch schedule may add
     halo: str = "recompute"  # --halo: recompute | cache (rows kept for the patch below) | auto (search both)
+    attention_block: str = "auto"  # --attention-block: auto | whole (unfused) | R query rows per block
 
 
 @dataclass
@@ -60,8 +61,10 @@ def load_model(path: str) -> Graph:
 
         return load_onnx(str(p))
     if suffix == ".tflite":
-        raise MCUCError(f"'{path}': .tflite models are not supported yet; export the model to ONNX")
-    raise MCUCError(f"'{path}': unknown model format '{suffix}'; mcuc reads .onnx files")
+        from mcuc.frontend.tflite import load_tflite
+
+        return load_tflite(str(p))
+    raise MCUCError(f"'{path}': unknown model format '{suffix}'; mcuc reads .onnx and .tflite files")
 
 
 def float_graph_for(path: str) -> Graph:
@@ -90,6 +93,7 @@ def compile_model(model_path: str, opts: CompileOptions,
                   progress: Callable[[str], None] = log) -> Compiled:
     from mcuc.memory import plan_memory
     from mcuc.model_io import source_shape
+    from mcuc.passes.attention import fuse_attention
     from mcuc.passes.quantize import calibrate, quantize_graph
     from mcuc.report import build_report
 
@@ -97,37 +101,111 @@ def compile_model(model_path: str, opts: CompileOptions,
     if opts.sram is not None and opts.sram > board.sram_bytes:
         raise MCUCError(f"--sram {opts.sram} exceeds the {board.sram_bytes} bytes of SRAM on board "
                         f"'{board.name}'; pass a smaller budget or another board")
-    fg = float_graph_for(model_path)
-    verify(fg)
-    shapes = {n: source_shape(fg, n) for n in fg.inputs}
-    feeds = calibration_feeds(fg, shapes, opts)
-    progress(f"calibrating on {len(feeds)} samples ...")
-    obs = calibrate(fg, feeds, opts.calib_method)
-    qg = quantize_graph(fg, obs)
+    if Path(model_path).suffix.lower() == ".tflite":  # already int8: the model's own quantization, no calibration
+        if opts.calib:
+            progress("note: --calib is ignored for a .tflite model (it carries its own quantization)")
+        qg = fg = load_model(model_path)
+    else:
+        fg = float_graph_for(model_path)
+        verify(fg)
+        shapes = {n: source_shape(fg, n) for n in fg.inputs}
+        feeds = calibration_feeds(fg, shapes, opts)
+        progress(f"calibrating on {len(feeds)} samples ...")
+        from mcuc.progress import Progress
+
+        obs = calibrate(fg, feeds, opts.calib_method,
+                        progress=Progress("  calibration sample") if progress is log else None)
+        qg = quantize_graph(fg, obs)
     verify(qg, quantized=True)
+    qg = fuse_attention(qg, opts.attention_block, opts.planner)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
     if opts.schedule == "layer":
         mem, sched = plan_memory(qg, opts.planner), None
     else:
         from mcuc.schedule.search import select_schedule
 
-        chosen = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None, opts.max_overhead,
-                                 opts.split, opts.patch_grid,
-                                 ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
+        try:
+            chosen = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None,
+                                     opts.max_overhead, opts.split, opts.patch_grid,
+                                     ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
+        except MCUCError as e:
+            if not str(e).startswith("no schedule fits"):
+                raise
+            # nothing fits: name the layer-based peak, what is live there and what else would fit
+            layer = Compiled(qg, fg, board, opts, plan_memory(qg, opts.planner))
+            layer.report = build_report(layer)
+            raise MCUCError(_does_not_fit_message(layer, budget, patch_searched=True)) from None
         mem, sched = chosen.memory, chosen.schedule
         progress(f"schedule: {chosen.label()}, +{chosen.mac_overhead:.1%} MACs")
     compiled = Compiled(qg, fg, board, opts, mem, schedule=sched)
     compiled.report = build_report(compiled)
+    compiled.report["model_file"] = Path(model_path).name
+    _check_simulated(compiled)
     peak = compiled.report["peak_sram_bytes"]
     if peak > budget:
         raise MCUCError(_does_not_fit_message(compiled, budget))
     return compiled
 
 
-def _does_not_fit_message(c: Compiled, budget: int) -> str:
+def _check_simulated(c: Compiled) -> None:
+    """The byte-level replay of the schedule (mcuc.memsim) must find no overlap and reproduce every
+    memory number of the report; a difference is a planner bug, never a user error."""
+    from mcuc.memsim import check, compare_report, simulate
+    from mcuc.plan import InvalidPlanError
+
+    sim = check(simulate(c.schedule.graph if c.schedule is not None else c.graph, c.memory, c.board))  # type: ignore
+    diffs = compare_report(sim, c.report)
+    if diffs:
+        raise InvalidPlanError("report disagrees with the simulated memory replay: " + "; ".join(diffs))
+
+
+def _does_not_fit_message(c: Compiled, budget: int, patch_searched: bool = False) -> str:
+    """One line: how far over the budget, where the peak is, what is live there, and what would fit."""
     rep = c.report
+    peak = rep["peak_sram_bytes"]
     worst = max(rep["ops"], key=lambda o: o["live_bytes"])
-    return (f"model needs {rep['peak_sram_bytes']:,} B of SRAM but the budget is {budget:,} B "
-            f"({rep['peak_sram_bytes'] - budget:,} B over); peak at op '{worst['name']}' ({worst['op']}, "
-            f"{worst['live_bytes']:,} B live); use a larger --sram, a board with more SRAM, "
-            f"or a smaller input resolution")
+    sizes = {b["name"]: b["size"] for b in rep.get("buffers", [])}
+    top = sorted(worst.get("live_tensors", []), key=lambda r: -sizes.get(r, 0))[:3]
+    contributors = ", ".join(f"'{r}' {sizes.get(r, 0):,} B" for r in top)
+    return (f"model needs {peak:,} B of SRAM but the budget is {budget:,} B ({peak - budget:,} B over); "
+            f"peak at op {worst['index']} '{worst['name']}' ({worst['op']}, {worst['live_bytes']:,} B live"
+            + (f": largest {contributors}" if contributors else "") + "); would fit: "
+            + "; ".join(_what_would_fit(c, budget, patch_searched)))
+
+
+def _what_would_fit(c: Compiled, budget: int, patch_searched: bool = False) -> list[str]:
+    """Alternatives that fit ``budget``: a patch schedule, a smaller input, a board with more SRAM."""
+    from math import isqrt
+
+    from mcuc.boards import list_boards
+
+    rep, out = c.report, []
+    fixed = rep["peak_sram_bytes"] - rep["arena_bytes"]  # stack estimate and scratch outside the arena
+    if patch_searched:
+        out.append(f"no patch schedule within {c.options.max_overhead:.0%} MAC overhead (searched)")
+    elif c.schedule is None:
+        try:
+            from mcuc.schedule.search import select_schedule
+
+            cand = select_schedule(c.graph, "auto", c.options.planner, budget, True, c.options.max_overhead)
+            out.append(f"{cand.label()} ({cand.peak_sram_bytes:,} B peak, "
+                       f"+{cand.mac_overhead:.1%} MACs: --schedule patch --split {cand.split} "
+                       f"--patch-grid {cand.grid[0]} {cand.grid[1]})")
+        except MCUCError:
+            out.append(f"no patch schedule within {c.options.max_overhead:.0%} MAC overhead")
+    shape = c.graph.tensors[c.graph.inputs[0]].shape if c.graph.inputs else ()
+    if len(shape) == 4 and budget > fixed:
+        # activation bytes grow with H x W: scale both sides by sqrt(room / arena), down to a multiple of 8
+        h, w = int(shape[1]), int(shape[2])
+        room, arena = budget - fixed, max(rep["arena_bytes"], 1)
+        h2, w2 = (max(8, isqrt(v * v * room // arena) // 8 * 8) for v in (h, w))
+        if (h2, w2) != (h, w):
+            out.append(f"an input of about {h2}x{w2} instead of {h}x{w} (estimate: activations scale with H x W)")
+    boards = [b for b in list_boards() if b.kind != "host" and b.name != c.board.name
+              and max((int(r["size"]) for r in b.extra.get("sram", [])), default=0) >= rep["peak_sram_bytes"]]
+    boards.sort(key=lambda b: (b.kind != "mcu", b.sram_bytes))  # real boards first, then emulated ones
+    if boards:
+        out.append("board " + " or ".join(f"{b.name} ({b.sram_bytes // 1024} KiB SRAM)" for b in boards[:2]))
+    else:
+        out.append("no board in boards/ has enough SRAM")
+    return out

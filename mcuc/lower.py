@@ -7,13 +7,14 @@ constant arrays it needs, and a ``ref`` callable computing the same result in nu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
+from mcuc.reference import attention as rattn
 from mcuc.reference import conv as rconv
 from mcuc.reference import elementwise as relem
 from mcuc.reference import layout as rlayout
@@ -43,7 +44,7 @@ class CExpr:
 class Arg:
     """One call argument: a tensor, an op-local struct/array (by index), an int, or NULL."""
 
-    kind: str  # "tensor" | "struct" | "array" | "int" | "null"
+    kind: str  # "tensor" | "struct" | "array" | "int" | "null" | "scratch" (the op's planned arena scratch)
     value: Any = None
 
 
@@ -171,6 +172,24 @@ def _binary(g: Graph, n: Node) -> Lowered:
                    ref=lambda env: ref_fn(env[a], env[b], params).reshape(out_shape))
 
 
+def _squared_difference(g: Graph, n: Node) -> Lowered:
+    """TFLite's SQUARED_DIFFERENCE (int8, from .tflite models): the add kernel's structure with a squared difference."""
+    from mcuc.reference import tflite as rtfl
+
+    a, b = n.inputs
+    y = n.outputs[0]
+    qa, qb, qy = _q(g, a), _q(g, b), _q(g, y)
+    params = rtfl.prepare_squared_difference(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, int(n.attrs.get("act_min", -128)),
+                                             int(n.attrs.get("act_max", 127)))
+    shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_squared_difference_s8", [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a),
+                                                      Arg("tensor", b), Arg("tensor", y)],
+                   structs=[Struct("mcuc_add_params_t", _c_fields(params)),
+                            Struct("mcuc_broadcast_t", _c_fields(shape))],
+                   ref=lambda env: rtfl.squared_difference_s8(env[a], env[b], params).reshape(out_shape))
+
+
 def _pool(g: Graph, n: Node) -> Lowered:
     x, y = n.inputs[0], n.outputs[0]
     a = n.attrs
@@ -198,11 +217,25 @@ def _softmax(g: Graph, n: Node) -> Lowered:
     shape = tuple(g.tensors[x].shape)
     if n.attrs.get("axis", len(shape) - 1) != len(shape) - 1:
         raise MCUCError(f"softmax '{n.name}' over axis {n.attrs['axis']} of {shape}: only the last axis is supported")
+    if n.attrs.get("algorithm") == "tflite":
+        return _softmax_tflite(g, n)
     params = rsoftmax.prepare_softmax(shape, _q(g, x).s, float(n.attrs.get("beta", 1.0)))
     return Lowered(n, "mcuc_softmax_s8", [Arg("struct", 0), Arg("array", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_softmax_params_t", _c_fields(params, drop=("exp_table",)))],
                    arrays=[Array("uint32_t", params.exp_table)],
                    ref=lambda env: rsoftmax.softmax_s8(env[x], params))
+
+
+def _softmax_tflite(g: Graph, n: Node) -> Lowered:
+    """TFLite's int8 softmax (gemmlowp fixed point), for .tflite models: bit-exact with TFLM."""
+    from mcuc.reference import tflite as rtfl
+
+    x, y = n.inputs[0], n.outputs[0]
+    params = _prepared(n, rtfl.prepare_softmax_tflite, tuple(g.tensors[x].shape), _q(g, x).s,
+                       float(n.attrs.get("beta", 1.0)))
+    return Lowered(n, "mcuc_softmax_tflite_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_softmax_tflite_params_t", _c_fields(params))],
+                   ref=lambda env: rtfl.softmax_tflite_s8(env[x], params))
 
 
 def _requantize(g: Graph, n: Node) -> Lowered:
@@ -249,7 +282,7 @@ def _transpose(g: Graph, n: Node) -> Lowered:
 
 LOWERINGS.update({"add": _binary, "sub": _binary, "mul": _binary, "avgpool": _pool, "maxpool": _pool,
                   "lut": _lut, "softmax": _softmax, "requantize": _requantize, "concat": _concat,
-                  "pad": _pad, "transpose": _transpose})
+                  "pad": _pad, "transpose": _transpose, "squared_difference": _squared_difference})
 
 
 # ---- transformer kernels (runtime_c/include/mcuc_transformer.h) ---------------------------------
@@ -307,6 +340,8 @@ def _mean(g: Graph, n: Node) -> Lowered:
     qx, qy = _q(g, x), _q(g, y)
     params = _prepared(n, rtf.prepare_mean, tuple(g.tensors[x].shape), tuple(n.attrs["axes"]), qx.s, qx.zp, qy.s,
                        qy.zp)
+    if "tflite_mult" in n.attrs:  # a .tflite model's MEAN: TFLM's multiplier (1/count folded in by division)
+        params = replace(params, mult=int(n.attrs["tflite_mult"]), shift=int(n.attrs["tflite_shift"]))
     return _copy_like(g, n, "mcuc_mean_s8", "mcuc_mean_params_t", params, rtf.mean_s8)
 
 
@@ -342,3 +377,36 @@ def _transpose_any_rank(g: Graph, n: Node) -> Lowered:
 
 LOWERINGS.update({"layernorm": _layernorm, "batch_matmul": _batch_matmul, "mean": _mean, "slice": _slice,
                   "gather": _gather, "transpose": _transpose_any_rank})
+
+
+def _attention(g: Graph, n: Node) -> Lowered:
+    """Fused attention (mcuc/passes/attention.py): the two batch matmuls and the softmax prepared exactly as
+    the unfused ops would be, from the quantization parameters the fused-away scores and probs carried."""
+    q, k, v = n.inputs
+    y = n.outputs[0]
+    a = n.attrs
+    qq, qk, qv, qy = _q(g, q), _q(g, k), _q(g, v), _q(g, y)
+    sq, pq = a["scores_quant"], a["probs_quant"]
+    q_shape, k_shape, v_shape = (tuple(g.tensors[x].shape) for x in (q, k, v))
+    scores = _prepared(n, rtf.prepare_batch_matmul, q_shape, k_shape, qq.s * float(a.get("alpha", 1.0)), qq.zp,
+                       qk.s, qk.zp, sq.s, sq.zp, *a["scores_act"], bool(a.get("transpose_b", False)))
+    scores_shape = tuple(q_shape[:-1]) + (scores.n,)
+    scores_shape = tuple(int(d) for d in np.broadcast_shapes(scores_shape[:-2], tuple(k_shape[:-2]))) \
+        + scores_shape[-2:]
+    softmax = _prepared(n, rsoftmax.prepare_softmax, scores_shape, sq.s, float(a.get("beta", 1.0)))
+    output = _prepared(n, rtf.prepare_batch_matmul, scores_shape, v_shape, pq.s * float(a.get("alpha_v", 1.0)),
+                       pq.zp, qv.s, qv.zp, qy.s, qy.zp, int(a.get("act_min", -128)), int(a.get("act_max", 127)),
+                       bool(a.get("transpose_v", False)))
+    params = _prepared(n, rattn.prepare_attention, scores, softmax, output, int(a["block_rows"]))
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_attention_blocked_s8",
+                   [Arg("struct", 0), Arg("array", 0), Arg("tensor", q), Arg("tensor", k), Arg("tensor", v),
+                    Arg("scratch"), Arg("tensor", y)],
+                   structs=[Struct("mcuc_attention_params_t", {"scores": _c_fields(scores),
+                                                               "output": _c_fields(output),
+                                                               "block_rows": params.block_rows})],
+                   arrays=[Array("uint32_t", params.exp_table)],
+                   ref=lambda env: rattn.attention_s8(env[q], env[k], env[v], params).reshape(out_shape))
+
+
+LOWERINGS["attention"] = _attention

@@ -13,6 +13,22 @@ ALIGNMENT = 16
 # (layernorm: on its row, which the kernel reads whole before writing it).
 IN_PLACE_OPS = ("lut", "requantize", "add", "sub", "mul", "layernorm")
 VIEW_OPS = ("reshape",)
+SCRATCH_SUFFIX = "#scratch"  # key of an op-local scratch buffer: the op's first output + this suffix
+
+
+def scratch_key(n: Node) -> str:
+    """Planner key of the scratch buffer of ``n`` (live only while ``n`` runs)."""
+    return n.outputs[0] + SCRATCH_SUFFIX
+
+
+def op_scratch_bytes(g: Graph, n: Node) -> int:
+    """Bytes of arena scratch the kernel of ``n`` needs while it runs (its _get_buffer_size companion)."""
+    if n.op == "attention":
+        from mcuc.reference.attention import attention_scratch_bytes
+
+        k = g.tensors[n.inputs[1]].shape
+        return attention_scratch_bytes(k[-2] if n.attrs.get("transpose_b") else k[-1], int(n.attrs["block_rows"]))
+    return 0
 
 
 @dataclass
@@ -48,24 +64,31 @@ def compute_buffers(g: Graph) -> tuple[dict[str, str], dict[str, tuple[int, int]
     """Alias classes, lifetimes and sizes of the arena buffers of ``g``.
 
     Graph inputs are live from op 0, outputs until the last op. A reshape output is a view of
-    its input; an in-place op's output reuses its input when that input dies at the op.
+    its input; an in-place op's output reuses its input when that input dies at the op. An op's
+    scratch (``op_scratch_bytes``) is a buffer written and last used by that op alone, so the
+    planner keeps it apart from the op's inputs and outputs and reuses its bytes elsewhere.
     """
     from mcuc.plan import ScheduledOp, compute_lifetimes, merge_inplace, merged_buffers
 
     def acts(names: list[str]) -> tuple[str, ...]:
         return tuple(x for x in names if x and not g.tensors[x].is_const)
 
-    plain = [ScheduledOp(acts(n.inputs), tuple(n.outputs)) for n in g.nodes]
+    scratch = {scratch_key(n): b for n in g.nodes if (b := op_scratch_bytes(g, n)) > 0}
+
+    def outs(n: Node) -> tuple[str, ...]:
+        return tuple(n.outputs) + ((scratch_key(n),) if n.outputs and scratch_key(n) in scratch else ())
+
+    plain = [ScheduledOp(acts(n.inputs), outs(n)) for n in g.nodes]
     lifetimes = compute_lifetimes(plain, g.inputs, g.outputs)
     last_use = {k: lt.last for k, lt in lifetimes.items()}
     ops = []
     for step, n in enumerate(g.nodes):
         ins = acts(n.inputs)
         idx = _inplace_index(g, n, last_use, step)
-        ops.append(ScheduledOp(ins, tuple(n.outputs),
+        ops.append(ScheduledOp(ins, outs(n),
                                inplace=None if idx is None else ins.index(n.inputs[idx]),
                                view=n.op in VIEW_OPS and bool(ins)))
-    sizes = {k: g.tensors[k].nbytes for k in lifetimes}
+    sizes = {k: scratch[k] if k in scratch else g.tensors[k].nbytes for k in lifetimes}
     root = merge_inplace(ops, lifetimes, sizes)
     buffers = merged_buffers(lifetimes, sizes, root)
     spans = {k: (b.first_use, b.last_use) for k, b in buffers.items()}

@@ -11,6 +11,7 @@ Attributes by op (all integers are Python ints):
   fully_connected x [..., K], w [O, K], b [O]; act as conv2d
   batchnorm       x, scale, bias, mean, var; epsilon (float graphs only, folded away)
   add, sub, mul   two inputs with numpy broadcasting; act as conv2d (add/sub/mul)
+  squared_difference  (a - b)^2 with broadcasting, int8 only (from .tflite models, TFLite's algorithm)
   relu, clip(lo, hi), sigmoid, hardsigmoid(alpha, beta), hardswish   float unary ops
   lut             int8 unary op: inputs [x, table(int8[256])]
   avgpool, maxpool kernel (kh, kw), strides, pads (t, l, b, r); avgpool excludes padding
@@ -27,6 +28,10 @@ Transformer ops (any rank unless stated; axes are non-negative):
   batch_matmul    alpha * (a [..., M, K] @ b [..., K, N]) -> [..., M, N]; batch dims broadcast (numpy
                   matmul); alpha (float, default 1) is a folded positive output scale; transpose_b
                   (bool) means b is stored [..., N, K]
+  attention       int8 only (mcuc/passes/attention.py): q, k, v -> softmax(alpha * q @ k^T) @ v, the three ops
+                  batch_matmul -> softmax -> batch_matmul fused; transpose_b / transpose_v as batch_matmul's for
+                  k / v; scores_quant, probs_quant (QuantParams of the fused-away tensors), scores_act (min, max),
+                  act_min/act_max of the output, beta, alpha_v, block_rows (query rows per block)
   slice           starts, ends, steps: one entry per axis, 0 <= start, step >= 1 (python slicing)
   gather          axis, indices (tuple of non-negative ints): numpy take, the axis keeps its rank
   mean            axes (sorted tuple), keepdims (bool): mean over the axes
@@ -42,7 +47,7 @@ from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
 
 UNARY_FLOAT = ("relu", "clip", "sigmoid", "hardsigmoid", "hardswish", "gelu", "tanh", "erf", "sqrt", "pow")
-ELEMENTWISE_BINARY = ("add", "sub", "mul", "div")
+ELEMENTWISE_BINARY = ("add", "sub", "mul", "div", "squared_difference")
 
 
 def conv_out_dim(size: int, k: int, stride: int, pad_lo: int, pad_hi: int, dil: int = 1) -> int:
@@ -141,6 +146,20 @@ def _batch_matmul_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ..
     return broadcast_shape(tuple(a[:-2]), tuple(b[:-2])) + (a[-2], b[-1])
 
 
+def _attention_shapes(node: Node, ins: list[tuple[int, ...]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(scores shape, output shape) of a fused attention node."""
+    a = node.attrs
+    scores = _batch_matmul_shape(Node("batch_matmul", node.name, [], [], {"transpose_b": a.get("transpose_b")}),
+                                 [ins[0], ins[1]])
+    out = _batch_matmul_shape(Node("batch_matmul", node.name, [], [], {"transpose_b": a.get("transpose_v")}),
+                              [scores, ins[2]])
+    return scores, out
+
+
+def _attention_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+    return _attention_shapes(node, ins)[1]
+
+
 def _slice_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
     x, at = ins[0], node.attrs
     starts, ends, steps = at["starts"], at["ends"], at["steps"]
@@ -171,6 +190,7 @@ def _mean_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
 TRANSFORMER_SHAPE_RULES = {
     "layernorm": _layernorm_shape,
     "batch_matmul": _batch_matmul_shape,
+    "attention": _attention_shape,
     "slice": _slice_shape,
     "gather": _gather_shape,
     "mean": _mean_shape,
@@ -206,4 +226,7 @@ def node_macs(node: Node, g: Graph) -> int:
         return int(np.prod(g.tensors[node.outputs[0]].shape))
     if node.op == "batch_matmul":
         return int(np.prod(g.tensors[node.outputs[0]].shape)) * g.tensors[node.inputs[0]].shape[-1]
+    if node.op == "attention":  # the same products as the unfused q @ k^T and probs @ v
+        scores, out = _attention_shapes(node, [tuple(g.tensors[i].shape) for i in node.inputs])
+        return int(np.prod(scores)) * g.tensors[node.inputs[0]].shape[-1] + int(np.prod(out)) * scores[-1]
     return 0

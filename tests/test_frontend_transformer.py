@@ -255,7 +255,7 @@ def test_tiny_vit_attention(tmp_path: Path) -> None:
     assert p.tensors[p.inputs[0]].shape == (1, 16, 16, 3)  # the image is NHWC
     c = compile_and_verify(path, shape, tmp_path)
     src = (tmp_path / "proj" / "model.c").read_text()
-    for fn in ("mcuc_layernorm_s8(", "mcuc_batch_matmul_s8(", "mcuc_softmax_s8(", "mcuc_lut_s8(",
+    for fn in ("mcuc_layernorm_s8(", "mcuc_attention_blocked_s8(", "mcuc_lut_s8(",  # q@k^T, softmax, @v fused
                "mcuc_gather_s8(", "mcuc_concat_s8(", "mcuc_transpose_s8("):
         assert fn in src, fn
     assert c.report["macs"] > 0

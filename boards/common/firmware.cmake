@@ -19,6 +19,10 @@ target_link_options(mcuc_firmware PRIVATE
 if(MCUC_BOARD_SEMIHOSTING)
   # QEMU (or a debugger): stdio and files through semihosting; main.c is the file-driven runner.
   target_compile_definitions(mcuc_firmware PRIVATE MCUC_SEMIHOSTING)
+  # Memory checks of the runner: guard blocks around the arena (sections.ld puts them next to it) and
+  # the stack painted at reset; after the samples the runner prints the stack high-water mark.
+  target_compile_definitions(mcuc_model PUBLIC MCUC_ARENA_GUARDS)
+  target_compile_definitions(mcuc_firmware PRIVATE MCUC_STACK_PAINT=0xC5C5C5C5u)
   target_link_options(mcuc_firmware PRIVATE --specs=rdimon.specs)
 else()
   # A real board on its own: main.c runs the model once on a zero input and then idles.

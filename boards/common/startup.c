@@ -1,5 +1,6 @@
 /* startup.c: Cortex-M startup shared by every mcuc firmware board: vector table, reset handler,
- * FPU enable, .data copy / .bss zeroing, and (with MCUC_SEMIHOSTING) argv from the debugger or QEMU.
+ * FPU enable, .data copy / .bss zeroing, (with MCUC_STACK_PAINT) the free stack painted with that word
+ * for the runner's high-water measurement, and (with MCUC_SEMIHOSTING) argv from the debugger or QEMU.
  *
  * Only the 16 architectural exception vectors are provided: the generated firmware enables no
  * interrupts, so device IRQ vectors are never taken. Every fault ends in mcuc_fault_handler, which
@@ -119,6 +120,18 @@ __attribute__((noreturn)) void mcuc_reset_handler(void)
     /* Full access to CP10/CP11 (FPU and MVE) before any floating-point or vector instruction. */
     MCUC_SCB_CPACR |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
+#if defined(MCUC_STACK_PAINT)
+    {
+        /* Paint the free stack below this frame; the runner later finds the lowest overwritten word. */
+        extern uint32_t __stack_limit__;
+        volatile uint32_t *p = &__stack_limit__;
+        uint32_t *sp;
+        __asm__ volatile("mov %0, sp" : "=r"(sp));
+        while (p < sp) {
+            *p++ = MCUC_STACK_PAINT;
+        }
+    }
 #endif
     memcpy(&__data_start__, &__data_load__, (size_t)((char *)&__data_end__ - (char *)&__data_start__));
     memset(&__bss_start__, 0, (size_t)((char *)&__bss_end__ - (char *)&__bss_start__));

@@ -10,6 +10,7 @@ import numpy as np
 
 from mcuc.errors import MCUCError
 from mcuc.lower import Arg, CExpr, Lowered, lower
+from mcuc.memory import scratch_key
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -120,6 +121,8 @@ class _Emitter:
                 return str(int(a.value))
             if a.kind == "null":
                 return "NULL"
+            if a.kind == "scratch":
+                return f"(mcuc_arena + {self.mem.offsets[scratch_key(low.node)]})"
             raise MCUCError(f"unknown argument kind {a.kind}")
 
         n = low.node

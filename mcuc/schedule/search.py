@@ -6,7 +6,7 @@ an estimate, so the table's numbers are the numbers of the code a chosen row com
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,15 +101,19 @@ def patch_candidate(g: Graph, split: int, grid: tuple[int, int], strategy: str =
 def enumerate_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GRIDS,
                          strategies: Sequence[str] = DEFAULT_STRATEGIES, splits: Sequence[int] | None = None,
                          include_layer: bool = True, max_overhead: float | None = None,
-                         halos: Sequence[str] = ("recompute",)) -> list[Candidate]:
+                         halos: Sequence[str] = ("recompute",),
+                         progress: Callable[[int, int], None] | None = None) -> list[Candidate]:
     """Layer-based schedule plus every valid (split, grid, planner) patch schedule; with
-    ``max_overhead``, only schedules adding at most that many MACs."""
+    ``max_overhead``, only schedules adding at most that many MACs. ``progress(done, total)`` is
+    called after each patch schedule is planned."""
     out: list[Candidate] = []
     if include_layer:
         out.extend(layer_candidate(g, s) for s in strategies)
-    for sched in _schedules(g, splits if splits is not None else valid_splits(g), list(grids), max_overhead,
-                            halos):
+    scheds = _schedules(g, splits if splits is not None else valid_splits(g), list(grids), max_overhead, halos)
+    for k, sched in enumerate(scheds):
         out.extend(patch_candidate(g, sched.split, sched.grid, s, sched) for s in strategies)
+        if progress is not None:
+            progress(k + 1, len(scheds))
     return out
 
 

@@ -5,9 +5,11 @@ argv and serves its fopen/fread/fwrite from QEMU's working directory, a temporar
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,29 @@ def qemu_command(board: Board, elf: Path, args: list[str]) -> list[str]:
 def _run_elf(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s: float,
              qemu_args: list[str], workdir: Path) -> np.ndarray:
     """Boot ``elf`` under QEMU in ``workdir`` with int8 ``samples`` as in.bin; return N x out_bytes int8."""
+    return _run_elf_checked(b, elf, samples, out_bytes, timeout_s, qemu_args, workdir)[0]
+
+
+# The runner's memory-check line (templates/main.c.j2, MCUC_ARENA_GUARDS builds).
+_MEMCHECK = re.compile(r"mcuc: memcheck stack_used=(\d+) stack_reserved=(\d+) invoke_stack=(\d+) "
+                       r"guards=(intact|corrupted)")
+_GUARDS_BROKEN = "mcuc: memcheck guards=corrupted"
+
+
+def parse_memcheck(stdout: str) -> dict[str, Any] | None:
+    """The runner's memory check: stack high-water marks and the arena guards; None if the firmware
+    printed none (built without MCUC_ARENA_GUARDS)."""
+    m = _MEMCHECK.search(stdout)
+    if m is None:
+        return None
+    used, reserved, invoke, guards = m.groups()
+    return {"stack_used_bytes": int(used), "stack_reserved_bytes": int(reserved), "invoke_stack_bytes": int(invoke),
+            "arena_guards_intact": guards == "intact"}
+
+
+def _run_elf_checked(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s: float,
+                     qemu_args: list[str], workdir: Path) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """As _run_elf, and the runner's memory check (parse_memcheck) from the firmware's output."""
     if shutil.which(QEMU) is None:
         raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
                         "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
@@ -97,6 +122,9 @@ def _run_elf(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s
         raise MCUCError(f"QEMU ({b.name}) did not finish within {timeout_s:.0f} s; the firmware may be "
                         "stuck (a fault loops forever without semihosting) or the model is too slow "
                         "for the emulator: " + " ".join(cmd)) from e
+    if _GUARDS_BROKEN in proc.stdout:
+        raise MCUCError(f"firmware under QEMU ({b.name}) overwrote the guard words around the activation arena "
+                        f"({proc.stdout.strip().splitlines()[-1]}): a kernel wrote outside its tensors")
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
         raise MCUCError(f"firmware under QEMU ({b.name}) failed (exit {proc.returncode}): "
@@ -109,7 +137,7 @@ def _run_elf(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s
     n = samples.shape[0]
     if data.size != n * out_bytes:
         raise MCUCError(f"firmware under QEMU ({b.name}) wrote {data.size} bytes, expected {n * out_bytes}")
-    return data.reshape(n, out_bytes)
+    return data.reshape(n, out_bytes), parse_memcheck(proc.stdout)
 
 
 def run_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: int,
@@ -119,9 +147,43 @@ def run_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: i
     if shutil.which(QEMU) is None:
         raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
                         "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
+    return run_qemu_checked(outdir, b, samples, out_bytes, timeout_s)[0]
+
+
+QEMU_CHUNK_SAMPLES = 64  # samples per QEMU boot when a run is split to show progress
+
+
+def run_qemu_checked(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: int,
+                     timeout_s: float = DEFAULT_TIMEOUT_S,
+                     progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """As run_qemu, and the firmware's memory check (parse_memcheck; worst stack over all samples).
+
+    With ``progress``, more than QEMU_CHUNK_SAMPLES samples run in chunks of that many (one QEMU boot
+    each) and progress(done, total) is called after each chunk.
+    """
+    b = _board(board)
+    if shutil.which(QEMU) is None:
+        raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
+                        "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
     elf = build_qemu(outdir, b)
+    n = samples.shape[0]
+    step = QEMU_CHUNK_SAMPLES if progress is not None and n > QEMU_CHUNK_SAMPLES else max(n, 1)
+    outs, checks = [], []
     with tempfile.TemporaryDirectory(prefix="mcuc-qemu-") as td:
-        return _run_elf(b, elf, samples, out_bytes, timeout_s, [], Path(td))
+        for start in range(0, max(n, 1), step):
+            out, check = _run_elf_checked(b, elf, samples[start:start + step], out_bytes, timeout_s, [], Path(td))
+            outs.append(out)
+            if check is not None:
+                checks.append(check)
+            if progress is not None:
+                progress(min(start + step, n), n)
+    memcheck = None
+    if checks:
+        memcheck = {"board": b.name, **{k: max(c[k] for c in checks) for k in ("stack_used_bytes",
+                                                                             "stack_reserved_bytes",
+                                                                             "invoke_stack_bytes")},
+                    "arena_guards_intact": all(c["arena_guards_intact"] for c in checks)}
+    return np.concatenate(outs, axis=0), memcheck
 
 
 # Instruction counting: a TCG plugin of ours (qemu_insn_plugin.c) counts every executed guest

@@ -138,7 +138,8 @@ class HIAttention(nn.Module):
 
     Each head's channel group is averaged over the tokens, projected to `dim`, normalised and activated, and
     given a learned position embedding; these `heads` tokens join the attention and their outputs are averaged
-    into the class token. The output has the input's token count.
+    into the class token. The output has the input's token count. The head-token LayerNorm spans the full
+    width (the authors' code normalises each head-sized channel group of the projection separately).
     """
 
     def __init__(self, dim: int, heads: int, tokens: int, qkv_bias: bool = True) -> None:

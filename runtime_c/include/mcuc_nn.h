@@ -80,6 +80,12 @@ void mcuc_add_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
 void mcuc_sub_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);
 
+/* output = (in1 - in2)^2 (TFLite int8 SQUARED_DIFFERENCE: left_shift 7, the square of the rescaled
+ * difference requantized by out_mult/out_shift); params from mcuc.reference.tflite.prepare_squared_difference;
+ * aliasing as mcuc_add_s8. */
+void mcuc_squared_difference_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
+                                const int8_t *in1, const int8_t *in2, int8_t *output);
+
 /* output = in1 * in2; aliasing as mcuc_add_s8. */
 void mcuc_mul_s8(const mcuc_mul_params_t *params, const mcuc_broadcast_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);
@@ -142,6 +148,24 @@ typedef struct {
 
 void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,
                      const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------------------------
+ * TFLite's reference int8 softmax over the last axis of [rows, row_size] (for .tflite models;
+ * identical in mcuc.reference.tflite.softmax_tflite_s8 and bit-exact with TFLite Micro):
+ * d = x - max(row) scaled to Q5.26 by input_multiplier/input_left_shift, gemmlowp exp, Q12.19
+ * row sum, fixed-point reciprocal; elements with d < diff_min give -128. Output scale 1/256,
+ * zero point -128. rows >= 0, 1 <= row_size <= 4096, 0 <= input_left_shift <= 30.
+ * output may equal input.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    int32_t rows;
+    int32_t row_size;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;
+} mcuc_softmax_tflite_params_t;
+
+void mcuc_softmax_tflite_s8(const mcuc_softmax_tflite_params_t *params, const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------------------------
  * Requantize int8 -> int8: out = clamp(out_zp + requant(q - in_zp, mult, shift), -128, 127)
@@ -226,7 +250,8 @@ static inline void mcuc_broadcast_row(const mcuc_broadcast_t *shape, int32_t row
     *off2 = i0 * shape->in2_strides[0] + i1 * shape->in2_strides[1] + i2 * shape->in2_strides[2];
 }
 
-/* Add (sign = 1) or sub (sign = -1), the body of mcuc_add_s8 and mcuc_sub_s8. */
+/* Add (sign = 1), sub (sign = -1) or squared difference (sign = 0), the body of mcuc_add_s8, mcuc_sub_s8 and
+ * mcuc_squared_difference_s8. */
 static inline void mcuc_add_sub_s8_impl(const mcuc_add_params_t *params,
                                         const mcuc_broadcast_t *shape, const int8_t *in1,
                                         const int8_t *in2, int8_t *output, int32_t sign)
@@ -245,8 +270,8 @@ static inline void mcuc_add_sub_s8_impl(const mcuc_add_params_t *params,
             const int32_t x2 = (params->in2_offset + in2[off2 + i * st2]) * (1 << lshift);
             const int32_t v1 = mcuc_requantize(x1, params->in1_mult, params->in1_shift);
             const int32_t v2 = mcuc_requantize(x2, params->in2_mult, params->in2_shift);
-            const int32_t raw = mcuc_requantize(v1 + sign * v2, params->out_mult, params->out_shift)
-                                + params->out_offset;
+            const int32_t acc = sign != 0 ? v1 + sign * v2 : (v1 - v2) * (v1 - v2);
+            const int32_t raw = mcuc_requantize(acc, params->out_mult, params->out_shift) + params->out_offset;
             output[r * n + i] = mcuc_clamp_s8(raw, params->act_min, params->act_max);
         }
     }

@@ -1,4 +1,4 @@
-/* mcuc_transformer.h: int8 kernels for transformer models (layernorm, batch matmul, mean, slice, gather). */
+/* mcuc_transformer.h: int8 kernels for transformer models (layernorm, batch matmul, attention, mean, slice, gather). */
 #ifndef MCUC_TRANSFORMER_H
 #define MCUC_TRANSFORMER_H
 
@@ -6,13 +6,15 @@
  * Conventions as in mcuc_nn.h: int8 activations, asymmetric per tensor, row-major; parameter
  * structs hold integers only and are filled by the prepare_* functions of
  * mcuc/reference/transformer.py, which also define each kernel's integer-exact numpy reference.
- * No kernel allocates memory or needs scratch memory. `>>` on negative int64 values is an
+ * No kernel allocates memory; the attention kernel takes a scratch buffer from the caller, sized by its
+ * _get_buffer_size companion and planned in the arena. `>>` on negative int64 values is an
  * arithmetic (flooring) shift, as on every compiler mcuc targets (GCC, Clang, Arm Compiler).
  */
 
 #include <stdint.h>
 
 #include "mcuc_fixedpoint.h"
+#include "mcuc_nn.h"
 
 /* ------------------------------------------------------------------------------------------
  * LayerNorm over the last axis of [rows, row_size], 1 <= row_size <= 65535, rows >= 0.
@@ -69,6 +71,34 @@ typedef struct {
 
 void mcuc_batch_matmul_s8(const mcuc_batch_matmul_params_t *params, const int8_t *restrict a,
                           const int8_t *restrict b, int8_t *restrict output);
+
+/* ------------------------------------------------------------------------------------------
+ * Attention, head by head in blocks of query rows (mcuc.reference.attention.attention_s8):
+ *   scores = batch_matmul(q, k)       with `scores` params: batch [B0, B1], m = Tq, k = d, n = Tk
+ *   probs  = softmax(scores)          last axis, exp_table of the scores' scale (times beta)
+ *   out    = batch_matmul(probs, v)   with `output` params: batch [B0, B1], m = Tq, k = Tk, n = dv
+ * For each head (i0, i1) and each block of block_rows query rows (the last block may be shorter),
+ * the block's score rows are computed into scratch, the softmax runs there in place and the
+ * probability rows are multiplied by v into the output rows, so only block_rows x Tk scores
+ * exist at a time. Each block calls mcuc_batch_matmul_s8 and mcuc_softmax_s8 with the given
+ * parameters, so the result equals the three unfused kernels bit for bit for every block size.
+ * q, k and v are addressed through the batch strides and the b strides of their params (k may
+ * be stored [Tk, d] or [d, Tk]); output is contiguous [B0, B1, Tq, dv]. output.a_batch_strides
+ * is unused (the probabilities live in scratch). 1 <= block_rows <= Tq; scratch holds at least
+ * mcuc_attention_blocked_s8_get_buffer_size(params) = block_rows * Tk bytes and overlaps no
+ * other buffer; output overlaps none of q, k, v.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    mcuc_batch_matmul_params_t scores;
+    mcuc_batch_matmul_params_t output;
+    int32_t block_rows;
+} mcuc_attention_params_t;
+
+int32_t mcuc_attention_blocked_s8_get_buffer_size(const mcuc_attention_params_t *params);
+
+void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
+                               const int8_t *q, const int8_t *k, const int8_t *v, int8_t *scratch,
+                               int8_t *output);
 
 /* ------------------------------------------------------------------------------------------
  * Mean over the middle axis of [outer, reduce, inner] -> [outer, inner]:

@@ -1,0 +1,625 @@
+"""TFLite reader: a full-integer .tflite flatbuffer straight into an int8 NHWC Graph, keeping its quantization.
+
+A .tflite model is already quantized, so it skips calibration and the quantize pass: every scale, zero point,
+int8 weight and int32 bias is taken as stored, fused activations become act_min/act_max clamps (TFLite's
+CalculateActivationRangeQuantized), and ops whose TFLite int8 algorithm differs from mcuc's own run as
+TFLite's (look-up tables replicating TFLM's integer arithmetic, TFLite's softmax, TFLM's MEAN multiplier;
+see mcuc/reference/tflite.py). A PAD feeding convolutions folds into their padding.
+
+The flatbuffer is parsed with the schema bindings shipped in ``ai-edge-litert`` (or ``tflite-micro``);
+TensorFlow itself is not needed. Anything unreadable or unsupported is a one-line MCUCError.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph, Node, QuantParams, Tensor
+from mcuc.reference import tflite as rtfl
+
+SUPPORTED_OPS = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+    "MEAN", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SOFTMAX", "CONCATENATION", "PAD", "PADV2", "HARD_SWISH",
+    "LOGISTIC", "TANH", "GELU", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "TRANSPOSE",
+    "STRIDED_SLICE", "GATHER", "RESIZE_NEAREST_NEIGHBOR", "SQUARED_DIFFERENCE", "RSQRT",
+)
+
+_NP_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8, 7: np.int16}
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 17: "int4"}
+
+
+def schema() -> Any:
+    """The generated TFLite flatbuffer schema module (from ai-edge-litert, else tflite-micro)."""
+    try:
+        from ai_edge_litert import schema_py_generated as s
+    except ImportError:
+        try:
+            from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as s  # type: ignore
+        except ImportError as e:
+            raise MCUCError("reading .tflite models needs the TFLite schema bindings: pip install ai-edge-litert") \
+                from e
+    return s
+
+
+def op_names() -> dict[int, str]:
+    s = schema()
+    return {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def read_model(path: str) -> Any:
+    """Parse ``path`` into the schema's object API (ModelT); MCUCError on a missing, corrupt or truncated file."""
+    s = schema()
+    p = Path(path)
+    if not p.exists():
+        raise MCUCError(f"model file '{path}' does not exist")
+    buf = p.read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise MCUCError(f"'{path}' is not a valid .tflite model (no TFL3 flatbuffer identifier); re-export it")
+    try:
+        model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(buf, 0))
+        for b in model.buffers or []:
+            if getattr(b, "offset", 0) > 1 and b.offset + b.size > len(buf):
+                raise IndexError("buffer past end of file")
+            if (getattr(b, "offset", 0) or 0) > 1:
+                b.data = np.frombuffer(buf, np.uint8, b.size, b.offset)
+    except MCUCError:
+        raise
+    except Exception as e:  # flatbuffers raises struct.error, IndexError, UnicodeDecodeError, ...
+        raise MCUCError(f"'{path}' is not a valid .tflite model (corrupt or truncated flatbuffer: "
+                        f"{e.__class__.__name__}); re-export it") from e
+    if not model.subgraphs:
+        raise MCUCError(f"'{path}' is not a valid .tflite model (no subgraph); re-export it")
+    return model
+
+
+def load_tflite(path: str) -> Graph:
+    """Read a full-integer .tflite model into an int8 NHWC Graph (quantized, ready to plan)."""
+    model = read_model(path)
+    try:
+        return _Importer(model, path).run()
+    except MCUCError:
+        raise
+    except (IndexError, TypeError, AttributeError, ValueError) as e:
+        raise MCUCError(f"'{path}' is not a valid .tflite model (inconsistent flatbuffer: "
+                        f"{e.__class__.__name__}: {e}); re-export it") from e
+
+
+def _act_range(act: int, q: QuantParams) -> tuple[int, int]:
+    """TFLite CalculateActivationRangeQuantized for int8 (float32 division, round half away from zero)."""
+    scale, zp = np.float32(q.s), q.zp
+
+    def quantize(f: float) -> int:
+        v = float(np.float32(f) / scale)
+        return zp + int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+    if act == 0:
+        return -128, 127
+    if act == 1:  # RELU
+        return max(-128, quantize(0.0)), 127
+    if act == 2:  # RELU_N1_TO_1
+        return max(-128, quantize(-1.0)), min(127, quantize(1.0))
+    if act == 3:  # RELU6
+        return max(-128, quantize(0.0)), min(127, quantize(6.0))
+    raise MCUCError(f"fused activation {act} (TANH/SIGN_BIT) is not supported in int8")
+
+
+def _same_padding(size: int, k: int, stride: int, dil: int, padding: int) -> tuple[int, int]:
+    """TFLite ComputePaddingHeightWidth along one axis: (before, after); VALID (padding 1) pads nothing."""
+    if padding != 0:
+        return 0, 0
+    eff = (k - 1) * dil + 1
+    out = (size + stride - 1) // stride
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+class _Importer:
+    def __init__(self, model: Any, path: str) -> None:
+        self.s = schema()
+        self.m = model
+        self.path = path
+        self.sg = model.subgraphs[0]
+        self.g = Graph(layout="NHWC", meta={"source": str(path), "format": "tflite", "quantized": True})
+        self.names: dict[int, str] = {}
+        self.opnames = op_names()
+
+    # ---- tensors ----------------------------------------------------------------------------------
+    def _t(self, i: int) -> Any:
+        return self.sg.tensors[i]
+
+    def _buffer(self, i: int) -> np.ndarray | None:
+        t = self._t(i)
+        b = self.m.buffers[t.buffer] if t.buffer is not None and t.buffer < len(self.m.buffers) else None
+        if b is None or b.data is None or len(b.data) == 0:
+            return None
+        dt = _NP_TYPES.get(t.type)
+        if dt is None:
+            raise MCUCError(f"tensor '{self._raw_name(i)}' has type {_TYPE_NAMES.get(t.type, t.type)}, which mcuc "
+                            "does not read")
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+        raw = np.asarray(b.data, dtype=np.uint8).tobytes()
+        return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+
+    def _raw_name(self, i: int) -> str:
+        n = self._t(i).name
+        return n.decode() if isinstance(n, bytes) else str(n or f"t{i}")
+
+    def _shape(self, i: int) -> tuple[int, ...]:
+        t = self._t(i)
+        return tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+
+    def _quant(self, i: int) -> QuantParams | None:
+        q = self._t(i).quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            return None
+        scale = np.asarray(q.scale, dtype=np.float32).astype(np.float64)
+        zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else np.zeros(len(scale)), dtype=np.int64)
+        if zp.size == 1 and scale.size > 1:
+            zp = np.full(scale.size, int(zp[0]))
+        return QuantParams(scale, zp, None if scale.size == 1 else int(q.quantizedDimension))
+
+    def _type(self, i: int) -> str:
+        return _TYPE_NAMES.get(self._t(i).type, str(self._t(i).type))
+
+    def name(self, i: int) -> str:
+        """Our tensor name for TFLite tensor ``i`` (created on first use)."""
+        if i in self.names:
+            return self.names[i]
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", self._raw_name(i).split(";")[0]).strip("_")[-40:] or f"t{i}"
+        name = self.g.unique_name(base)
+        data = self._buffer(i)
+        q = self._quant(i)
+        if data is not None:
+            self.g.add_tensor(Tensor(name, tuple(data.shape), str(data.dtype), q, data))
+        else:
+            if self._type(i) != "int8":
+                raise MCUCError(f"'{self.path}' is a float (non-quantized) or mixed-precision model: tensor "
+                                f"'{self._raw_name(i)}' is {self._type(i)}; convert it with full-integer int8 "
+                                "quantization (TFLiteConverter with a representative dataset, "
+                                "inference_input_type/inference_output_type = tf.int8)")
+            if q is None:
+                raise MCUCError(f"int8 tensor '{self._raw_name(i)}' has no quantization parameters")
+            self.g.add_tensor(Tensor(name, self._shape(i), "int8", q))
+        self.names[i] = name
+        return name
+
+    def const(self, i: int, what: str, node: str) -> np.ndarray:
+        d = self._buffer(i)
+        if d is None:
+            raise MCUCError(f"{node}: {what} must be a constant tensor")
+        return d
+
+    def new_act(self, base: str, shape: tuple[int, ...], q: QuantParams) -> str:
+        name = self.g.unique_name(base)
+        self.g.add_tensor(Tensor(name, tuple(shape), "int8", q))
+        return name
+
+    # ---- graph --------------------------------------------------------------------------------------
+    def _opname(self, op: Any) -> str:
+        oc = self.m.operatorCodes[op.opcodeIndex]
+        code = max(int(oc.builtinCode or 0), int(oc.deprecatedBuiltinCode or 0))
+        if code == self.s.BuiltinOperator.CUSTOM:
+            cc = oc.customCode.decode() if isinstance(oc.customCode, bytes) else oc.customCode
+            return f"CUSTOM({cc})"
+        return self.opnames.get(code, str(code))
+
+    def _io_aliases(self) -> list[Any]:
+        """Float model inputs/outputs behind a QUANTIZE/DEQUANTIZE become int8 I/O; return the remaining ops."""
+        ins, outs = list(self.sg.inputs), list(self.sg.outputs)
+        ops = []
+        for op in self.sg.operators:
+            name = self._opname(op)
+            x, y = int(op.inputs[0]), int(op.outputs[0])
+            if name == "QUANTIZE" and x in ins and self._type(x) == "float32" and self._type(y) == "int8":
+                ins[ins.index(x)] = y
+                continue
+            if name == "DEQUANTIZE" and y in outs and self._type(y) == "float32" and self._type(x) == "int8":
+                outs[outs.index(y)] = x
+                continue
+            ops.append(op)
+        self.inputs, self.outputs = ins, outs
+        return ops
+
+    def run(self) -> Graph:
+        ops = self._io_aliases()
+        g = self.g
+        g.inputs = [self.name(i) for i in self.inputs]
+        for idx, op in enumerate(ops):
+            opname = self._opname(op)
+            handler = getattr(self, "op_" + opname.lower(), None) if opname in SUPPORTED_OPS else None
+            if handler is None:
+                raise MCUCError(f"unsupported TFLite op {opname} (operator {idx}) in '{self.path}'; mcuc reads "
+                                f"{', '.join(SUPPORTED_OPS)}")
+            handler(op, f"{opname.lower()}_{idx}")
+        g.outputs = [self.name(i) for i in self.outputs]
+        g.meta["input_layouts"] = {n: "NHWC" for n in g.inputs}
+        g.meta["output_layouts"] = {n: "NHWC" for n in g.outputs}
+        _fold_pads(g)
+        g.prune()
+        g.meta["tflite_tensors"] = {name: idx for idx, name in self.names.items() if name in g.tensors}
+        return g
+
+    def emit(self, op: str, name: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
+        self.g.nodes.append(Node(op, name, inputs, outputs, attrs))
+
+    def _out(self, op: Any) -> str:
+        return self.name(int(op.outputs[0]))
+
+    def _reshape_to(self, src: str, dst: str, name: str) -> None:
+        """Emit src -> dst as a reshape (a view: the planner gives dst src's memory, no copy is made)."""
+        self.emit("reshape", name, [src], [dst], shape=tuple(self.g.tensors[dst].shape))
+
+    def _inputs(self, op: Any) -> list[int]:
+        return [int(i) for i in op.inputs]
+
+    # ---- ops ----------------------------------------------------------------------------------------
+    def _conv(self, op: Any, name: str, depthwise: bool) -> None:
+        o = op.builtinOptions
+        ins = self._inputs(op)
+        x = self.name(ins[0])
+        w = self.const(ins[1], "the filter", name)
+        if w.dtype != np.int8:
+            raise MCUCError(f"{name}: filter of type {w.dtype} (only int8 weights are supported)")
+        wq = self._quant(ins[1])
+        if wq is None:
+            raise MCUCError(f"{name}: filter has no quantization parameters")
+        xs = self.g.tensors[x].shape
+        groups = 1
+        if depthwise:
+            w = np.ascontiguousarray(w.transpose(3, 1, 2, 0))  # [1, kh, kw, O] -> [O, kh, kw, 1]
+            groups = xs[3]
+        elif w.shape[3] != xs[3]:
+            groups = xs[3] // w.shape[3]
+        wq = QuantParams(wq.scale, wq.zero_point, None if wq.scale.size == 1 else 0)
+        wn = self.g.const(f"{name}_w", w, wq)
+        yq = self._quant(int(op.outputs[0]))
+        assert yq is not None
+        if len(ins) > 2 and ins[2] >= 0:
+            b = self.const(ins[2], "the bias", name).astype(np.int32)
+        else:
+            b = np.zeros(w.shape[0], np.int32)
+        bias_scale = self.g.tensors[x].quant.s * wq.scale  # type: ignore[union-attr]
+        bn = self.g.const(f"{name}_b", b.reshape(-1), QuantParams(np.broadcast_to(bias_scale, (w.shape[0],)),
+                                                                  np.zeros(w.shape[0], np.int64), 0))
+        sh, sw = int(o.strideH), int(o.strideW)
+        dh, dw = int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)
+        pt, pb = _same_padding(xs[1], w.shape[1], sh, dh, int(o.padding))
+        pl, pr = _same_padding(xs[2], w.shape[2], sw, dw, int(o.padding))
+        lo, hi = _act_range(int(o.fusedActivationFunction), yq)
+        self.emit("conv2d", name, [x, wn, bn], [self._out(op)], strides=(sh, sw), pads=(pt, pl, pb, pr),
+                  dilations=(dh, dw), groups=groups, act_min=lo, act_max=hi)
+
+    def op_conv_2d(self, op: Any, name: str) -> None:
+        self._conv(op, name, depthwise=False)
+
+    def op_depthwise_conv_2d(self, op: Any, name: str) -> None:
+        self._conv(op, name, depthwise=True)
+
+    def op_fully_connected(self, op: Any, name: str) -> None:
+        o = op.builtinOptions
+        ins = self._inputs(op)
+        x = self.name(ins[0])
+        w = self.const(ins[1], "the weights", name)
+        if w.dtype != np.int8 or w.ndim != 2:
+            raise MCUCError(f"{name}: weights must be int8 [O, K], got {w.dtype} {w.shape}")
+        wq = self._quant(ins[1])
+        assert wq is not None
+        wq = QuantParams(wq.scale, wq.zero_point, None if wq.scale.size == 1 else 0)
+        out_c, k = w.shape
+        wn = self.g.const(f"{name}_w", w, wq)
+        b = (self.const(ins[2], "the bias", name).astype(np.int32).reshape(-1) if len(ins) > 2 and ins[2] >= 0
+             else np.zeros(out_c, np.int32))
+        bias_scale = np.broadcast_to(self.g.tensors[x].quant.s * wq.scale, (out_c,))  # type: ignore[union-attr]
+        bn = self.g.const(f"{name}_b", b, QuantParams(bias_scale, np.zeros(out_c, np.int64), 0))
+        xs = self.g.tensors[x].shape
+        if xs[-1] != k:
+            flat = self.new_act(f"{name}_in", (int(np.prod(xs)) // k, k), self.g.tensors[x].quant)  # type: ignore
+            self._reshape_to(x, flat, f"{name}_flatten")
+            x = flat
+        y = self._out(op)
+        yq = self.g.tensors[y].quant
+        assert yq is not None
+        lo, hi = _act_range(int(o.fusedActivationFunction), yq)
+        direct = tuple(self.g.tensors[x].shape[:-1]) + (out_c,)
+        target = y if tuple(self.g.tensors[y].shape) == direct else self.new_act(f"{name}_out", direct, yq)
+        self.emit("fully_connected", name, [x, wn, bn], [target], act_min=lo, act_max=hi)
+        if target != y:
+            self._reshape_to(target, y, f"{name}_reshape")
+
+    def _binary(self, op: Any, name: str, kind: str) -> None:
+        ins = self._inputs(op)
+        a, b = self.name(ins[0]), self.name(ins[1])
+        for t in (a, b):
+            if self.g.tensors[t].dtype != "int8":
+                raise MCUCError(f"{name}: operand '{t}' is {self.g.tensors[t].dtype}, not int8")
+        y = self._out(op)
+        act = int(getattr(op.builtinOptions, "fusedActivationFunction", 0) or 0)
+        lo, hi = _act_range(act, self.g.tensors[y].quant)  # type: ignore[arg-type]
+        self.emit(kind, name, [a, b], [y], act_min=lo, act_max=hi)
+
+    def op_add(self, op: Any, name: str) -> None:
+        self._binary(op, name, "add")
+
+    def op_sub(self, op: Any, name: str) -> None:
+        self._binary(op, name, "sub")
+
+    def op_mul(self, op: Any, name: str) -> None:
+        self._binary(op, name, "mul")
+
+    def op_squared_difference(self, op: Any, name: str) -> None:
+        self._binary(op, name, "squared_difference")
+
+    def op_rsqrt(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        self._table(op, name, rtfl.rsqrt_table(xq.s, xq.zp, yq.s, yq.zp), "rsqrt")
+
+    def _pool(self, op: Any, name: str, kind: str) -> None:
+        o = op.builtinOptions
+        x = self.name(int(op.inputs[0]))
+        xs = self.g.tensors[x].shape
+        kh, kw, sh, sw = int(o.filterHeight), int(o.filterWidth), int(o.strideH), int(o.strideW)
+        pt, pb = _same_padding(xs[1], kh, sh, 1, int(o.padding))
+        pl, pr = _same_padding(xs[2], kw, sw, 1, int(o.padding))
+        y = self._out(op)
+        lo, hi = _act_range(int(o.fusedActivationFunction), self.g.tensors[y].quant)  # type: ignore[arg-type]
+        self.emit(kind, name, [x], [y], kernel=(kh, kw), strides=(sh, sw), pads=(pt, pl, pb, pr), act_min=lo,
+                  act_max=hi)
+
+    def op_average_pool_2d(self, op: Any, name: str) -> None:
+        self._pool(op, name, "avgpool")
+
+    def op_max_pool_2d(self, op: Any, name: str) -> None:
+        self._pool(op, name, "maxpool")
+
+    def op_mean(self, op: Any, name: str) -> None:
+        ins = self._inputs(op)
+        x = self.name(ins[0])
+        xs = self.g.tensors[x].shape
+        axes = tuple(sorted({int(a) % len(xs) for a in self.const(ins[1], "the axes", name).reshape(-1)}))
+        y = self._out(op)
+        xq, yq = self.g.tensors[x].quant, self.g.tensors[y].quant
+        assert xq is not None and yq is not None
+        count = int(np.prod([xs[a] for a in axes]))
+        mult, shift = rtfl.tflite_mean_multiplier(xq.s, yq.s, count)
+        keep = tuple(1 if i in axes else d for i, d in enumerate(xs))
+        target = y if tuple(self.g.tensors[y].shape) == keep else self.new_act(f"{name}_keep", keep, yq)
+        self.emit("mean", name, [x], [target], axes=axes, keepdims=True, tflite_mult=mult, tflite_shift=shift)
+        if target != y:
+            self._reshape_to(target, y, f"{name}_reshape")
+
+    def _view(self, op: Any, name: str) -> None:
+        x, y = self.name(int(op.inputs[0])), self._out(op)
+        self._requant_if_needed(x, y, name, "reshape", shape=tuple(self.g.tensors[y].shape))
+
+    op_reshape = _view
+    op_squeeze = _view
+    op_expand_dims = _view
+
+    def _requant_if_needed(self, x: str, y: str, name: str, op: str, **attrs: Any) -> None:
+        """A data-movement op keeps its input's parameters; differing output parameters get a requantize."""
+        xq, yq = self.g.tensors[x].quant, self.g.tensors[y].quant
+        assert xq is not None and yq is not None
+        if np.array_equal(xq.scale, yq.scale) and np.array_equal(xq.zero_point, yq.zero_point):
+            self.emit(op, name, [x], [y], **attrs)
+            return
+        mid = self.new_act(f"{name}_pre", self.g.tensors[y].shape, xq)
+        self.emit(op, name, [x], [mid], **attrs)
+        self.emit("requantize", f"{name}_rq", [mid], [y])
+
+    def op_softmax(self, op: Any, name: str) -> None:
+        x, y = self.name(int(op.inputs[0])), self._out(op)
+        yq = self.g.tensors[y].quant
+        assert yq is not None
+        if yq.zp != -128 or abs(yq.s - 1.0 / 256.0) > 1e-9:
+            raise MCUCError(f"{name}: int8 softmax output must have scale 1/256 and zero point -128")
+        beta = float(op.builtinOptions.beta) if op.builtinOptions is not None else 1.0
+        self.emit("softmax", name, [x], [y], axis=len(self.g.tensors[x].shape) - 1, beta=beta, algorithm="tflite")
+
+    def op_concatenation(self, op: Any, name: str) -> None:
+        o = op.builtinOptions
+        xs = [self.name(i) for i in self._inputs(op)]
+        y = self._out(op)
+        rank = len(self.g.tensors[y].shape)
+        if int(o.fusedActivationFunction) != 0:
+            raise MCUCError(f"{name}: concatenation with a fused activation is not supported")
+        self.emit("concat", name, xs, [y], axis=int(o.axis) % rank)
+
+    def _pad(self, op: Any, name: str) -> None:
+        ins = self._inputs(op)
+        x, y = self.name(ins[0]), self._out(op)
+        pads = self.const(ins[1], "the paddings", name).astype(np.int64).reshape(-1, 2)
+        yq = self.g.tensors[y].quant
+        assert yq is not None
+        value = yq.zp
+        if len(ins) > 2 and ins[2] >= 0:
+            value = int(self.const(ins[2], "the pad value", name).reshape(-1)[0])
+        self.emit("pad", name, [x], [y], pads=[(int(a), int(b)) for a, b in pads], value=value)
+
+    op_pad = _pad
+    op_padv2 = _pad
+
+    def _table(self, op: Any, name: str, table: np.ndarray, fn: str) -> None:
+        x, y = self.name(int(op.inputs[0])), self._out(op)
+        tn = self.g.const(f"{name}_lut", table)
+        self.emit("lut", name, [x, tn], [y], function=fn)
+
+    def _qparams(self, op: Any) -> tuple[QuantParams, QuantParams]:
+        xq, yq = self._quant(int(op.inputs[0])), self._quant(int(op.outputs[0]))
+        if xq is None or yq is None:
+            raise MCUCError("activation without quantization parameters")
+        return xq, yq
+
+    def op_logistic(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        if yq.zp != -128:
+            raise MCUCError(f"{name}: int8 LOGISTIC output zero point must be -128")
+        self._table(op, name, rtfl.logistic_table(xq.s, xq.zp), "sigmoid")
+
+    def op_tanh(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        if yq.zp != 0:
+            raise MCUCError(f"{name}: int8 TANH output zero point must be 0")
+        self._table(op, name, rtfl.tanh_table(xq.s, xq.zp), "tanh")
+
+    def op_hard_swish(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        self._table(op, name, rtfl.hard_swish_table(xq.s, xq.zp, yq.s, yq.zp), "hardswish")
+
+    def op_gelu(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        approx = bool(op.builtinOptions.approximate) if op.builtinOptions is not None else False
+        self._table(op, name, rtfl.gelu_table(xq.s, xq.zp, yq.s, yq.zp, approx), "gelu")
+
+    def op_relu(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        self._table(op, name, rtfl.float_table(lambda v: np.maximum(v, np.float32(0)), xq.s, xq.zp, yq.s, yq.zp),
+                    "relu")
+
+    def op_relu6(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        self._table(op, name, rtfl.float_table(lambda v: np.clip(v, np.float32(0), np.float32(6)), xq.s, xq.zp,
+                                               yq.s, yq.zp), "clip")
+
+    def op_quantize(self, op: Any, name: str) -> None:
+        x, y = int(op.inputs[0]), int(op.outputs[0])
+        if self._type(x) != "int8":
+            raise MCUCError(f"'{self.path}' is a float (non-quantized) or mixed-precision model: {name} quantizes "
+                            f"a {self._type(x)} tensor inside the graph; convert with full-integer quantization")
+        self.emit("requantize", name, [self.name(x)], [self.name(y)])
+
+    def op_dequantize(self, op: Any, name: str) -> None:
+        raise MCUCError(f"'{self.path}' is a float (non-quantized) or mixed-precision model: {name} dequantizes "
+                        "inside the graph; convert it with full-integer int8 quantization")
+
+    def op_batch_matmul(self, op: Any, name: str) -> None:
+        o = op.builtinOptions
+        ins = self._inputs(op)
+        a, b = self.name(ins[0]), self.name(ins[1])
+        if o is not None and bool(o.adjX):
+            at = self.g.tensors[a]
+            perm = tuple(range(len(at.shape) - 2)) + (len(at.shape) - 1, len(at.shape) - 2)
+            a2 = self.new_act(f"{name}_at", tuple(at.shape[p] for p in perm), at.quant)  # type: ignore[arg-type]
+            self.emit("transpose", f"{name}_adj_x", [a], [a2], perm=perm)
+            a = a2
+        y = self._out(op)
+        self.emit("batch_matmul", name, [a, b], [y], transpose_b=bool(o is not None and o.adjY))
+
+    def op_transpose(self, op: Any, name: str) -> None:
+        ins = self._inputs(op)
+        perm = tuple(int(p) for p in self.const(ins[1], "the permutation", name).reshape(-1))
+        x, y = self.name(ins[0]), self._out(op)
+        self._requant_if_needed(x, y, name, "transpose", perm=perm)
+
+    def op_strided_slice(self, op: Any, name: str) -> None:
+        o = op.builtinOptions
+        ins = self._inputs(op)
+        x, y = self.name(ins[0]), self._out(op)
+        shape = self.g.tensors[x].shape
+        begin = self.const(ins[1], "begin", name).astype(np.int64).reshape(-1)
+        end = self.const(ins[2], "end", name).astype(np.int64).reshape(-1)
+        strides = (self.const(ins[3], "strides", name).astype(np.int64).reshape(-1) if len(ins) > 3
+                   else np.ones(len(begin), np.int64))
+        if int(o.ellipsisMask) or int(o.newAxisMask):
+            raise MCUCError(f"{name}: strided slice with ellipsis or new-axis masks is not supported")
+        starts, ends, steps = [], [], []
+        for ax, d in enumerate(shape):
+            if ax >= len(begin):
+                starts.append(0)
+                ends.append(d)
+                steps.append(1)
+                continue
+            st = int(strides[ax])
+            if st < 1:
+                raise MCUCError(f"{name}: strided slice with stride {st} (only positive strides are supported)")
+            b0 = 0 if (int(o.beginMask) >> ax) & 1 else int(begin[ax])
+            b0 = min(max(b0 + d if b0 < 0 else b0, 0), d)
+            if (int(o.shrinkAxisMask) >> ax) & 1:
+                e0 = b0 + 1
+            elif (int(o.endMask) >> ax) & 1:
+                e0 = d
+            else:
+                e0 = int(end[ax]) + (b0 if getattr(o, "offset", False) else 0)
+                e0 = min(max(e0 + d if e0 < 0 else e0, 0), d)
+            starts.append(b0)
+            ends.append(e0)
+            steps.append(st)
+        full = tuple(len(range(s, e, k)) for s, e, k in zip(starts, ends, steps, strict=True))
+        yq = self.g.tensors[y].quant
+        assert yq is not None
+        target = y if tuple(self.g.tensors[y].shape) == full else self.new_act(f"{name}_full", full, yq)
+        self._requant_if_needed(x, target, name, "slice", starts=tuple(starts), ends=tuple(ends),
+                                steps=tuple(steps))
+        if target != y:
+            self._reshape_to(target, y, f"{name}_reshape")
+
+    def op_gather(self, op: Any, name: str) -> None:
+        o = op.builtinOptions
+        ins = self._inputs(op)
+        x, y = self.name(ins[0]), self._out(op)
+        shape = self.g.tensors[x].shape
+        if o is not None and int(getattr(o, "batchDims", 0) or 0):
+            raise MCUCError(f"{name}: gather with batch_dims is not supported")
+        axis = int(o.axis if o is not None else 0) % len(shape)
+        raw_idx = self.const(ins[1], "the indices", name).astype(np.int64).reshape(-1)
+        idx = tuple(int(i) % shape[axis] for i in raw_idx)
+        full = tuple(shape[:axis]) + (len(idx),) + tuple(shape[axis + 1:])
+        yq = self.g.tensors[y].quant
+        assert yq is not None
+        target = y if tuple(self.g.tensors[y].shape) == full else self.new_act(f"{name}_full", full, yq)
+        self._requant_if_needed(x, target, name, "gather", axis=axis, indices=idx)
+        if target != y:
+            self._reshape_to(target, y, f"{name}_reshape")
+
+    def op_resize_nearest_neighbor(self, op: Any, name: str) -> None:
+        """Nearest-neighbour resize as two constant gathers (rows, then columns): exact, pure data movement."""
+        o = op.builtinOptions
+        x, y = self.name(int(op.inputs[0])), self._out(op)
+        n, h, w, c = self.g.tensors[x].shape
+        _, oh, ow, _ = self.g.tensors[y].shape
+        align = bool(o.alignCorners) if o is not None else False
+        half = bool(o.halfPixelCenters) if o is not None else False
+        xq = self.g.tensors[x].quant
+        assert xq is not None
+        rows, cols = _nearest_indices(h, oh, align, half), _nearest_indices(w, ow, align, half)
+        mid = self.new_act(f"{name}_rows", (n, oh, w, c), xq)
+        self.emit("gather", f"{name}_rows", [x], [mid], axis=1, indices=rows)
+        self._requant_if_needed(mid, y, f"{name}_cols", "gather", axis=2, indices=cols)
+
+
+def _nearest_indices(size: int, out: int, align: bool, half: bool) -> tuple[int, ...]:
+    """TFLite GetNearestNeighbor for every output coordinate (float32 arithmetic)."""
+    f32 = np.float32
+    scale = f32(size - 1) / f32(out - 1) if align and out > 1 else f32(size) / f32(out)
+    offset = f32(0.5) if half else f32(0.0)
+    idx = []
+    for i in range(out):
+        v = (f32(i) + offset) * scale
+        j = int(np.floor(v + f32(0.5))) if align else int(np.floor(v))
+        j = min(j, size - 1)
+        idx.append(max(j, 0) if half else j)
+    return tuple(idx)
+
+
+def _fold_pads(g: Graph) -> None:
+    """A spatial PAD by the zero point whose every consumer is a convolution folds into the convs' pads."""
+    consumers = g.consumers()
+    for n in list(g.nodes):
+        if n.op != "pad" or n.outputs[0] in g.outputs:
+            continue
+        x, y = n.inputs[0], n.outputs[0]
+        pads = n.attrs["pads"]
+        uses = consumers.get(y, [])
+        xq, yq = g.tensors[x].quant, g.tensors[y].quant
+        if (not uses or any(u.op != "conv2d" or u.inputs[0] != y for u in uses) or len(pads) != 4
+                or pads[0] != (0, 0) or pads[3] != (0, 0) or xq is None or yq is None
+                or not np.array_equal(xq.scale, yq.scale) or xq.zp != yq.zp or int(n.attrs["value"]) != yq.zp):
+            continue
+        for u in uses:
+            t, left, b, r = u.attrs["pads"]
+            u.attrs["pads"] = (t + pads[1][0], left + pads[2][0], b + pads[1][1], r + pads[2][1])
+            u.inputs[0] = x
+        g.nodes.remove(n)

@@ -1,0 +1,1 @@
+"""Architecture searches driven by the compiler's own memory and MAC numbers."""

@@ -1,0 +1,34 @@
+/* mcuc_attention_blocked_s8.c: int8 attention head by head in blocks of query rows, scores in a small scratch. */
+#include "mcuc_transformer.h"
+
+void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
+                               const int8_t *q, const int8_t *k, const int8_t *v, int8_t *scratch,
+                               int8_t *output)
+{
+    const mcuc_batch_matmul_params_t *sp = &params->scores;
+    const mcuc_batch_matmul_params_t *op = &params->output;
+    const int32_t rows = sp->m;
+    const int32_t d = sp->k;
+    const int32_t dv = op->n;
+    mcuc_batch_matmul_params_t score_block = *sp;
+    mcuc_batch_matmul_params_t out_block = *op;
+    score_block.batch[0] = score_block.batch[1] = 1;
+    out_block.batch[0] = out_block.batch[1] = 1;
+    for (int32_t i0 = 0; i0 < sp->batch[0]; ++i0) {
+        for (int32_t i1 = 0; i1 < sp->batch[1]; ++i1) {
+            const int8_t *q_h = q + (int64_t)i0 * sp->a_batch_strides[0] + (int64_t)i1 * sp->a_batch_strides[1];
+            const int8_t *k_h = k + (int64_t)i0 * sp->b_batch_strides[0] + (int64_t)i1 * sp->b_batch_strides[1];
+            const int8_t *v_h = v + (int64_t)i0 * op->b_batch_strides[0] + (int64_t)i1 * op->b_batch_strides[1];
+            int8_t *out_h = output + ((int64_t)i0 * sp->batch[1] + i1) * rows * dv;
+            for (int32_t r0 = 0; r0 < rows; r0 += params->block_rows) {
+                const int32_t n_rows = rows - r0 < params->block_rows ? rows - r0 : params->block_rows;
+                const mcuc_softmax_params_t softmax = { n_rows, sp->n };
+                score_block.m = n_rows;
+                out_block.m = n_rows;
+                mcuc_batch_matmul_s8(&score_block, q_h + (int64_t)r0 * d, k_h, scratch);
+                mcuc_softmax_s8(&softmax, exp_table, scratch, scratch);
+                mcuc_batch_matmul_s8(&out_block, scratch, v_h, out_h + (int64_t)r0 * dv);
+            }
+        }
+    }
+}
