@@ -208,7 +208,7 @@ def test_auto_blocks_never_plan_larger_than_single_rows(exported: dict[str, Path
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="needs qemu-system-arm and arm-none-eabi-gcc (make sysdeps)")
-@pytest.mark.parametrize("name", ["dhvt", "crossvit"])
+@pytest.mark.parametrize("name", ["dhvt", "dhvt-small", "crossvit", "crossvit-small"])
 def test_zoo_blocked_attention_bit_exact_under_qemu(exported: dict[str, Path], tmp_path: Path, name: str) -> None:
     board = "qemu-mps2-an500"
     c = _compile(exported[name], board=board)

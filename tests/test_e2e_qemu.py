@@ -37,3 +37,22 @@ def test_zoo_model_bit_exact_under_qemu(tmp_path, name, boards, samples):
         res = verify_project(out, compiled.graph, samples=samples, seed=3, target="qemu", board=board)
         assert res["samples"] == samples and res["mismatched"] == 0, (board, res)
         assert res["where"] == f"qemu {board}"
+
+
+def test_mobilenetv2_035_224_patch_schedule_fits_stm32h7_budget_and_is_bit_exact_under_qemu(tmp_path):
+    """The issue's claim: refused layer-based at --sram 256k, accepted patch-based, bit-exact on Cortex-M7."""
+    from mcuc import zoo
+    from mcuc.errors import MCUCError
+    from mcuc.zoo.export import export_onnx
+
+    model, shape = zoo.build("mobilenetv2-0.35", resolution=224)
+    path = export_onnx(model, shape, tmp_path / "mbv2-035-224.onnx")
+    with pytest.raises(MCUCError, match="over"):
+        compile_model(str(path), CompileOptions(board="stm32h7", sram=256 * 1024), progress=lambda m: None)
+    compiled = compile_model(str(path), CompileOptions(board="qemu-mps2-an500", sram=256 * 1024, schedule="auto"),
+                             progress=lambda m: None)
+    assert compiled.report["schedule"]["kind"] == "patch"
+    assert compiled.report["peak_sram_bytes"] <= 256 * 1024
+    out = write_project(compiled, str(tmp_path / "proj"))
+    res = verify_project(out, compiled.graph, samples=2, seed=5, target="qemu", board="qemu-mps2-an500")
+    assert res["mismatched"] == 0, res
