@@ -7,10 +7,8 @@ from mcuc.errors import MCUCError
 from mcuc.ir import Graph
 
 
-def run_int8(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run int8 graph ``g`` on int8 ``feeds`` (graph layout); return every activation's value."""
-    from mcuc.lower import lower
-
+def initial_env(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Checked int8 graph inputs plus every constant: the values an execution starts from."""
     env: dict[str, np.ndarray] = {}
     for name in g.inputs:
         if name not in feeds:
@@ -22,6 +20,14 @@ def run_int8(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for name, t in g.tensors.items():
         if t.data is not None:
             env[name] = t.data
+    return env
+
+
+def run_int8(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run int8 graph ``g`` on int8 ``feeds`` (graph layout); return every activation's value."""
+    from mcuc.lower import lower
+
+    env = initial_env(g, feeds)
     for n in g.nodes:
         low = lower(g, n)
         assert low.ref is not None

@@ -498,16 +498,10 @@ def lower_step(g: Graph, n: Node) -> Lowered:
 def run_schedule(sched: PatchSchedule, feeds: dict[str, np.ndarray],
                  on_step: Callable[[int, Lowered], None] | None = None) -> dict[str, np.ndarray]:
     """Execute the schedule op by op in numpy (the same Lowered calls the C code makes)."""
+    from mcuc.reference.int8_ref import initial_env
+
     g = sched.graph
-    env: dict[str, np.ndarray] = {}
-    for name in g.inputs:
-        x = np.asarray(feeds[name])
-        if x.dtype != np.int8 or tuple(x.shape) != tuple(g.tensors[name].shape):
-            raise MCUCError(f"input '{name}' must be int8 {g.tensors[name].shape}, got {x.dtype} {x.shape}")
-        env[name] = x
-    for name, t in g.tensors.items():
-        if t.data is not None:
-            env[name] = t.data
+    env = initial_env(g, feeds)
     for i, low in enumerate(sched.lowered()):
         if on_step is not None:
             on_step(i, low)
