@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.train_demo import accuracy, augment, onnx_accuracy
-from mcuc.zoo import DATA_DIR, DEMO_CALIB, DEMO_JSON, DEMO_ONNX, FASHION_MNIST_CLASSES, build, load_fashion_mnist
+from bench.train_demo import FASHION_MNIST_JSON, accuracy, augment, onnx_accuracy
+from mcuc.zoo import DATA_DIR, DEMO_CALIB, DEMO_JSON, DEMO_ONNX, build, load_fashion_mnist
 from mcuc.zoo.export import export_onnx, op_types
 
 
@@ -161,17 +161,7 @@ def metadata(name: str, recipe: Recipe, input_shape: tuple[int, ...], opset: int
         "output_name": "output",
         "input_shape": list(input_shape),
         "layout": "NCHW",
-        "dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist)",
-        "preprocessing": {
-            "source": "uint8 28x28 greyscale",
-            "scale": "x / 255",
-            "resize": {"size": [32, 32], "mode": "bilinear", "align_corners": False,
-                       "implementation": "torch.nn.functional.interpolate"},
-            "channels": "grey repeated to 3 identical channels",
-            "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-            "function": "mcuc.zoo.preprocess_fashion_mnist",
-        },
-        "classes": list(FASHION_MNIST_CLASSES),
+        **FASHION_MNIST_JSON,
         "float_test_accuracy": round(float_acc, 4),
         "onnxruntime_test_accuracy": round(onnx_acc, 4),
         "test_samples": test_samples,

@@ -24,6 +24,20 @@ from mcuc.zoo import (
 )
 from mcuc.zoo.export import export_onnx, op_types
 
+# What every shipped Fashion-MNIST model's JSON says about its data and input preprocessing.
+FASHION_MNIST_JSON = {
+    "dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist)",
+    "preprocessing": {
+        "source": "uint8 28x28 greyscale",
+        "scale": "x / 255",
+        "resize": {"size": [32, 32], "mode": "bilinear", "align_corners": False,
+                   "implementation": "torch.nn.functional.interpolate"},
+        "channels": "grey repeated to 3 identical channels",
+        "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        "function": "mcuc.zoo.preprocess_fashion_mnist",
+    },
+    "classes": list(FASHION_MNIST_CLASSES),
+}
 
 def augment(x: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Tensor:
     """Random horizontal flip and a random shift of up to `shift` pixels (replicate padding)."""
@@ -134,17 +148,7 @@ def main() -> None:
         "output_name": "output",
         "input_shape": list(input_shape),
         "layout": "NCHW",
-        "dataset": "Fashion-MNIST (Debian package dataset-fashion-mnist)",
-        "preprocessing": {
-            "source": "uint8 28x28 greyscale",
-            "scale": "x / 255",
-            "resize": {"size": [32, 32], "mode": "bilinear", "align_corners": False,
-                       "implementation": "torch.nn.functional.interpolate"},
-            "channels": "grey repeated to 3 identical channels",
-            "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-            "function": "mcuc.zoo.preprocess_fashion_mnist",
-        },
-        "classes": list(FASHION_MNIST_CLASSES),
+        **FASHION_MNIST_JSON,
         "float_test_accuracy": round(float_acc, 4),
         "onnxruntime_test_accuracy": round(onnx_acc, 4),
         "test_samples": len(test_x),

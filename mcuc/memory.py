@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from mcuc.ir import Graph, Node
 
 ALIGNMENT = 16
@@ -117,8 +115,8 @@ def plan_memory(g: Graph, strategy: str = "best") -> MemoryPlan:
 
 def arena_lower_bound(g: Graph) -> int:
     """max over ops of (bytes of live buffers), the bound no planner can beat."""
+    from mcuc.plan import lower_bound
+    from mcuc.plan.check import Buffer
+
     _, spans, sizes = compute_buffers(g)
-    live = np.zeros(max(len(g.nodes), 1), dtype=np.int64)
-    for k, (f, la) in spans.items():
-        live[f:la + 1] += sizes[k]
-    return int(live.max())
+    return lower_bound([Buffer(sizes[k], *spans[k]) for k in sizes])

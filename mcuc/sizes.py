@@ -19,6 +19,3 @@ def parse_size(text: str) -> int:
         raise MCUCError(f"bad size '{text}': must be a positive whole number of bytes")
     return int(value)
 
-
-def fmt_bytes(n: int) -> str:
-    return f"{n:,} B ({n / 1024:.1f} KiB)"

@@ -6,11 +6,11 @@ import numpy as np
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 
 
-def _pq(rng: np.random.Generator) -> QuantParams:
-    return QuantParams(np.array([rng.uniform(0.01, 0.1)]), np.array([int(rng.integers(-20, 20))]))
+class Int8GraphBuilder:
+    """Adds int8 NHWC activations and nodes to a graph with seeded random per-tensor quantization."""
 
+    min_scale = 0.01  # activation scales are drawn from [min_scale, 0.1)
 
-class _Builder:
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         self.g = Graph(layout="NHWC")
@@ -19,8 +19,12 @@ class _Builder:
     def act(self, shape: tuple[int, ...], q: QuantParams | None = None) -> str:
         name = f"t{self.k}"
         self.k += 1
-        self.g.add_tensor(Tensor(name, shape, "int8", q or _pq(self.rng)))
+        self.g.add_tensor(Tensor(name, shape, "int8", q or self.quant()))
         return name
+
+    def quant(self) -> QuantParams:
+        return QuantParams(np.array([self.rng.uniform(self.min_scale, 0.1)]),
+                           np.array([int(self.rng.integers(-20, 20))]))
 
     def node(self, op: str, inputs: list[str], out_shape: tuple[int, ...], q: QuantParams | None = None,
              **attrs) -> str:
@@ -36,7 +40,7 @@ class _Builder:
         bn = self.g.const("b", r.integers(-2000, 2000, cout).astype(np.int32))
         p = k // 2
         oh, ow = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
-        q = _pq(r)
+        q = self.quant()
         return self.node("conv2d", [x, wn, bn], (n, oh, ow, cout), q, strides=(stride, stride), pads=(p, p, p, p),
                          dilations=(1, 1), groups=groups, act_min=q.zp, act_max=127)
 
@@ -44,7 +48,7 @@ class _Builder:
 def all_ops_graph(seed: int = 0) -> Graph:
     """conv, depthwise, residual add, SE-style mul, pools, lut, pad, transpose, concat,
     requantize, reshape, fully connected and softmax in one small network."""
-    b = _Builder(seed)
+    b = Int8GraphBuilder(seed)
     g = b.g
     x = b.act((1, 12, 10, 3))
     g.inputs = [x]

@@ -12,7 +12,7 @@ from mcuc.boards import load_board
 from mcuc.commands import verify_project
 from mcuc.compiler import Compiled, CompileOptions
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, Node, QuantParams, Tensor, verify
+from mcuc.ir import Graph, QuantParams, verify
 from mcuc.memory import plan_memory
 from mcuc.ops import conv_out_dim, node_macs
 from mcuc.project import write_project
@@ -29,31 +29,13 @@ from mcuc.schedule.patch import (
     valid_splits,
 )
 from mcuc.schedule.search import choose, enumerate_candidates, pareto, replay, select_schedule
+from tests.int8_graphs import Int8GraphBuilder
 
 
-def _pq(rng: np.random.Generator) -> QuantParams:
-    return QuantParams(np.array([rng.uniform(0.02, 0.1)]), np.array([int(rng.integers(-20, 20))]))
-
-
-class _Chain:
+class _Chain(Int8GraphBuilder):
     """Random int8 NHWC networks: conv/depthwise/pool/residual/lut stage, then pool + FC head."""
 
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.g = Graph(layout="NHWC")
-        self.k = 0
-
-    def act(self, shape: tuple[int, ...], q: QuantParams | None = None) -> str:
-        name = f"t{self.k}"
-        self.k += 1
-        self.g.add_tensor(Tensor(name, shape, "int8", q or _pq(self.rng)))
-        return name
-
-    def node(self, op: str, inputs: list[str], out_shape: tuple[int, ...], q: QuantParams | None = None,
-             **attrs) -> str:
-        y = self.act(out_shape, q)
-        self.g.nodes.append(Node(op, f"n{len(self.g.nodes)}_{op}", inputs, [y], attrs))
-        return y
+    min_scale = 0.02
 
     def conv(self, x: str, cout: int, k: int, stride: int, depthwise: bool = False, dil: int = 1,
              pads: tuple[int, int, int, int] | None = None) -> str:
@@ -67,7 +49,7 @@ class _Chain:
         p = pads if pads is not None else (dil * (k // 2),) * 4
         oh = conv_out_dim(h, k, stride, p[0], p[2], dil)
         ow = conv_out_dim(w, k, stride, p[1], p[3], dil)
-        q = _pq(r)
+        q = self.quant()
         return self.node("conv2d", [x, wn, bn], (n, oh, ow, cout), q, strides=(stride, stride), pads=p,
                          dilations=(dil, dil), groups=groups, act_min=q.zp, act_max=127)
 

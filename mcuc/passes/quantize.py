@@ -146,16 +146,7 @@ def _quantize_node(g: Graph, out: Graph, n: Node, qp: dict[str, QuantParams],
         out.nodes.append(Node(op, n.name, [x, wn, bn], [y], attrs))
         return
     if op in ("add", "sub", "mul"):
-        ins = []
-        for i in n.inputs:
-            if g.tensors[i].is_const:
-                data = g.tensors[i].data
-                assert data is not None
-                cq = QuantParams(*(lambda sz: (np.array([sz[0]]), np.array([sz[1]])))(
-                    choose_qparams(float(data.min()), float(data.max()))))
-                ins.append(out.const(i + "_q", quantize_array(data, cq.s, cq.zp), cq))
-            else:
-                ins.append(i)
+        ins = [_const_operand(g, out, i) for i in n.inputs]
         yq = act_quant(y)
         _set_act_range(attrs, yq)
         qp[y] = yq

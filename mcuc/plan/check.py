@@ -27,11 +27,6 @@ def align_up(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
 
 
-def lifetimes_intersect(a: Buffer, b: Buffer) -> bool:
-    """True when some op index lies in both inclusive lifetimes."""
-    return a.first_use <= b.last_use and b.first_use <= a.last_use
-
-
 def lower_bound(buffers: Sequence[Buffer], alignment: int = 1) -> int:
     """The most bytes simultaneously live at any op: no plan can use a smaller arena.
 

@@ -187,20 +187,26 @@ def _propagate_axis(g: Graph, stage: list[Node], out: _Range, axis: int) -> _Axi
     need: dict[str, _Range] = {stage_out: out}
     per_op: list[tuple[_Range, int, int]] = []
     for n in reversed(stage):
-        o0, o1 = need[n.outputs[0]]
-        if n.op in WINDOWED_OPS:
-            kernel, strides, dil, pads = _geometry(g, n)
-            k = axis - 1
-            size = g.tensors[n.inputs[0]].shape[axis]
-            i0, i1, p_lo, p_hi = _back_1d(o0, o1, kernel[k], strides[k], dil[k], pads[k], size)
-        else:
-            i0, i1, p_lo, p_hi = o0, o1, 0, 0
-        for x in n.inputs:
-            if _is_act(g, x):
-                have = need.get(x)
-                need[x] = (i0, i1) if have is None else (min(have[0], i0), max(have[1], i1))
-        per_op.append(((i0, i1), p_lo, p_hi))
+        per_op.append(_back_op(g, n, axis, need[n.outputs[0]], need))
     return need, per_op
+
+
+def _back_op(g: Graph, n: Node, axis: int, out: _Range, need: dict[str, _Range]) -> tuple[_Range, int, int]:
+    """(input range, pad before, pad after) of op ``n`` on ``axis`` for output range ``out``; widens
+    ``need`` of every activation input of ``n`` to cover that input range."""
+    o0, o1 = out
+    if n.op in WINDOWED_OPS:
+        kernel, strides, dil, pads = _geometry(g, n)
+        k = axis - 1
+        size = g.tensors[n.inputs[0]].shape[axis]
+        i0, i1, p_lo, p_hi = _back_1d(o0, o1, kernel[k], strides[k], dil[k], pads[k], size)
+    else:
+        i0, i1, p_lo, p_hi = o0, o1, 0, 0
+    for x in n.inputs:
+        if _is_act(g, x):
+            have = need.get(x)
+            need[x] = (i0, i1) if have is None else (min(have[0], i0), max(have[1], i1))
+    return (i0, i1), p_lo, p_hi
 
 
 def _propagate_rows_cached(g: Graph, stage: list[Node], bands: list[_Range]) -> list[tuple[_Axis, dict[str, _Range]]]:
@@ -228,17 +234,7 @@ def _propagate_rows_cached(g: Graph, stage: list[Node], bands: list[_Range]) -> 
                     raise MCUCError(f"rows of '{y}' needed by a band are older than the band above; cannot cache")
                 o0 = min(max(o0, prev[y][1]), o1 - 1)
             comp[y] = (o0, o1)
-            if n.op in WINDOWED_OPS:
-                kernel, strides, dil, pads = _geometry(g, n)
-                size = g.tensors[n.inputs[0]].shape[1]
-                i0, i1, p_lo, p_hi = _back_1d(o0, o1, kernel[0], strides[0], dil[0], pads[0], size)
-            else:
-                i0, i1, p_lo, p_hi = o0, o1, 0, 0
-            for x in n.inputs:
-                if _is_act(g, x):
-                    have = need.get(x)
-                    need[x] = (i0, i1) if have is None else (min(have[0], i0), max(have[1], i1))
-            per_op.append(((i0, i1), p_lo, p_hi))
+            per_op.append(_back_op(g, n, 1, (o0, o1), need))
         out.append(((need, per_op), comp))
         prev = need
     return out

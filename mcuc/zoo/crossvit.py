@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from mcuc.zoo.dhvt import Attention, batch_tokens
+from mcuc.zoo.dhvt import Attention, batch_tokens, init_linear_weights
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,7 @@ class CrossViT(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(c.dims[b], c.num_classes) for b in range(2))
         for p in [*self.cls_tokens, *self.pos_embeds]:
             nn.init.trunc_normal_(p, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, xs = self.config, []

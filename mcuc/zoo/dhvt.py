@@ -37,6 +37,15 @@ DHVT_DEFAULT = DHVTConfig()
 DHVT_SMALL = DHVTConfig(dim=48, depth=4, heads=3)
 
 
+def init_linear_weights(model: nn.Module) -> None:
+    """ViT initialisation of every Linear: truncated normal (std 0.02) weights, zero biases."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def batch_tokens(token: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Learned (1, n, C) tokens repeated over the batch of `like`.
 
@@ -226,11 +235,7 @@ class DHVT(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
         self.head = nn.Linear(config.dim, config.num_classes)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)

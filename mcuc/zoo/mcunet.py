@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from mcuc.zoo.mobilenetv2 import ConvBNAct, InvertedResidual, make_divisible
+from mcuc.zoo.mobilenetv2 import ConvBNAct, InvertedResidual, init_cnn_weights, make_divisible
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,7 @@ class MCUNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         head: list[nn.Module] = [nn.Dropout(config.dropout)] if config.dropout > 0 else []
         self.classifier = nn.Sequential(*head, nn.Linear(cin, config.num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_cnn_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x))
