@@ -12,8 +12,8 @@ import numpy as np
 import onnxruntime as ort
 
 from bench.common import BENCH_MODELS, compile_zoo
+from mcuc.execute import run_int8
 from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, to_graph_layout
-from mcuc.reference.int8_ref import run_int8
 
 
 def fidelity(name: str, overrides: dict, n_calib: int, n_eval: int) -> dict:

@@ -51,7 +51,7 @@ def main() -> None:
         compiled, out = compile_for(onnx, "qemu-mps2-an386", work / f"{name}-qemu")
         g = compiled.graph
         x = np.random.default_rng(0).integers(-128, 128, (1, sum(g.tensors[i].size for i in g.inputs)), np.int8)
-        row = [label, f"{compiled.report['macs']:,}"]
+        row = [label, f"{compiled.report.macs:,}"]
         for _, board in QEMU_BOARDS:
             t0 = time.time()
             try:

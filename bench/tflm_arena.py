@@ -49,11 +49,11 @@ def mcuc_arenas(model: str, calib: str | None = None) -> tuple[int, str]:
     layer = compile_model(model, CompileOptions(calib=calib), progress=quiet).report["arena_bytes"]
     try:
         c = compile_model(model, CompileOptions(calib=calib, schedule="patch", max_overhead=0.3), progress=quiet)
-        sched = c.report["schedule"]
+        sched = c.report.schedule
         if sched.get("kind") != "patch":
             return layer, "n/a (layer-based chosen)"
         grid = "x".join(str(v) for v in sched.get("grid", []))
-        return layer, f"{c.report['arena_bytes']:,} ({grid} patches, first {sched.get('split_layer')} ops)"
+        return layer, f"{c.report.arena_bytes:,} ({grid} patches, first {sched.get('split_layer')} ops)"
     except (MCUCError, ValueError, KeyError) as e:
         why = str(e).split(":")[0].split(";")[0]
         return layer, f"n/a ({why[:70]})"

@@ -133,7 +133,7 @@ def int8_accuracy(onnx_path: Path, calib: Path, images: np.ndarray, labels: np.n
             out = write_project(compiled, str(Path(td) / "model"))
             yq = run_samples(Path(out), g, {gi: q}, "host", sanitize=False)[go]
     elif backend == "ref":
-        from mcuc.reference.int8_ref import run_int8
+        from mcuc.execute import run_int8
 
         yq = np.stack([run_int8(g, {gi: q[i:i + 1]})[go][0] for i in range(len(q))])
     else:

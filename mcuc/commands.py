@@ -37,10 +37,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if measured:
         from mcuc.targets.elfsize import size_summary
 
-        print(size_summary(measured, compiled.report))
+        print(size_summary(measured, compiled.report.as_dict()))
     from mcuc.profile import write_profiles
 
-    write_profiles(compiled.report, out)
+    write_profiles(compiled.report.as_dict(), out)
     print(f"wrote {out}/ (model.c, model.h, weights.c, CMakeLists.txt, report.json, report.html, profile.txt)")
     return 0
 
@@ -67,7 +67,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             compiled = compile_model(str(src), CompileOptions(board=args.board, calib=args.calib,
                                                               schedule=args.schedule))
             write_project(compiled, str(Path(td) / "project"))
-            report = compiled.report
+            report = compiled.report.as_dict()
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text)
@@ -82,10 +82,10 @@ def _build_and_measure(out: Path, compiled, build: bool) -> dict | None:
 
     On failure OUTDIR is removed, as for any other compile error.
     """
-    import json
     import shutil
 
     from mcuc.codegen.firmware import FIRMWARE_KINDS
+    from mcuc.report import write_report
     from mcuc.targets.qemu import have_arm_toolchain
 
     if not build or compiled.board.kind not in FIRMWARE_KINDS:
@@ -98,12 +98,12 @@ def _build_and_measure(out: Path, compiled, build: bool) -> dict | None:
 
     log(f"building firmware for {compiled.board.name} ...")
     try:
-        measured = measure_firmware(out, compiled.board, compiled.report["weights_bytes"])
+        measured = measure_firmware(out, compiled.board, compiled.report.weights_bytes)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    compiled.report["measured"] = measured
-    (out / "report.json").write_text(json.dumps(compiled.report, indent=1) + "\n")
+    compiled.report.measured.update(measured)
+    write_report(out, compiled.report)
     return measured
 
 
@@ -245,7 +245,7 @@ def _profile_first_sample(outdir: Path, g: Graph, q: np.ndarray, board: str | No
 def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str,
                    board: str | None = None) -> dict:
     """Random int8 inputs through the C build and the int8 reference; count differing elements."""
-    from mcuc.reference.int8_ref import run_int8
+    from mcuc.execute import run_int8
 
     rng = np.random.default_rng(seed)
     q_inputs = {n: rng.integers(-128, 128, size=(samples, *g.tensors[n].shape[1:]), dtype=np.int8)

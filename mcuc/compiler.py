@@ -3,15 +3,29 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from math import isqrt
 from pathlib import Path
 
 import numpy as np
 
-from mcuc.boards import Board, load_board
+from mcuc.boards import Board, list_boards, load_board
+from mcuc.calib import load_calibration
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, verify
-from mcuc.model_io import to_graph_layout
+from mcuc.frontend.onnx import load_onnx
+from mcuc.frontend.tflite import load_tflite
+from mcuc.ir import Graph
+from mcuc.memsim import check, simulate
+from mcuc.model_io import source_shape, to_graph_layout
+from mcuc.ops import verify
+from mcuc.passes.attention import fuse_attention
+from mcuc.passes.pipeline import float_pipeline
+from mcuc.passes.quantize import calibrate, quantize_graph
+from mcuc.plan import InvalidPlanError
+from mcuc.progress import Progress
+from mcuc.report import Report, build_report, replay_differences
+from mcuc.schedule.base import Schedule, layer_schedule
+from mcuc.schedule.search import select_schedule
 
 
 @dataclass
@@ -39,9 +53,8 @@ class Compiled:
     float_graph: Graph  # float, NHWC, after passes (the graph calibration ran on)
     board: Board
     options: CompileOptions
-    memory: object  # mcuc.memory.MemoryPlan
-    report: dict = field(default_factory=dict)
-    schedule: object = None  # mcuc.schedule.patch.PatchSchedule for a patch schedule, None for layer-based
+    schedule: Schedule  # planned: layer-based (no patch stage) or patch-based
+    report: Report
 
 
 def log(msg: str) -> None:
@@ -49,7 +62,7 @@ def log(msg: str) -> None:
 
 
 def load_model(path: str) -> Graph:
-    """Parse a model file into a float Graph in its source layout."""
+    """Parse a model file into a Graph in its source layout (float for .onnx, int8 for .tflite)."""
     p = Path(path)
     if not p.exists():
         raise MCUCError(f"model file '{path}' does not exist")
@@ -57,26 +70,18 @@ def load_model(path: str) -> Graph:
         raise MCUCError(f"'{path}' is a directory, not a model file (.onnx)")
     suffix = p.suffix.lower()
     if suffix == ".onnx":
-        from mcuc.frontend.onnx import load_onnx
-
         return load_onnx(str(p))
     if suffix == ".tflite":
-        from mcuc.frontend.tflite import load_tflite
-
         return load_tflite(str(p))
     raise MCUCError(f"'{path}': unknown model format '{suffix}'; mcuc reads .onnx and .tflite files")
 
 
 def float_graph_for(path: str) -> Graph:
-    from mcuc.passes.pipeline import float_pipeline
-
     return float_pipeline(load_model(path))
 
 
 def calibration_feeds(g: Graph, src_graph_input_shapes: dict[str, tuple[int, ...]],
                       opts: CompileOptions) -> list[dict[str, np.ndarray]]:
-    from mcuc.calib import load_calibration
-
     if len(g.inputs) != 1:
         if opts.calib:
             raise MCUCError("--calib supports single-input models only")
@@ -89,120 +94,115 @@ def calibration_feeds(g: Graph, src_graph_input_shapes: dict[str, tuple[int, ...
     return [{k: to_graph_layout(g, k, v[i:i + 1]) for k, v in feeds_per_input.items()} for i in range(n)]
 
 
-def compile_model(model_path: str, opts: CompileOptions,
-                  progress: Callable[[str], None] = log) -> Compiled:
-    from mcuc.memory import plan_memory
-    from mcuc.model_io import source_shape
-    from mcuc.passes.attention import fuse_attention
-    from mcuc.passes.quantize import calibrate, quantize_graph
-    from mcuc.report import build_report
+def quantized_graph(model_path: str, opts: CompileOptions,
+                    progress: Callable[[str], None] = log) -> tuple[Graph, Graph]:
+    """The front half of a compile: (int8 graph with attention fused, float graph it was calibrated on).
 
-    board = load_board(opts.board)
-    if opts.sram is not None and opts.sram > board.sram_bytes:
-        raise MCUCError(f"--sram {opts.sram} exceeds the {board.sram_bytes} bytes of SRAM on board "
-                        f"'{board.name}'; pass a smaller budget or another board")
-    if Path(model_path).suffix.lower() == ".tflite":  # already int8: the model's own quantization, no calibration
+    A .tflite model is already int8: its own quantization is kept and it is its own "float" graph.
+    """
+    if Path(model_path).suffix.lower() == ".tflite":
         if opts.calib:
             progress("note: --calib is ignored for a .tflite model (it carries its own quantization)")
         qg = fg = load_model(model_path)
     else:
         fg = float_graph_for(model_path)
         verify(fg)
-        shapes = {n: source_shape(fg, n) for n in fg.inputs}
-        feeds = calibration_feeds(fg, shapes, opts)
+        feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts)
         progress(f"calibrating on {len(feeds)} samples ...")
-        from mcuc.progress import Progress
-
         obs = calibrate(fg, feeds, opts.calib_method,
                         progress=Progress("  calibration sample") if progress is log else None)
         qg = quantize_graph(fg, obs)
     verify(qg, quantized=True)
-    qg = fuse_attention(qg, opts.attention_block, opts.planner)
-    budget = opts.sram if opts.sram is not None else board.sram_bytes
-    if opts.schedule == "layer":
-        mem, sched = plan_memory(qg, opts.planner), None
-    else:
-        from mcuc.schedule.search import select_schedule
+    return fuse_attention(qg, opts.attention_block, opts.planner), fg
 
-        try:
-            chosen = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None,
-                                     opts.max_overhead, opts.split, opts.patch_grid,
-                                     ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
-        except MCUCError as e:
-            if not str(e).startswith("no schedule fits"):
-                raise
-            # nothing fits: name the layer-based peak, what is live there and what else would fit
-            layer = Compiled(qg, fg, board, opts, plan_memory(qg, opts.planner))
-            layer.report = build_report(layer)
-            raise MCUCError(_does_not_fit_message(layer, budget, patch_searched=True)) from None
-        mem, sched = chosen.memory, chosen.schedule
-        progress(f"schedule: {chosen.label()}, +{chosen.mac_overhead:.1%} MACs")
-    compiled = Compiled(qg, fg, board, opts, mem, schedule=sched)
-    compiled.report = build_report(compiled)
-    compiled.report["model_file"] = Path(model_path).name
-    _check_simulated(compiled)
-    peak = compiled.report["peak_sram_bytes"]
-    if peak > budget:
-        raise MCUCError(_does_not_fit_message(compiled, budget))
+
+def compile_model(model_path: str, opts: CompileOptions,
+                  progress: Callable[[str], None] = log) -> Compiled:
+    board = load_board(opts.board)
+    if opts.sram is not None and opts.sram > board.sram_bytes:
+        raise MCUCError(f"--sram {opts.sram} exceeds the {board.sram_bytes} bytes of SRAM on board "
+                        f"'{board.name}'; pass a smaller budget or another board")
+    qg, fg = quantized_graph(model_path, opts, progress)
+    budget = opts.sram if opts.sram is not None else board.sram_bytes
+    model_file = Path(model_path).name
+    try:
+        sched = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None, opts.max_overhead,
+                                opts.split, opts.patch_grid,
+                                ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
+    except MCUCError as e:
+        if not str(e).startswith("no schedule fits"):
+            raise
+        # nothing fits: name the layer-based peak, what is live there and what else would fit
+        layer = layer_schedule(qg).plan(opts.planner)
+        rep = build_report(layer, board, budget, opts.attention_block, model_file)
+        raise MCUCError(_does_not_fit_message(rep, layer, opts, budget, patch_searched=True)) from None
+    if sched.patch is not None:
+        progress(f"schedule: {sched.label()}, +{sched.mac_overhead:.1%} MACs")
+    compiled = assemble(sched, board, opts, fg, model_file)
+    if compiled.report.peak_sram_bytes > budget:
+        raise MCUCError(_does_not_fit_message(compiled.report, sched, opts, budget))
     return compiled
 
 
-def _check_simulated(c: Compiled) -> None:
+def assemble(sched: Schedule, board: Board, opts: CompileOptions, float_graph: Graph | None = None,
+             model_file: str = "") -> Compiled:
+    """The compile result of planned schedule ``sched``: its report, checked against the memory replay."""
+    budget = opts.sram if opts.sram is not None else board.sram_bytes
+    report = build_report(sched, board, budget, opts.attention_block, model_file)
+    _check_simulated(sched, board, report)
+    return Compiled(sched.source, float_graph if float_graph is not None else sched.source, board, opts, sched,
+                    report)
+
+
+def _check_simulated(sched: Schedule, board: Board, report: Report) -> None:
     """The byte-level replay of the schedule (mcuc.memsim) must find no overlap and reproduce every
     memory number of the report; a difference is a planner bug, never a user error."""
-    from mcuc.memsim import check, compare_report, simulate
-    from mcuc.plan import InvalidPlanError
-
-    sim = check(simulate(c.schedule.graph if c.schedule is not None else c.graph, c.memory, c.board))  # type: ignore
-    diffs = compare_report(sim, c.report)
+    sim = check(simulate(sched.graph, sched.planned, board))
+    diffs = replay_differences(report, sim)
     if diffs:
         raise InvalidPlanError("report disagrees with the simulated memory replay: " + "; ".join(diffs))
 
 
-def _does_not_fit_message(c: Compiled, budget: int, patch_searched: bool = False) -> str:
+def _does_not_fit_message(rep: Report, sched: Schedule, opts: CompileOptions, budget: int,
+                          patch_searched: bool = False) -> str:
     """One line: how far over the budget, where the peak is, what is live there, and what would fit."""
-    rep = c.report
-    peak = rep["peak_sram_bytes"]
-    worst = max(rep["ops"], key=lambda o: o["live_bytes"])
-    sizes = {b["name"]: b["size"] for b in rep.get("buffers", [])}
+    peak = rep.peak_sram_bytes
+    worst = rep.peak_op()
+    sizes = {b["name"]: b["size"] for b in rep.buffers}
     top = sorted(worst.get("live_tensors", []), key=lambda r: -sizes.get(r, 0))[:3]
     contributors = ", ".join(f"'{r}' {sizes.get(r, 0):,} B" for r in top)
     return (f"model needs {peak:,} B of SRAM but the budget is {budget:,} B ({peak - budget:,} B over); "
             f"peak at op {worst['index']} '{worst['name']}' ({worst['op']}, {worst['live_bytes']:,} B live"
             + (f": largest {contributors}" if contributors else "") + "); would fit: "
-            + "; ".join(_what_would_fit(c, budget, patch_searched)))
+            + "; ".join(_what_would_fit(rep, sched, opts, budget, patch_searched)))
 
 
-def _what_would_fit(c: Compiled, budget: int, patch_searched: bool = False) -> list[str]:
+def _what_would_fit(rep: Report, sched: Schedule, opts: CompileOptions, budget: int,
+                    patch_searched: bool = False) -> list[str]:
     """Alternatives that fit ``budget``: a patch schedule, a smaller input, a board with more SRAM."""
-    from math import isqrt
-
-    from mcuc.boards import list_boards
-
-    rep, out = c.report, []
-    fixed = rep["peak_sram_bytes"] - rep["arena_bytes"]  # stack estimate and scratch outside the arena
+    out = []
+    fixed = rep.peak_sram_bytes - rep.arena_bytes  # stack estimate and scratch outside the arena
     if patch_searched:
-        out.append(f"no patch schedule within {c.options.max_overhead:.0%} MAC overhead (searched)")
-    elif c.schedule is None:
+        out.append(f"no patch schedule within {opts.max_overhead:.0%} MAC overhead (searched)")
+    elif sched.patch is None:
         try:
-            from mcuc.schedule.search import select_schedule
-
-            cand = select_schedule(c.graph, "auto", c.options.planner, budget, True, c.options.max_overhead)
+            cand = select_schedule(sched.source, "auto", opts.planner, budget, True, opts.max_overhead)
             out.append(f"{cand.label()} ({cand.peak_sram_bytes:,} B peak, "
                        f"+{cand.mac_overhead:.1%} MACs: --schedule patch --split {cand.split} "
                        f"--patch-grid {cand.grid[0]} {cand.grid[1]})")
         except MCUCError:
-            out.append(f"no patch schedule within {c.options.max_overhead:.0%} MAC overhead")
-    shape = c.graph.tensors[c.graph.inputs[0]].shape if c.graph.inputs else ()
+            out.append(f"no patch schedule within {opts.max_overhead:.0%} MAC overhead")
+    g = sched.source
+    shape = g.tensors[g.inputs[0]].shape if g.inputs else ()
     if len(shape) == 4 and budget > fixed:
         # activation bytes grow with H x W: scale both sides by sqrt(room / arena), down to a multiple of 8
         h, w = int(shape[1]), int(shape[2])
-        room, arena = budget - fixed, max(rep["arena_bytes"], 1)
+        room, arena = budget - fixed, max(rep.arena_bytes, 1)
         h2, w2 = (max(8, isqrt(v * v * room // arena) // 8 * 8) for v in (h, w))
         if (h2, w2) != (h, w):
             out.append(f"an input of about {h2}x{w2} instead of {h}x{w} (estimate: activations scale with H x W)")
-    boards = [b for b in list_boards() if b.kind != "host" and b.name != c.board.name
-              and max((int(r["size"]) for r in b.extra.get("sram", [])), default=0) >= rep["peak_sram_bytes"]]
+    boards = [b for b in list_boards() if b.kind != "host" and b.name != rep.board
+              and max((int(r["size"]) for r in b.extra.get("sram", [])), default=0) >= rep.peak_sram_bytes]
     boards.sort(key=lambda b: (b.kind != "mcu", b.sram_bytes))  # real boards first, then emulated ones
     if boards:
         out.append("board " + " or ".join(f"{b.name} ({b.sram_bytes // 1024} KiB SRAM)" for b in boards[:2]))

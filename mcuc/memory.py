@@ -4,13 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mcuc.ir import Graph, Node
+from mcuc.ops import op_def
+from mcuc.plan import Buffer, ScheduledOp, compute_lifetimes, lower_bound, make_planner, merge_inplace, merged_buffers
 
 ALIGNMENT = 16
-# Ops whose kernel may write its output over the first input of identical size (documented in
-# runtime_c/include/mcuc_nn.h): element i of the output depends only on element i of that input
-# (layernorm: on its row, which the kernel reads whole before writing it).
-IN_PLACE_OPS = ("lut", "requantize", "add", "sub", "mul", "layernorm")
-VIEW_OPS = ("reshape",)
 SCRATCH_SUFFIX = "#scratch"  # key of an op-local scratch buffer: the op's first output + this suffix
 
 
@@ -21,12 +18,8 @@ def scratch_key(n: Node) -> str:
 
 def op_scratch_bytes(g: Graph, n: Node) -> int:
     """Bytes of arena scratch the kernel of ``n`` needs while it runs (its _get_buffer_size companion)."""
-    if n.op == "attention":
-        from mcuc.reference.attention import attention_scratch_bytes
-
-        k = g.tensors[n.inputs[1]].shape
-        return attention_scratch_bytes(k[-2] if n.attrs.get("transpose_b") else k[-1], int(n.attrs["block_rows"]))
-    return 0
+    scratch = op_def(n).scratch
+    return 0 if scratch is None else scratch(g, n)
 
 
 @dataclass
@@ -46,8 +39,9 @@ class MemoryPlan:
 
 
 def _inplace_index(g: Graph, n: Node, last_use: dict[str, int], step: int) -> int | None:
-    """Input whose memory ``n`` may overwrite: same shape and size as the output, dying at ``n``."""
-    if n.op not in IN_PLACE_OPS:
+    """Input whose memory ``n`` may overwrite: same shape and size as the output, dying at ``n`` (ops whose
+    kernel reads element i, or layernorm's row, before writing it: their ``in_place`` fact)."""
+    if not op_def(n).in_place:
         return None
     t_out = g.tensors[n.outputs[0]]
     for idx, x in enumerate(n.inputs):
@@ -66,8 +60,6 @@ def compute_buffers(g: Graph) -> tuple[dict[str, str], dict[str, tuple[int, int]
     scratch (``op_scratch_bytes``) is a buffer written and last used by that op alone, so the
     planner keeps it apart from the op's inputs and outputs and reuses its bytes elsewhere.
     """
-    from mcuc.plan import ScheduledOp, compute_lifetimes, merge_inplace, merged_buffers
-
     def acts(names: list[str]) -> tuple[str, ...]:
         return tuple(x for x in names if x and not g.tensors[x].is_const)
 
@@ -85,7 +77,7 @@ def compute_buffers(g: Graph) -> tuple[dict[str, str], dict[str, tuple[int, int]
         idx = _inplace_index(g, n, last_use, step)
         ops.append(ScheduledOp(ins, outs(n),
                                inplace=None if idx is None else ins.index(n.inputs[idx]),
-                               view=n.op in VIEW_OPS and bool(ins)))
+                               view=op_def(n).view and bool(ins)))
     sizes = {k: scratch[k] if k in scratch else g.tensors[k].nbytes for k in lifetimes}
     root = merge_inplace(ops, lifetimes, sizes)
     buffers = merged_buffers(lifetimes, sizes, root)
@@ -94,9 +86,7 @@ def compute_buffers(g: Graph) -> tuple[dict[str, str], dict[str, tuple[int, int]
 
 
 def plan_memory(g: Graph, strategy: str = "best") -> MemoryPlan:
-    from mcuc.plan import lower_bound, make_planner
-    from mcuc.plan.check import Buffer
-
+    """Plan the arena of ``g``'s op list with the named planner strategy."""
     root, spans, sizes = compute_buffers(g)
     planner = make_planner(strategy, alignment=ALIGNMENT)
     keys = list(sizes)
@@ -105,18 +95,26 @@ def plan_memory(g: Graph, strategy: str = "best") -> MemoryPlan:
     arena = planner.arena_bytes()
     offsets = {name: offsets_root[r] for name, r in root.items()}
     bufs = [Buffer(sizes[k], *spans[k]) for k in keys]
-    live = [0] * len(g.nodes)
-    for k in keys:
-        f, la = spans[k]
-        for s in range(f, la + 1):
+    return MemoryPlan(strategy, arena, lower_bound(bufs), offsets, root, spans, sizes,
+                      live_bytes(spans, sizes, len(g.nodes)))
+
+
+def live_bytes(spans: dict[str, tuple[int, int]], sizes: dict[str, int], steps: int) -> list[int]:
+    """Bytes of the buffers live at each of ``steps`` ops."""
+    live = [0] * steps
+    for k, (first, last) in spans.items():
+        for s in range(first, last + 1):
             live[s] += sizes[k]
-    return MemoryPlan(strategy, arena, lower_bound(bufs), offsets, root, spans, sizes, live)
+    return live
+
+
+def layer_live_bytes(g: Graph) -> list[int]:
+    """Bytes live at each op of ``g`` run op by op (no plan needed)."""
+    _, spans, sizes = compute_buffers(g)
+    return live_bytes(spans, sizes, len(g.nodes))
 
 
 def arena_lower_bound(g: Graph) -> int:
     """max over ops of (bytes of live buffers), the bound no planner can beat."""
-    from mcuc.plan import lower_bound
-    from mcuc.plan.check import Buffer
-
     _, spans, sizes = compute_buffers(g)
     return lower_bound([Buffer(sizes[k], *spans[k]) for k in sizes])

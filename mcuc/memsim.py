@@ -185,30 +185,3 @@ def check(sim: Simulation) -> Simulation:
         more = f" (and {len(sim.problems) - 3} more)" if len(sim.problems) > 3 else ""
         raise MemoryViolation("simulated memory replay failed: " + "; ".join(sim.problems[:3]) + more)
     return sim
-
-
-def compare_report(sim: Simulation, report: dict[str, Any]) -> list[str]:
-    """Every report number the replay can recompute, with the two values when they differ (empty: all equal)."""
-    out = []
-    if sim.arena_needed != report["arena_bytes"]:
-        out.append(f"arena_bytes {report['arena_bytes']} != simulated {sim.arena_needed}")
-    if sim.peak_occupied != report["arena_lower_bound_bytes"]:
-        out.append(f"arena_lower_bound_bytes {report['arena_lower_bound_bytes']} != simulated peak live "
-                   f"{sim.peak_occupied}")
-    ops = report["ops"]
-    if len(ops) != len(sim.occupied):
-        out.append(f"report has {len(ops)} ops, the replay {len(sim.occupied)} steps")
-    for o, occ in zip(ops, sim.occupied, strict=False):
-        if o["live_bytes"] != occ:
-            out.append(f"op {o['index']} live_bytes {o['live_bytes']} != simulated {occ}")
-            break
-    peak = sim.arena_needed + report["scratch_bytes"] + report["stack_estimate_bytes"]
-    if peak != report["peak_sram_bytes"]:
-        out.append(f"peak_sram_bytes {report['peak_sram_bytes']} != arena + scratch + stack {peak}")
-    return out
-
-
-def simulate_compiled(c: Any) -> Simulation:
-    """Replay a compile result (``mcuc.compiler.Compiled``) on its board: its schedule and its plan."""
-    g = c.schedule.graph if c.schedule is not None else c.graph
-    return simulate(g, c.memory, c.board)

@@ -1,7 +1,6 @@
 """The compile output directory: written atomically, reloaded by run/verify/profile."""
 from __future__ import annotations
 
-import json
 import pickle
 import shutil
 import tempfile
@@ -9,9 +8,9 @@ from pathlib import Path
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
+from mcuc.report import REPORT_FILE, read_report, write_report
 
 GRAPH_FILE = "mcuc_graph.pkl"
-REPORT_FILE = "report.json"
 
 
 def write_project(compiled, outdir: str) -> Path:
@@ -29,7 +28,7 @@ def write_project(compiled, outdir: str) -> Path:
         emit_project(compiled, tmp)
         with open(tmp / GRAPH_FILE, "wb") as f:
             pickle.dump(compiled.graph, f)
-        (tmp / REPORT_FILE).write_text(json.dumps(compiled.report, indent=1) + "\n")
+        write_report(tmp, compiled.report)
         if out.exists():
             if not (out / REPORT_FILE).exists() and any(out.iterdir()):
                 raise MCUCError(f"output directory '{out}' exists and is not an mcuc project; "
@@ -48,5 +47,4 @@ def load_project(outdir: str) -> tuple[Graph, dict]:
         raise MCUCError(f"'{outdir}' is not a compiled mcuc project (no {GRAPH_FILE}); run 'mcuc compile' first")
     with open(out / GRAPH_FILE, "rb") as f:
         g = pickle.load(f)
-    report = json.loads((out / REPORT_FILE).read_text())
-    return g, report
+    return g, read_report(out)

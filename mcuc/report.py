@@ -1,133 +1,188 @@
-"""The memory/compute report written as report.json and printed after compile."""
+"""The compile report: a typed record built once from a planned schedule, and report.json, written only here.
+
+``build_report`` makes the ``Report`` of a compile; its memory numbers come from the byte-level
+replay of the schedule (mcuc.memsim), and ``replay_differences`` lists any number the replay
+does not confirm. ``write_report`` puts it into OUTDIR/report.json; measurements made later (the
+firmware's size, its stack, instruction counts) are merged into the file's ``measured`` section by
+``merge_measured``, which also refreshes the rendered profiles.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-from mcuc.memory import op_scratch_bytes
+from mcuc.boards import Board
+from mcuc.ir import Graph, Node
+from mcuc.memory import layer_live_bytes, op_scratch_bytes
+from mcuc.memsim import Simulation, simulate
 from mcuc.ops import node_macs
+from mcuc.ops.attention import key_count
+from mcuc.passes.attention import attention_nodes, query_rows, whole_scores_bytes
+from mcuc.profile import write_profiles
+from mcuc.schedule.base import SCRATCH_OUTSIDE_ARENA_BYTES, STACK_ESTIMATE_BYTES, Schedule, peak_sram_bytes
 
-if TYPE_CHECKING:
-    from mcuc.compiler import Compiled
-    from mcuc.ir import Graph, Node
-    from mcuc.memsim import Simulation
-
-STACK_ESTIMATE_BYTES = 2048  # call depth of invoke + kernel frames; no kernel recurses or uses VLAs
+REPORT_FILE = "report.json"
 CODE_ESTIMATE_BYTES = 12 * 1024  # firmware code: kernels, invoke, startup, newlib-nano (not weights or op arrays)
 
 
-def weights_bytes(g) -> int:
+@dataclass
+class Report:
+    """What a compile produced and where every byte goes (report.json, in this field order)."""
+
+    model: str  # source format of the model ("onnx", "tflite")
+    model_file: str
+    board: str
+    sram_budget_bytes: int
+    arena_bytes: int
+    arena_lower_bound_bytes: int
+    planner: str
+    scratch_bytes: int  # kernel scratch outside the arena (scratch planned in the arena is in arena_bytes)
+    stack_estimate_bytes: int
+    peak_sram_bytes: int
+    weights_bytes: int
+    predicted_flash_bytes: int
+    macs: int
+    schedule: dict[str, Any]
+    attention: dict[str, Any]
+    ops: list[dict[str, Any]]  # per op of the schedule: shape, MACs, live bytes, arena extent, live buffers
+    buffers: list[dict[str, Any]]  # per planned buffer: name, offset, size, first and last op
+    layer_live_bytes: list[int]  # bytes live at each op of the layer-based schedule (what patches are compared to)
+    stage_ops: int
+    simulated: dict[str, Any]
+    measured: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not d["measured"]:
+            del d["measured"]
+        return d
+
+    def peak_op(self) -> dict[str, Any]:
+        """The op where the most bytes are live."""
+        return max(self.ops, key=lambda o: o["live_bytes"])
+
+
+def weights_bytes(g: Graph) -> int:
     return sum(t.nbytes for t in g.tensors.values() if t.is_const)
 
 
-def op_arrays_bytes(c: Compiled) -> int:
+def op_arrays_bytes(sched: Schedule) -> int:
     """Bytes of the per-op constant arrays weights.c holds besides the weights (requantization multipliers
     and shifts, tables), counting identical arrays once as the code generator does."""
-    from mcuc.lower import lower
-
-    sched = getattr(c, "schedule", None)
-    steps = sched.lowered() if sched is not None else [lower(c.graph, n) for n in c.graph.nodes]  # type: ignore[attr-defined]
-    arrays = {(a.ctype, a.data.tobytes()): int(a.data.nbytes) for low in steps for a in low.arrays}
+    arrays = {(a.ctype, a.data.tobytes()): int(a.data.nbytes) for low in sched.lowered() for a in low.arrays}
     return sum(arrays.values())
 
 
-def _profile_fields(g: Graph, n: Node, i: int, sim: Simulation, stage_ops: int) -> dict[str, Any]:
-    """Per-op fields of the memory profile, from the simulated replay of the plan (mcuc.memsim)."""
-    return {
+def build_report(sched: Schedule, board: Board, sram_budget: int, attention_block: str = "whole",
+                 model_file: str = "") -> Report:
+    """The report of planned schedule ``sched`` on ``board`` under ``sram_budget`` bytes."""
+    g, mem = sched.graph, sched.planned
+    sim = simulate(g, mem, board)
+    ops = [_op_record(g, n, i, mem.live_bytes[i], sim, sched.stage_ops) for i, n in enumerate(g.nodes)]
+    w = weights_bytes(g)
+    return Report(
+        model=str(sched.source.meta.get("source", "")), model_file=model_file, board=board.name,
+        sram_budget_bytes=sram_budget, arena_bytes=mem.arena_bytes, arena_lower_bound_bytes=mem.lower_bound,
+        planner=mem.strategy, scratch_bytes=SCRATCH_OUTSIDE_ARENA_BYTES, stack_estimate_bytes=STACK_ESTIMATE_BYTES,
+        peak_sram_bytes=sched.peak_sram_bytes, weights_bytes=w,
+        predicted_flash_bytes=w + op_arrays_bytes(sched) + CODE_ESTIMATE_BYTES,
+        macs=sum(o["macs"] for o in ops), schedule=sched.describe(), attention=attention_report(g, attention_block),
+        ops=ops,
+        buffers=[{"name": r, "offset": o, "size": sz, "first": f, "last": la} for r, o, sz, f, la in mem.buffers()],
+        layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict())
+
+
+def _op_record(g: Graph, n: Node, i: int, live: int, sim: Simulation, stage_ops: int) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "index": i, "name": n.name, "op": n.op,
+        "output_shape": list(g.tensors[(n.outputs or n.inputs[-1:])[0]].shape),
+        "macs": node_macs(n, g),
+        "live_bytes": live,
         "arena_extent_bytes": sim.extent[i],  # highest arena byte in use at this op, + 1
         "live_tensors": sim.live[i],  # buffers (alias roots) holding bytes at this op, by offset
         "weights_bytes": sum(g.tensors[x].nbytes for x in n.inputs if x and g.tensors[x].is_const),
         "stage": i < stage_ops,  # runs patch by patch (patch schedules only)
     }
+    scratch = op_scratch_bytes(g, n)
+    if scratch:
+        rec["scratch_bytes"] = scratch  # included in live_bytes
+    return rec
 
 
-def _layer_live_bytes(c: Compiled) -> list[int]:
-    """Bytes live at each op of the layer-based schedule of ``c.graph`` (what a patch schedule is compared to)."""
-    from mcuc.memory import compute_buffers
-
-    _, spans, sizes = compute_buffers(c.graph)
-    live = [0] * len(c.graph.nodes)
-    for k, (f, la) in spans.items():
-        for s in range(f, la + 1):
-            live[s] += sizes[k]
-    return live
-
-
-def build_report(c: Compiled) -> dict[str, Any]:
-    from mcuc.memsim import simulate
-
-    g, mem = c.graph, c.memory
-    sched = c.schedule
-    if sched is not None:  # the per-op list, live bytes and MACs of the patch schedule's own op list
-        g = sched.graph  # type: ignore[attr-defined]
-    stage_ops = int(getattr(sched, "stage_ops", 0))
-    sim = simulate(g, mem, c.board)  # type: ignore[arg-type]
-    scratch = 0  # kernel scratch outside the arena (op scratch such as attention's is planned in the arena)
-    ops = []
-    for i, n in enumerate(g.nodes):
-        ops.append({
-            "index": i,
-            "name": n.name,
-            "op": n.op,
-            "output_shape": list(g.tensors[(n.outputs or n.inputs[-1:])[0]].shape),
-            "macs": node_macs(n, g),
-            "live_bytes": mem.live_bytes[i],  # type: ignore[attr-defined]
-            **_profile_fields(g, n, i, sim, stage_ops),
-        })
-        if op_scratch_bytes(g, n):
-            ops[-1]["scratch_bytes"] = op_scratch_bytes(g, n)  # included in live_bytes
-    arena = mem.arena_bytes  # type: ignore[attr-defined]
-    budget = c.options.sram if c.options.sram is not None else c.board.sram_bytes
-    return {
-        "model": c.graph.meta.get("source", ""),
-        "board": c.board.name,
-        "sram_budget_bytes": budget,
-        "arena_bytes": arena,
-        "arena_lower_bound_bytes": mem.lower_bound,  # type: ignore[attr-defined]
-        "planner": mem.strategy,  # type: ignore[attr-defined]
-        "scratch_bytes": scratch,
-        "stack_estimate_bytes": STACK_ESTIMATE_BYTES,
-        "peak_sram_bytes": arena + scratch + STACK_ESTIMATE_BYTES,
-        "weights_bytes": weights_bytes(g),
-        "predicted_flash_bytes": weights_bytes(g) + op_arrays_bytes(c) + CODE_ESTIMATE_BYTES,
-        "macs": sum(o["macs"] for o in ops),
-        "schedule": sched.describe() if sched is not None else {"kind": "layer"},  # type: ignore[attr-defined]
-        "attention": attention_report(g, getattr(c.options, "attention_block", "whole")),
-        "ops": ops,
-        "buffers": [{"name": r, "offset": o, "size": sz, "first": f, "last": la}
-                    for r, o, sz, f, la in mem.buffers()],  # type: ignore[attr-defined]
-        "layer_live_bytes": _layer_live_bytes(c),
-        "stage_ops": stage_ops,
-        "simulated": sim.as_dict(),
-    }
-
-
-def attention_report(g, block: str) -> dict[str, Any]:
+def attention_report(g: Graph, block: str) -> dict[str, Any]:
     """The attention block option and, per fused attention op, its rows per block, scratch bytes and the
     bytes its whole score matrix would take unfused."""
-    from mcuc.passes.attention import attention_nodes, key_count, query_rows, whole_scores_bytes
-
     return {"block": block, "ops": [{"name": n.name, "query_rows": query_rows(g, n), "keys": key_count(g, n),
                                      "block_rows": int(n.attrs["block_rows"]), "scratch_bytes": op_scratch_bytes(g, n),
                                      "whole_scores_bytes": whole_scores_bytes(g, n)} for n in attention_nodes(g)]}
 
 
-def summary_text(rep: dict[str, Any]) -> str:
+def replay_differences(report: Report, sim: Simulation) -> list[str]:
+    """Every report number the replay recomputes, with the two values where they differ (empty: all equal)."""
+    out = []
+    if sim.arena_needed != report.arena_bytes:
+        out.append(f"arena_bytes {report.arena_bytes} != simulated {sim.arena_needed}")
+    if sim.peak_occupied != report.arena_lower_bound_bytes:
+        out.append(f"arena_lower_bound_bytes {report.arena_lower_bound_bytes} != simulated peak live "
+                   f"{sim.peak_occupied}")
+    if len(report.ops) != len(sim.occupied):
+        out.append(f"report has {len(report.ops)} ops, the replay {len(sim.occupied)} steps")
+    for o, occ in zip(report.ops, sim.occupied, strict=False):
+        if o["live_bytes"] != occ:
+            out.append(f"op {o['index']} live_bytes {o['live_bytes']} != simulated {occ}")
+            break
+    peak = peak_sram_bytes(sim.arena_needed)
+    if peak != report.peak_sram_bytes:
+        out.append(f"peak_sram_bytes {report.peak_sram_bytes} != arena + scratch + stack {peak}")
+    return out
+
+
+# ---- report.json ------------------------------------------------------------------------------
+
+
+def write_report(outdir: Path, report: Report | dict[str, Any]) -> None:
+    """Write OUTDIR/report.json."""
+    data = report.as_dict() if isinstance(report, Report) else report
+    (Path(outdir) / REPORT_FILE).write_text(json.dumps(data, indent=1) + "\n")
+
+
+def read_report(outdir: Path) -> dict[str, Any]:
+    """OUTDIR/report.json as written by ``write_report`` (with any measurements merged in since)."""
+    return json.loads((Path(outdir) / REPORT_FILE).read_text())
+
+
+def merge_measured(outdir: Path, section: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Put a measurement into OUTDIR/report.json as ``measured[section]``, refresh the rendered profiles so
+    they show it, and return the whole report."""
+    report = read_report(outdir)
+    report.setdefault("measured", {})[section] = data
+    write_report(outdir, report)
+    if "buffers" in report:
+        write_profiles(report, Path(outdir))
+    return report
+
+
+def summary_text(rep: Report | dict[str, Any]) -> str:
+    """The memory summary printed after compile."""
+    r = rep.as_dict() if isinstance(rep, Report) else rep
     kib = 1024.0
-    pct = 100.0 * rep["peak_sram_bytes"] / rep["sram_budget_bytes"]
+    pct = 100.0 * r["peak_sram_bytes"] / r["sram_budget_bytes"]
     lines = [
-        f"board {rep['board']}: SRAM budget {rep['sram_budget_bytes'] / kib:.1f} KiB",
-        f"  arena        {rep['arena_bytes']:>10,} B  (lower bound {rep['arena_lower_bound_bytes']:,} B, "
-        f"planner {rep['planner']})",
-        f"  scratch      {rep['scratch_bytes']:>10,} B",
-        f"  stack (est.) {rep['stack_estimate_bytes']:>10,} B",
-        f"  peak SRAM    {rep['peak_sram_bytes']:>10,} B  ({pct:.1f} % of budget)",
-        f"  weights      {rep['weights_bytes']:>10,} B  (flash)",
-        f"  MACs         {rep['macs']:>10,}",
+        f"board {r['board']}: SRAM budget {r['sram_budget_bytes'] / kib:.1f} KiB",
+        f"  arena        {r['arena_bytes']:>10,} B  (lower bound {r['arena_lower_bound_bytes']:,} B, "
+        f"planner {r['planner']})",
+        f"  scratch      {r['scratch_bytes']:>10,} B",
+        f"  stack (est.) {r['stack_estimate_bytes']:>10,} B",
+        f"  peak SRAM    {r['peak_sram_bytes']:>10,} B  ({pct:.1f} % of budget)",
+        f"  weights      {r['weights_bytes']:>10,} B  (flash)",
+        f"  MACs         {r['macs']:>10,}",
     ]
-    if rep["ops"]:
-        worst = max(rep["ops"], key=lambda o: o["live_bytes"])
+    if r["ops"]:
+        worst = max(r["ops"], key=lambda o: o["live_bytes"])
         lines.append(f"  peak at op {worst['index']} '{worst['name']}' ({worst['op']})")
-    att = rep.get("attention", {}).get("ops", [])
+    att = r.get("attention", {}).get("ops", [])
     if att:
         rows = sorted({o["block_rows"] for o in att})
         lines.append(f"  attention    {len(att)} ops in blocks of {', '.join(map(str, rows))} query rows, "

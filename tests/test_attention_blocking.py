@@ -13,12 +13,12 @@ import pytest
 from mcuc.commands import verify_project
 from mcuc.compiler import Compiled, CompileOptions, compile_model
 from mcuc.errors import MCUCError
+from mcuc.execute import run_int8
 from mcuc.memory import op_scratch_bytes, plan_memory, scratch_key
 from mcuc.passes.attention import attention_nodes, fuse_attention, parse_block
 from mcuc.plan import Buffer, verify_plan
 from mcuc.project import write_project
 from mcuc.reference.attention import attention_s8, prepare_attention
-from mcuc.reference.int8_ref import run_int8
 from mcuc.reference.softmax import prepare_softmax, softmax_s8
 from mcuc.reference.transformer import batch_matmul_s8, prepare_batch_matmul
 from tests.cbuild import build_shared
@@ -144,11 +144,11 @@ def _compile(path: Path, **kw: Any) -> Compiled:
 
 def _scratch_checked(c: Compiled) -> None:
     """Every attention op's scratch is planned, live only at its op, and overlaps no live buffer."""
-    g, mem = c.graph, c.memory
+    g, mem = c.graph, c.schedule.planned
     bufs = mem.buffers()  # type: ignore[attr-defined]
     verify_plan([Buffer(s, f, la) for _, _, s, f, la in bufs], [o for _, o, _, _, _ in bufs],
                 mem.arena_bytes, 16)  # type: ignore[attr-defined]
-    ops = c.report["ops"]
+    ops = c.report.ops
     for i, n in enumerate(g.nodes):
         if n.op != "attention":
             assert "scratch_bytes" not in ops[i]
@@ -163,14 +163,14 @@ def _scratch_checked(c: Compiled) -> None:
 @pytest.mark.parametrize("name", ZOO_CASES)
 def test_zoo_fused_equals_unfused_and_host_c(exported: dict[str, Path], tmp_path: Path, name: str) -> None:
     whole = _compile(exported[name], attention_block="whole")
-    assert not attention_nodes(whole.graph) and whole.report["attention"]["ops"] == []
+    assert not attention_nodes(whole.graph) and whole.report.attention["ops"] == []
     blocked = _compile(exported[name])
     fused = attention_nodes(blocked.graph)
     assert fused and {n.op for n in blocked.graph.nodes}.isdisjoint({"softmax"})
-    assert blocked.report["macs"] == whole.report["macs"]
-    assert blocked.report["arena_bytes"] < whole.report["arena_bytes"]
+    assert blocked.report.macs == whole.report.macs
+    assert blocked.report.arena_bytes < whole.report.arena_bytes
     _scratch_checked(blocked)
-    for op in blocked.report["attention"]["ops"]:
+    for op in blocked.report.attention["ops"]:
         assert op["scratch_bytes"] == op["block_rows"] * op["keys"] < op["whole_scores_bytes"]
     # the same int8 graph fused with fixed blocks: every tensor both graphs hold is bit-identical
     graphs = [blocked.graph, fuse_attention(whole.graph, "1"), fuse_attention(whole.graph, "7")]
@@ -202,7 +202,7 @@ def test_fixed_block_rows_on_host(exported: dict[str, Path], tmp_path: Path) -> 
 def test_auto_blocks_never_plan_larger_than_single_rows(exported: dict[str, Path]) -> None:
     c = _compile(exported["dhvt"])
     ones = fuse_attention(_compile(exported["dhvt"], attention_block="whole").graph, "1")
-    assert c.report["arena_bytes"] <= plan_memory(ones).arena_bytes
+    assert c.report.arena_bytes <= plan_memory(ones).arena_bytes
     assert any(n.attrs["block_rows"] > 1 for n in attention_nodes(c.graph))
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from mcuc.cli import main
+from mcuc.execute import run_int8
 from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, to_graph_layout
 from mcuc.project import load_project
-from mcuc.reference.int8_ref import run_int8
 from tests.onnx_models import conv_model
 
 

@@ -5,19 +5,17 @@ import numpy as np
 
 from mcuc.boards import load_board
 from mcuc.commands import verify_project
-from mcuc.compiler import Compiled, CompileOptions
-from mcuc.ir import verify
+from mcuc.compiler import CompileOptions, assemble
 from mcuc.memory import plan_memory
+from mcuc.ops import verify
 from mcuc.project import write_project
-from mcuc.report import build_report
+from mcuc.schedule.base import layer_schedule
 from tests.int8_graphs import all_ops_graph
 
 
 def compile_graph(g, tmp_path, planner="best"):
     verify(g, quantized=True)
-    mem = plan_memory(g, planner)
-    c = Compiled(g, g, load_board("host"), CompileOptions(planner=planner), mem)
-    c.report = build_report(c)
+    c = assemble(layer_schedule(g).plan(planner), load_board("host"), CompileOptions(planner=planner))
     return write_project(c, str(tmp_path / "proj"))
 
 
@@ -51,7 +49,7 @@ def test_weights_are_const(tmp_path):
 
 def test_reference_is_deterministic():
     g = all_ops_graph(seed=6)
-    from mcuc.reference.int8_ref import run_int8
+    from mcuc.execute import run_int8
 
     x = np.random.default_rng(0).integers(-128, 128, g.tensors[g.inputs[0]].shape).astype(np.int8)
     a = run_int8(g, {g.inputs[0]: x})

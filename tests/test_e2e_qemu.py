@@ -51,8 +51,8 @@ def test_mobilenetv2_035_224_patch_schedule_fits_stm32h7_budget_and_is_bit_exact
         compile_model(str(path), CompileOptions(board="stm32h7", sram=256 * 1024), progress=lambda m: None)
     compiled = compile_model(str(path), CompileOptions(board="qemu-mps2-an500", sram=256 * 1024, schedule="auto"),
                              progress=lambda m: None)
-    assert compiled.report["schedule"]["kind"] == "patch"
-    assert compiled.report["peak_sram_bytes"] <= 256 * 1024
+    assert compiled.report.schedule["kind"] == "patch"
+    assert compiled.report.peak_sram_bytes <= 256 * 1024
     out = write_project(compiled, str(tmp_path / "proj"))
     res = verify_project(out, compiled.graph, samples=2, seed=5, target="qemu", board="qemu-mps2-an500")
     assert res["mismatched"] == 0, res

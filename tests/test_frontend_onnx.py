@@ -12,11 +12,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from mcuc.errors import MCUCError
+from mcuc.execute import run_float
 from mcuc.frontend.onnx import load_onnx
-from mcuc.ir import Graph, verify
+from mcuc.ir import Graph
 from mcuc.model_io import from_graph_layout, to_graph_layout
+from mcuc.ops import verify
 from mcuc.passes.pipeline import float_pipeline
-from mcuc.reference.float_ref import run_float
 
 RNG = np.random.default_rng(0)
 

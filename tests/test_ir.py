@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, Node, QuantParams, Tensor, verify
+from mcuc.ir import Graph, Node, QuantParams, Tensor
+from mcuc.ops import verify
 
 
 def _chain() -> Graph:

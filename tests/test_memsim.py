@@ -15,7 +15,8 @@ from mcuc.boards import load_board
 from mcuc.compiler import Compiled, CompileOptions, compile_model
 from mcuc.errors import MCUCError
 from mcuc.memory import plan_memory
-from mcuc.memsim import MemoryViolation, check, compare_report, simulate, simulate_compiled
+from mcuc.memsim import MemoryViolation, check, simulate
+from mcuc.report import Report, replay_differences
 from tests.int8_graphs import all_ops_graph
 
 ZOO_MODELS = ["mcunet-tiny", "mcunet-vww1", "mobilenetv2-0.35"]
@@ -45,11 +46,11 @@ def _compile(path: str, schedule: str, board: str = "qemu-mps2-an386") -> Compil
 @pytest.mark.parametrize("schedule", ["layer", "patch"])
 def test_zoo_high_water_equals_arena(tmp_path_factory: pytest.TempPathFactory, name: str, schedule: str) -> None:
     c = _compile(zoo_onnx(name, tmp_path_factory), schedule)
-    assert (c.schedule is None) == (schedule == "layer")
-    sim = check(simulate_compiled(c))
-    assert sim.arena_needed == c.memory.arena_bytes == c.report["arena_bytes"]  # type: ignore[attr-defined]
-    assert sim.high_water <= c.report["arena_bytes"] < sim.high_water + 16
-    assert compare_report(sim, c.report) == []
+    assert c.schedule.kind == schedule
+    sim = check(simulate(c.schedule.graph, c.schedule.planned, c.board))
+    assert sim.arena_needed == c.schedule.arena_bytes == c.report.arena_bytes
+    assert sim.high_water <= c.report.arena_bytes < sim.high_water + 16
+    assert replay_differences(c.report, sim) == []
     # the arena sits at the start of the board's data SRAM and stays inside it
     region = load_board("qemu-mps2-an386").extra["sram"][0]
     assert sim.arena_origin == int(region["origin"])
@@ -114,10 +115,12 @@ def test_report_mismatch_is_named() -> None:
     g = all_ops_graph(2)
     mem = plan_memory(g)
     sim = check(simulate(g, mem))
-    rep = {"arena_bytes": mem.arena_bytes + 16, "arena_lower_bound_bytes": mem.lower_bound, "scratch_bytes": 0,
-           "stack_estimate_bytes": 2048, "peak_sram_bytes": mem.arena_bytes + 2048,
-           "ops": [{"index": i, "live_bytes": v} for i, v in enumerate(mem.live_bytes)]}
-    assert compare_report(sim, rep) == [f"arena_bytes {mem.arena_bytes + 16} != simulated {mem.arena_bytes}"]
+    rep = Report(model="", model_file="", board="host", sram_budget_bytes=1 << 20, arena_bytes=mem.arena_bytes + 16,
+                 arena_lower_bound_bytes=mem.lower_bound, planner="best", scratch_bytes=0, stack_estimate_bytes=2048,
+                 peak_sram_bytes=mem.arena_bytes + 2048, weights_bytes=0, predicted_flash_bytes=0, macs=0,
+                 schedule={"kind": "layer"}, attention={}, buffers=[], layer_live_bytes=[], stage_ops=0, simulated={},
+                 ops=[{"index": i, "live_bytes": v} for i, v in enumerate(mem.live_bytes)])
+    assert replay_differences(rep, sim) == [f"arena_bytes {mem.arena_bytes + 16} != simulated {mem.arena_bytes}"]
 
 
 def test_arena_in_each_board_region() -> None:
@@ -158,8 +161,8 @@ def _samples(outdir: Path, n: int) -> tuple[np.ndarray, int]:
 @pytest.mark.parametrize("board", QEMU_BOARDS)
 def test_measured_stack_within_reserved(tiny_project: Path, board: str) -> None:
     from mcuc.codegen.firmware import firmware_config
+    from mcuc.execute import run_int8
     from mcuc.project import load_project
-    from mcuc.reference.int8_ref import run_int8
     from mcuc.targets.qemu import firmware_build_dir, run_qemu_checked
 
     x, out_bytes = _samples(tiny_project, 2)

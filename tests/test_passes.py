@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from mcuc.execute import run_float
 from mcuc.frontend.onnx import load_onnx
-from mcuc.ir import Graph, Node, QuantParams, Tensor, verify
+from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.model_io import from_graph_layout, to_graph_layout
-from mcuc.ops import infer_shapes
+from mcuc.ops import infer_shapes, verify
 from mcuc.passes.fold_bn import fold_bn
 from mcuc.passes.fuse import fuse
 from mcuc.passes.layout import to_nhwc
 from mcuc.passes.pipeline import float_pipeline
-from mcuc.reference.float_ref import run_float
 from tests.test_frontend_onnx import check_against_ort, make_model, save
 
 RNG = np.random.default_rng(1)

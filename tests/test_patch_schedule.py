@@ -10,25 +10,24 @@ import pytest
 
 from mcuc.boards import load_board
 from mcuc.commands import verify_project
-from mcuc.compiler import Compiled, CompileOptions
+from mcuc.compiler import CompileOptions, assemble
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, QuantParams, verify
+from mcuc.execute import run_int8, run_schedule
+from mcuc.ir import Graph, QuantParams
 from mcuc.memory import plan_memory
-from mcuc.ops import conv_out_dim, node_macs
+from mcuc.ops import node_macs, verify
 from mcuc.project import write_project
-from mcuc.reference.int8_ref import run_int8
-from mcuc.report import build_report
 from mcuc.schedule.patch import (
     Window,
     build_schedule,
     check_stage,
     grid_stage_macs,
     patch_windows,
-    run_schedule,
     stage_macs_of,
     valid_splits,
 )
 from mcuc.schedule.search import choose, enumerate_candidates, pareto, replay, select_schedule
+from mcuc.shapes import conv_out_dim
 from tests.int8_graphs import Int8GraphBuilder
 
 
@@ -122,11 +121,12 @@ def _check_schedule(g: Graph, split: int, grid: tuple[int, int], seed: int, halo
     if grid == (1, 1):
         assert sched.macs <= sched.layer_macs
     assert sched.macs == sum(node_macs(n, sched.graph) for n in sched.graph.nodes)
-    assert sched.stage_macs == stage_macs_of(g, sched.patches)
+    assert sched.patch is not None
+    assert sched.patch.macs == stage_macs_of(g, sched.patch.patches)
     if halo == "recompute":
-        assert sched.stage_macs == grid_stage_macs(g, split, grid)
+        assert sched.patch.macs == grid_stage_macs(g, split, grid)
     else:  # cached rows are never computed twice: no more MACs than recomputing them
-        assert sched.stage_macs <= build_schedule(g, split, grid).stage_macs
+        assert sched.patch.macs <= build_schedule(g, split, grid).patch.macs  # type: ignore[union-attr]
     # exact accounting: the replay of the plan finds no overlap and reaches the reported arena
     for strategy in ("greedy", "best"):
         mem = plan_memory(sched.graph, strategy)
@@ -197,10 +197,8 @@ def test_stage_rejects_unpatchable_ops():
 def _compile_graph_with_schedule(g: Graph, split: int, grid: tuple[int, int], out: Path,
                                  board: str = "host") -> Path:
     cand = select_schedule(g, "patch", "best", 1 << 30, False, 100.0, split, grid)
-    c = Compiled(g, g, load_board(board), CompileOptions(board=board, schedule="patch"), cand.memory,
-                 schedule=cand.schedule)
-    c.report = build_report(c)
-    assert c.report["arena_bytes"] == replay(cand.schedule.graph, cand.memory)  # type: ignore[union-attr]
+    c = assemble(cand, load_board(board), CompileOptions(board=board, schedule="patch"))
+    assert c.report.arena_bytes == replay(cand.graph, cand.planned)
     return write_project(c, str(out))
 
 
@@ -210,11 +208,10 @@ def test_cached_halo_c_bit_exact_random_chain(tmp_path, seed):
     split = valid_splits(g)[-1]
     _, oh, ow, _ = g.tensors[g.nodes[split - 1].outputs[0]].shape
     cand = select_schedule(g, "patch", "best", 1 << 30, False, 100.0, split, (min(3, oh), min(2, ow)), ("cache",))
-    assert cand.schedule is not None and cand.schedule.halo == "cache"
-    c = Compiled(g, g, load_board("host"), CompileOptions(schedule="patch"), cand.memory, schedule=cand.schedule)
-    c.report = build_report(c)
-    assert c.report["schedule"]["halo"] == "cache"
-    assert c.report["arena_bytes"] == replay(cand.schedule.graph, cand.memory)
+    assert cand.patch is not None and cand.halo == "cache"
+    c = assemble(cand, load_board("host"), CompileOptions(schedule="patch"))
+    assert c.report.schedule["halo"] == "cache"
+    assert c.report.arena_bytes == replay(cand.graph, cand.planned)
     out = write_project(c, str(tmp_path / "proj"))
     res = verify_project(out, g, samples=4, seed=seed, target="host")
     assert res["mismatched"] == 0, res
@@ -297,9 +294,9 @@ def test_mcunet_tiny_patch_c_bit_exact(tmp_path):
     for split, grid in ((6, (3, 2)), (None, None)):
         opts = CompileOptions(schedule="patch", split=split, patch_grid=grid, max_overhead=0.5)
         c = compile_model(str(path), opts, progress=lambda m: None)
-        assert c.schedule is not None
-        mem = c.memory
-        assert replay(c.schedule.graph, mem) == mem.arena_bytes == c.report["arena_bytes"]  # type: ignore
+        assert c.schedule.patch is not None
+        mem = c.schedule.planned
+        assert replay(c.schedule.graph, mem) == mem.arena_bytes == c.report.arena_bytes
         assert max(mem.live_bytes) == mem.lower_bound <= mem.arena_bytes  # type: ignore[attr-defined]
         out = write_project(c, str(tmp_path / f"proj{split}"))
         rep = json.loads((out / "report.json").read_text())
@@ -319,14 +316,14 @@ def test_mobilenetv2_035_224_needs_patches_for_256k(tmp_path):
         compile_model(str(path), layer, progress=lambda m: None)
     opts = CompileOptions(board="stm32h7", sram=256 * 1024, calib_samples=2, schedule="patch")
     c = compile_model(str(path), opts, progress=lambda m: None)
-    assert c.schedule is not None and c.report["peak_sram_bytes"] <= 256 * 1024
-    assert c.report["schedule"]["kind"] == "patch" and c.report["schedule"]["mac_overhead"] <= 0.2
-    assert replay(c.schedule.graph, c.memory) == c.report["arena_bytes"]  # type: ignore[attr-defined]
+    assert c.schedule.patch is not None and c.report.peak_sram_bytes <= 256 * 1024
+    assert c.report.schedule["kind"] == "patch" and c.report.schedule["mac_overhead"] <= 0.2
+    assert replay(c.schedule.graph, c.schedule.planned) == c.report.arena_bytes
     # the fast search picks what choose() picks over every candidate
     cands = enumerate_candidates(c.graph, strategies=("best",), max_overhead=0.2, include_layer=False)
     slow = choose(cands, 0.2, 256 * 1024)
-    assert (slow.split, slow.grid, slow.arena_bytes) == (c.schedule.split, c.schedule.grid, c.report["arena_bytes"])
+    assert (slow.split, slow.grid, slow.arena_bytes) == (c.schedule.split, c.schedule.grid, c.report.arena_bytes)
     x = _feed(c.graph, 0)
     ref = run_int8(c.graph, x)
-    got = run_schedule(c.schedule, x)  # type: ignore[arg-type]
+    got = run_schedule(c.schedule, x)
     assert all(np.array_equal(got[o], ref[o]) for o in c.graph.outputs)

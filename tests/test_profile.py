@@ -23,13 +23,13 @@ def _quiet(_msg: str) -> None:
 
 @pytest.fixture(scope="module")
 def layer_report() -> dict:
-    return compile_model(str(DEMO), CompileOptions(calib=str(CALIB), calib_samples=4), progress=_quiet).report
+    return compile_model(str(DEMO), CompileOptions(calib=str(CALIB), calib_samples=4), progress=_quiet).report.as_dict()
 
 
 @pytest.fixture(scope="module")
 def patch_report() -> dict:
     opts = CompileOptions(calib=str(CALIB), calib_samples=4, schedule="patch", split=13, patch_grid=(1, 2))
-    return compile_model(str(DEMO), opts, progress=_quiet).report
+    return compile_model(str(DEMO), opts, progress=_quiet).report.as_dict()
 
 
 def _rows(text: str) -> list[str]:

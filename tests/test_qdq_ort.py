@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from mcuc.compiler import CompileOptions, compile_model
-from mcuc.lower import lower
+from mcuc.ops import lower
 
 pytest.importorskip("torch")
 

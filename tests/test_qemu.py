@@ -12,8 +12,9 @@ import pytest
 from mcuc.boards import list_boards, load_board
 from mcuc.codegen.firmware import emit_firmware_support, firmware_config, toolchain_file
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, Node, QuantParams, Tensor, verify
-from mcuc.reference.int8_ref import run_int8
+from mcuc.execute import run_int8
+from mcuc.ir import Graph, Node, QuantParams, Tensor
+from mcuc.ops import verify
 from mcuc.targets import qemu as qemu_target
 
 QEMU_BOARDS = ["qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps3-an547"]
@@ -54,14 +55,12 @@ def tiny_graph() -> Graph:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Path, Graph]:
-    from mcuc.compiler import Compiled, CompileOptions
-    from mcuc.memory import plan_memory
+    from mcuc.compiler import CompileOptions, assemble
     from mcuc.project import write_project
-    from mcuc.report import build_report
+    from mcuc.schedule.base import layer_schedule
 
     g = tiny_graph()
-    compiled = Compiled(g, g, load_board("host"), CompileOptions(), plan_memory(g, "best"))
-    compiled.report = build_report(compiled)
+    compiled = assemble(layer_schedule(g).plan("best"), load_board("host"), CompileOptions())
     return write_project(compiled, str(tmp_path_factory.mktemp("fw") / "proj")), g
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mcuc.cli import main
-from mcuc.lower import lower
+from mcuc.ops import lower
 from mcuc.project import load_project
 from mcuc.targets.cost import count_instructions, marked_ops
 from mcuc.targets.qemu import have_arm_toolchain, profile_qemu
@@ -60,7 +60,7 @@ def test_per_op_counts_sum_to_total(project):
     assert 0 <= counts["overhead"] <= MAX_OVERHEAD
     assert all(c > 0 for c in counts["per_op"])
     # the profile build computes the same outputs as the int8 reference
-    from mcuc.reference.int8_ref import run_int8
+    from mcuc.execute import run_int8
 
     name = g.inputs[0]
     ref = run_int8(g, {name: sample(project, 1).reshape(g.tensors[name].shape)})

@@ -12,10 +12,10 @@ import pytest
 
 from mcuc.cli import main
 from mcuc.errors import MCUCError
+from mcuc.execute import run_int8
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir import Graph
-from mcuc.lower import lower
-from mcuc.reference.int8_ref import run_int8
+from mcuc.ops import lower
 
 tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 litert = pytest.importorskip("ai_edge_litert.interpreter")

@@ -8,9 +8,10 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from mcuc.codegen.firmware import FIRMWARE_KINDS, emit_firmware_support
 from mcuc.errors import MCUCError
-from mcuc.lower import Arg, CExpr, Lowered, lower
 from mcuc.memory import scratch_key
+from mcuc.ops import Arg, CExpr, Lowered, kernel_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -52,8 +53,9 @@ def c_init(value: Any, resolve) -> str:
 class _Emitter:
     def __init__(self, compiled) -> None:
         self.c = compiled
-        self.g = compiled.graph
-        self.mem = compiled.memory
+        self.g = compiled.schedule.graph
+        self.mem = compiled.schedule.planned
+        self.isa = tuple(compiled.board.extra.get("isa", ()))
         self.const_names: dict[str, str] = {}
         self.weights: list[dict[str, Any]] = []
         self.array_symbols: dict[tuple[str, bytes], str] = {}  # identical per-op arrays emitted once
@@ -126,7 +128,7 @@ class _Emitter:
             raise MCUCError(f"unknown argument kind {a.kind}")
 
         n = low.node
-        return {"index": index, "name": n.name, "op": n.op, "func": low.func,
+        return {"index": index, "name": n.name, "op": n.op, "func": kernel_for(low, self.isa),
                 "args": [arg(a) for a in low.args], "structs": structs,
                 "shape": "x".join(map(str, self.g.tensors[(n.outputs or n.inputs[-1:])[0]].shape))}
 
@@ -141,12 +143,7 @@ def emit_project(compiled, outdir: Path) -> None:
     """Write model.h/model.c/weights.h/weights.c/main.c/CMakeLists.txt and the runtime into outdir."""
     em = _Emitter(compiled)
     g = compiled.graph
-    schedule = getattr(compiled, "schedule", None)
-    if schedule is not None:  # a patch schedule: its own op list over its schedule graph
-        em.g = schedule.graph
-        steps = schedule.lowered()
-    else:
-        steps = [lower(g, n) for n in g.nodes]
+    steps = compiled.schedule.lowered()
     ops = []
     for i, low in enumerate(steps):
         if low.func:
@@ -156,7 +153,7 @@ def emit_project(compiled, outdir: Path) -> None:
     outputs = [em.io(n, layout) for n in g.outputs]
     name = Path(str(g.meta.get("source", "model"))).stem
     runtime_sources = sorted(p.name for p in (RUNTIME / "src").glob("*.c"))
-    ctx = {"header": HEADER, "model_name": name, "arena_bytes": max(int(compiled.memory.arena_bytes), 16),
+    ctx = {"header": HEADER, "model_name": name, "arena_bytes": max(int(em.mem.arena_bytes), 16),
            "ops": ops, "inputs": inputs, "outputs": outputs, "weights": em.weights,
            "runtime_sources": runtime_sources, "board": compiled.board.name}
     env = environment()
@@ -167,7 +164,5 @@ def emit_project(compiled, outdir: Path) -> None:
     rt = outdir / "runtime"
     shutil.copytree(RUNTIME / "include", rt / "include")
     shutil.copytree(RUNTIME / "src", rt / "src")
-    from mcuc.codegen.firmware import FIRMWARE_KINDS, emit_firmware_support
-
     if compiled.board.kind in FIRMWARE_KINDS:
         emit_firmware_support(outdir, [compiled.board])

@@ -20,7 +20,10 @@ from __future__ import annotations
 import copy
 
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, Node, verify
+from mcuc.ir import Graph, Node
+from mcuc.memory import ALIGNMENT, layer_live_bytes, plan_memory
+from mcuc.ops import infer_shapes, verify
+from mcuc.ops.attention import key_count
 from mcuc.passes.transformer import _replace, _View
 
 BLOCK_CHOICES = ("auto", "whole")
@@ -64,17 +67,9 @@ def query_rows(g: Graph, n: Node) -> int:
     return int(g.tensors[n.inputs[0]].shape[-2])
 
 
-def key_count(g: Graph, n: Node) -> int:
-    """Tk of an attention node (rows of k)."""
-    k = g.tensors[n.inputs[1]].shape
-    return int(k[-2] if n.attrs.get("transpose_b") else k[-1])
-
-
 def whole_scores_bytes(g: Graph, n: Node) -> int:
     """Bytes of the whole score matrix (all heads) the unfused graph held for this attention."""
-    from mcuc.ops import infer_shapes  # the output shape's batch = the scores' batch
-
-    out = infer_shapes(n, g)[0]
+    out = infer_shapes(n, g)[0]  # the output shape's batch = the scores' batch
     size = 1
     for d in out[:-1]:
         size *= int(d)
@@ -120,16 +115,10 @@ def _fuse_one(g: Graph) -> bool:
 
 def _choose_block_rows(g: Graph, planner: str) -> None:
     """Per attention op, the largest R whose scratch stays within the peak of the R = 1 graph (see module doc)."""
-    from mcuc.memory import ALIGNMENT, compute_buffers, plan_memory
-
     nodes = attention_nodes(g)
     for n in nodes:
         n.attrs["block_rows"] = 1
-    _, spans, sizes = compute_buffers(g)
-    live = [0] * len(g.nodes)
-    for key, (first, last) in spans.items():
-        for step in range(first, last + 1):
-            live[step] += sizes[key]
+    live = layer_live_bytes(g)
     peak = max(live)
     step_of = {id(n): i for i, n in enumerate(g.nodes)}
     chosen = {}

@@ -11,7 +11,8 @@ import copy
 import numpy as np
 
 from mcuc.ir import Graph, Node, Tensor
-from mcuc.ops import spatial_axes
+from mcuc.ops import op_def
+from mcuc.shapes import spatial_axes
 
 
 def fold_bn(g: Graph) -> Graph:
@@ -46,7 +47,7 @@ def _affine(g: Graph, n: Node) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _foldable(g: Graph, p: Node, x: str, consumers: dict[str, list[Node]]) -> bool:
-    if p.op not in ("conv2d", "fully_connected") or p.attrs.get("act") is not None:
+    if not op_def(p).weighted or p.attrs.get("act") is not None:
         return False
     if len(consumers.get(x, [])) != 1 or x in g.outputs:
         return False

@@ -8,9 +8,8 @@ from __future__ import annotations
 import copy
 
 from mcuc.ir import Graph, Node
-from mcuc.ops import spatial_axes
-
-ACT_PRODUCERS = ("conv2d", "fully_connected", "add", "sub")
+from mcuc.ops import op_def
+from mcuc.shapes import spatial_axes
 
 
 def fuse(g: Graph) -> Graph:
@@ -70,7 +69,8 @@ def fold_pads(g: Graph) -> None:
 
 
 def fuse_activations(g: Graph) -> None:
-    """relu / clip after conv2d, fully_connected, add or sub become the producer's ``act`` attribute.
+    """An activation (relu / clip) after an op that takes one (registry: ``fuses_activation``: conv2d,
+    fully_connected, add, sub, mul) becomes the producer's ``act`` attribute.
 
     The activation's output tensor becomes the producer's output, so quantization parameters a
     QDQ model attached to the activation output stay on the fused result.
@@ -79,12 +79,12 @@ def fuse_activations(g: Graph) -> None:
     consumers = g.consumers()
     kept: list[Node] = []
     for n in g.nodes:
-        if n.op not in ("relu", "clip"):
+        if not op_def(n).activation:
             kept.append(n)
             continue
         x = n.inputs[0]
         p = producers.get(x)
-        if (p is None or p.op not in ACT_PRODUCERS or p.attrs.get("act") is not None
+        if (p is None or not op_def(p).fuses_activation or p.attrs.get("act") is not None
                 or len(consumers.get(x, [])) != 1 or x in g.outputs):
             kept.append(n)
             continue

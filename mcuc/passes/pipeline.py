@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mcuc.ir import Graph, verify
+from mcuc.ir import Graph
+from mcuc.ops import verify
 from mcuc.passes.fold_bn import fold_bn
 from mcuc.passes.fuse import fuse
 from mcuc.passes.layout import to_nhwc

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuc.ops import conv_out_dim
 from mcuc.quant import INT32_MAX, INT32_MIN, quantize_multipliers, requantize
+from mcuc.shapes import conv_out_dim
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuc.ops import conv_out_dim
+from mcuc.shapes import conv_out_dim
 
 MAX_WINDOW = 1 << 23  # keeps the int32 window sum of int8 values exact
 

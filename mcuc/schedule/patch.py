@@ -8,81 +8,24 @@ each patch op is an ordinary kernel call with smaller shapes and the same numeri
 
 The stage input (the image) is cropped per patch into a small buffer, each patch's stage output is
 placed into the assembled stage output, and the rest of the graph runs layer by layer. All of it
-is one flat op list over one "schedule graph" (`PatchSchedule.graph`): the memory planner, the MAC
+is one flat op list over one "schedule graph" (`Schedule.graph`, mcuc/schedule/base.py): the memory planner, the MAC
 count, the numpy executor and the C generator all read that same list, so the reported peak SRAM
 and MACs are those of the code that runs.
 
-Ops allowed in a stage: conv2d (any kernel, stride, dilation, groups, padding), avgpool, maxpool,
-add/sub/mul of two same-shaped activations (residual blocks are supported: a tensor read by
-several ops is computed over the union of their windows and cropped for readers that need less),
-lut and requantize. The stage reads only the graph's single 4-D input.
+Ops allowed in a stage are those the registry gives a ``window``: "spatial" ops (conv2d with any
+kernel, stride, dilation, groups and padding; avgpool; maxpool) through their geometry, and
+"pointwise" ops (add/sub/mul of two same-shaped activations, lut, requantize). Residual blocks are
+supported: a tensor read by several ops is computed over the union of their windows and cropped for
+readers that need less. The stage reads only the graph's single 4-D input.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, Tensor
-from mcuc.lower import Arg, Lowered, Struct, lower
-from mcuc.ops import node_macs
+from mcuc.ops import node_macs, op_def
+from mcuc.schedule.base import OpWindow, PatchStage, PatchWindows, Schedule, Window
 
-WINDOWED_OPS = ("conv2d", "avgpool", "maxpool")
-POINTWISE_OPS = ("add", "sub", "mul", "lut", "requantize")
 COPY_OP = "copy_window"
-
-
-@dataclass(frozen=True)
-class Window:
-    """Half-open spatial box [h0, h1) x [w0, w1) of an NHWC tensor."""
-
-    h0: int
-    h1: int
-    w0: int
-    w1: int
-
-    @property
-    def h(self) -> int:
-        return self.h1 - self.h0
-
-    @property
-    def w(self) -> int:
-        return self.w1 - self.w0
-
-    def union(self, other: Window) -> Window:
-        return Window(min(self.h0, other.h0), max(self.h1, other.h1), min(self.w0, other.w0), max(self.w1, other.w1))
-
-    def contains(self, other: Window) -> bool:
-        return self.h0 <= other.h0 and other.h1 <= self.h1 and self.w0 <= other.w0 and other.w1 <= self.w1
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.h0, self.h1, self.w0, self.w1)
-
-
-@dataclass(frozen=True)
-class OpWindow:
-    """One stage op in one patch: the input window it reads per activation input, the output
-    window it computes, and the (top, left, bottom, right) padding of the sub-window op."""
-
-    node: Node
-    in_windows: tuple[Window | None, ...]  # None for constant inputs
-    out_window: Window
-    pads: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class PatchWindows:
-    """All windows of one patch: per stage op (in stage order) and per stage tensor (the window
-    each tensor is computed over in this patch, the union of what its readers need)."""
-
-    index: int
-    row: int
-    col: int
-    ops: tuple[OpWindow, ...]
-    tensor_windows: dict[str, Window]
 
 
 def _axis_split(size: int, parts: int) -> list[tuple[int, int]]:
@@ -106,21 +49,6 @@ def _back_1d(o0: int, o1: int, k: int, s: int, d: int, pad_lo: int, size: int) -
     return i0, i1, i0 - a, b - i1
 
 
-def _geometry(g: Graph, n: Node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int, int, int]]:
-    """(kernel, strides, dilations, pads) of a windowed op."""
-    a = n.attrs
-    if n.op == "conv2d":
-        w = g.tensors[n.inputs[1]].shape
-        kernel = (int(w[1]), int(w[2]))
-        dil = tuple(int(v) for v in a.get("dilations", (1, 1)))
-    else:
-        kernel = tuple(int(v) for v in a["kernel"])  # type: ignore[assignment]
-        dil = (1, 1)
-    strides = tuple(int(v) for v in a["strides"])
-    pads = tuple(int(v) for v in a["pads"])
-    return kernel, strides, dil, pads  # type: ignore[return-value]
-
-
 def _is_act(g: Graph, name: str) -> bool:
     return bool(name) and not g.tensors[name].is_const
 
@@ -136,7 +64,8 @@ def check_stage(g: Graph, split: int) -> list[Node]:
     stage = g.nodes[:split]
     produced = {g.inputs[0]}
     for n in stage:
-        if n.op not in WINDOWED_OPS + POINTWISE_OPS:
+        window = op_def(n).window
+        if window is None:
             raise MCUCError(f"op {g.nodes.index(n)} '{n.name}' ({n.op}) cannot run on a patch")
         acts = [x for x in n.inputs if _is_act(g, x)]
         if not acts or any(x not in produced for x in acts):
@@ -144,9 +73,9 @@ def check_stage(g: Graph, split: int) -> list[Node]:
         out = g.tensors[n.outputs[0]]
         if len(out.shape) != 4 or len(n.outputs) != 1:
             raise MCUCError(f"op '{n.name}' does not produce one 4-D tensor")
-        if n.op in POINTWISE_OPS and any(tuple(g.tensors[x].shape) != tuple(out.shape) for x in acts):
+        if window == "pointwise" and any(tuple(g.tensors[x].shape) != tuple(out.shape) for x in acts):
             raise MCUCError(f"op '{n.name}' ({n.op}) broadcasts; only same-shape elementwise ops run on patches")
-        if n.op in WINDOWED_OPS and len(acts) != 1:
+        if window == "spatial" and len(acts) != 1:
             raise MCUCError(f"op '{n.name}' has more than one activation input")
         produced.add(n.outputs[0])
     stage_out = stage[-1].outputs[0]
@@ -167,7 +96,7 @@ def valid_splits(g: Graph) -> list[int]:
         try:
             check_stage(g, s)
         except MCUCError:
-            if g.nodes[s - 1].op not in WINDOWED_OPS + POINTWISE_OPS:
+            if op_def(g.nodes[s - 1]).window is None:
                 break
             continue
         out.append(s)
@@ -195,11 +124,12 @@ def _back_op(g: Graph, n: Node, axis: int, out: _Range, need: dict[str, _Range])
     """(input range, pad before, pad after) of op ``n`` on ``axis`` for output range ``out``; widens
     ``need`` of every activation input of ``n`` to cover that input range."""
     o0, o1 = out
-    if n.op in WINDOWED_OPS:
-        kernel, strides, dil, pads = _geometry(g, n)
+    geometry = op_def(n).geometry
+    if geometry is not None:
+        geo = geometry(g, n)
         k = axis - 1
         size = g.tensors[n.inputs[0]].shape[axis]
-        i0, i1, p_lo, p_hi = _back_1d(o0, o1, kernel[k], strides[k], dil[k], pads[k], size)
+        i0, i1, p_lo, p_hi = _back_1d(o0, o1, geo.kernel[k], geo.strides[k], geo.dilations[k], geo.pads[k], size)
     else:
         i0, i1, p_lo, p_hi = o0, o1, 0, 0
     for x in n.inputs:
@@ -317,49 +247,6 @@ def stage_macs_of(g: Graph, patches: list[PatchWindows]) -> int:
 
 # ---- the schedule graph ----------------------------------------------------------------------
 
-@dataclass
-class PatchSchedule:
-    """A patch schedule lowered to one flat op list over ``graph`` (the schedule graph).
-
-    ``graph`` holds the original tensors plus one tensor per (patch, stage tensor) window and per
-    crop; its nodes are the per-patch stage ops, ``copy_window`` crops and places, then the rest
-    of the original graph. ``stage_ops`` is the number of nodes that belong to the patch stage.
-    """
-
-    source: Graph
-    split: int
-    grid: tuple[int, int]
-    patches: list[PatchWindows]
-    graph: Graph
-    stage_ops: int
-    macs: int
-    layer_macs: int
-    stage_macs: int
-    layer_stage_macs: int
-    halo: str = "recompute"  # "cache": overlapping rows kept for the patch below instead of recomputed
-    _lowered: list[Lowered] | None = field(default=None, repr=False)
-
-    @property
-    def mac_overhead(self) -> float:
-        """Extra MACs from halo recomputation, relative to the whole layer-based network."""
-        return (self.macs - self.layer_macs) / max(self.layer_macs, 1)
-
-    @property
-    def stage_mac_overhead(self) -> float:
-        return (self.stage_macs - self.layer_stage_macs) / max(self.layer_stage_macs, 1)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "patch", "split_layer": self.split, "grid": list(self.grid), "halo": self.halo,
-                "mac_overhead": round(self.mac_overhead, 6), "stage_mac_overhead": round(self.stage_mac_overhead, 6),
-                "macs_layer_based": self.layer_macs, "stage_output": self.source.nodes[self.split - 1].outputs[0]}
-
-    def lowered(self) -> list[Lowered]:
-        """Kernel call of every schedule op (crops and places included), in execution order."""
-        if self._lowered is None:
-            self._lowered = [lower_step(self.graph, n) for n in self.graph.nodes]
-        return self._lowered
-
-
 def _copy_node(g: Graph, name: str, src: str, dst: str, src_yx: tuple[int, int], dst_yx: tuple[int, int],
                size: tuple[int, int], writes_dst: bool) -> Node:
     """A copy_window op; ``writes_dst`` makes ``dst`` its output (a crop, or the first place),
@@ -371,7 +258,7 @@ def _copy_node(g: Graph, name: str, src: str, dst: str, src_yx: tuple[int, int],
 
 
 def build_schedule(g: Graph, split: int, grid: tuple[int, int],
-                   patches: list[PatchWindows] | None = None, halo: str = "recompute") -> PatchSchedule:
+                   patches: list[PatchWindows] | None = None, halo: str = "recompute") -> Schedule:
     """The patch schedule of the first ``split`` ops of ``g`` over a rows x cols grid
     (``patches``: the result of patch_windows(g, split, grid, halo) if the caller has it already).
 
@@ -422,7 +309,7 @@ def build_schedule(g: Graph, split: int, grid: tuple[int, int],
             comp, avail = ow.out_window, p.tensor_windows[y]
             out = add(f"{y}@{tag}" if comp == avail else f"{y}@{tag}.new", y, comp)
             attrs = dict(n.attrs)
-            if n.op in WINDOWED_OPS:
+            if op_def(n).window == "spatial":
                 attrs["pads"] = ow.pads
             sg.nodes.append(Node(n.op, f"{n.name}@{tag}", inputs, [out], attrs))
             if comp == avail:
@@ -455,56 +342,10 @@ def build_schedule(g: Graph, split: int, grid: tuple[int, int],
     stage_ops = len(sg.nodes)
     sg.nodes.extend(g.nodes[split:])
     # MACs of the schedule's own op list (the rest of the graph is shared with g, so counted once there)
-    stage_macs = sum(node_macs(n, sg) for n in sg.nodes[:stage_ops] if n.op != COPY_OP)
+    stage_macs = sum(node_macs(n, sg) for n in sg.nodes[:stage_ops])
     layer_per_op = [node_macs(n, g) for n in g.nodes]
     layer_stage_macs = sum(layer_per_op[:split])
     layer_macs = sum(layer_per_op)
     macs = stage_macs + layer_macs - layer_stage_macs
-    return PatchSchedule(g, split, grid, patches, sg, stage_ops, macs, layer_macs, stage_macs, layer_stage_macs,
-                         halo)
-
-
-# ---- lowering and execution ------------------------------------------------------------------
-
-def lower_copy(g: Graph, n: Node) -> Lowered:
-    """copy_window -> mcuc_copy_window_s8 (runtime_c/include/mcuc_window.h) and its numpy twin."""
-    src = n.inputs[0]
-    dst = n.outputs[0] if n.outputs else n.inputs[1]
-    sn, sh, sw, sc = g.tensors[src].shape
-    _, dh, dw, _ = g.tensors[dst].shape
-    (sy, sx), (dy, dx), (rows, cols) = n.attrs["src_yx"], n.attrs["dst_yx"], n.attrs["size"]
-    params = {"batch": sn, "channels": sc, "src_h": sh, "src_w": sw, "src_y": sy, "src_x": sx,
-              "dst_h": dh, "dst_w": dw, "dst_y": dy, "dst_x": dx, "rows": rows, "cols": cols}
-    dst_shape = tuple(g.tensors[dst].shape)
-
-    def ref(env: dict[str, np.ndarray]) -> np.ndarray:
-        if dst not in env:
-            env[dst] = np.zeros(dst_shape, dtype=np.int8)
-        env[dst][:, dy:dy + rows, dx:dx + cols, :] = env[src][:, sy:sy + rows, sx:sx + cols, :]
-        return env[dst]
-
-    return Lowered(n, "mcuc_copy_window_s8", [Arg("struct", 0), Arg("tensor", src), Arg("tensor", dst)],
-                   structs=[Struct("mcuc_copy_window_params_t", params)], ref=ref)
-
-
-def lower_step(g: Graph, n: Node) -> Lowered:
-    return lower_copy(g, n) if n.op == COPY_OP else lower(g, n)
-
-
-def run_schedule(sched: PatchSchedule, feeds: dict[str, np.ndarray],
-                 on_step: Callable[[int, Lowered], None] | None = None) -> dict[str, np.ndarray]:
-    """Execute the schedule op by op in numpy (the same Lowered calls the C code makes)."""
-    from mcuc.reference.int8_ref import initial_env
-
-    g = sched.graph
-    env = initial_env(g, feeds)
-    for i, low in enumerate(sched.lowered()):
-        if on_step is not None:
-            on_step(i, low)
-        assert low.ref is not None
-        y = low.ref(env)
-        n = low.node
-        if n.op != COPY_OP:
-            out = g.tensors[n.outputs[0]]
-            env[n.outputs[0]] = np.asarray(y).reshape(out.shape).astype(np.int8)
-    return env
+    return Schedule(g, sg, macs, layer_macs, PatchStage(split, grid, halo, patches, stage_ops, stage_macs,
+                                                        layer_stage_macs))

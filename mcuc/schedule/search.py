@@ -7,71 +7,18 @@ an estimate, so the table's numbers are the numbers of the code a chosen row com
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
-from mcuc.memory import ALIGNMENT, MemoryPlan, arena_lower_bound, plan_memory
+from mcuc.memory import ALIGNMENT, MemoryPlan, arena_lower_bound
 from mcuc.ops import node_macs
 from mcuc.plan import Buffer, align_up, verify_plan
-from mcuc.report import STACK_ESTIMATE_BYTES
-from mcuc.schedule.patch import (
-    PatchSchedule,
-    build_schedule,
-    grid_stage_macs,
-    patch_windows,
-    stage_macs_of,
-    valid_splits,
-)
+from mcuc.schedule.base import Schedule, layer_schedule, peak_sram_bytes
+from mcuc.schedule.patch import build_schedule, grid_stage_macs, patch_windows, stage_macs_of, valid_splits
 
 DEFAULT_GRIDS: tuple[tuple[int, int], ...] = tuple(
     sorted({(n, n) for n in range(2, 9)} | {(n, n + 1) for n in range(1, 8)} | {(n + 1, n) for n in range(1, 8)}))
 DEFAULT_STRATEGIES = ("best", "greedy")
-
-
-@dataclass
-class Candidate:
-    """One schedule with its planned arena and MAC count."""
-
-    kind: str  # "layer" | "patch"
-    split: int
-    grid: tuple[int, int]
-    strategy: str
-    arena_bytes: int
-    macs: int
-    mac_overhead: float
-    bottleneck: str  # the op (and its index in the schedule) where the most bytes are live
-    memory: MemoryPlan
-    schedule: PatchSchedule | None
-
-    @property
-    def peak_sram_bytes(self) -> int:
-        """Peak SRAM as the report states it: arena + kernel scratch (none) + stack estimate."""
-        return self.arena_bytes + STACK_ESTIMATE_BYTES
-
-    def describe(self) -> dict[str, Any]:
-        if self.schedule is None:
-            return {"kind": "layer"}
-        return self.schedule.describe()
-
-    @property
-    def halo(self) -> str:
-        return "-" if self.schedule is None else self.schedule.halo
-
-    def label(self) -> str:
-        if self.kind == "layer":
-            return "layer"
-        cached = ", cached halos" if self.halo == "cache" else ""
-        return f"patch split {self.split} grid {self.grid[0]}x{self.grid[1]}{cached}"
-
-
-def _bottleneck(g: Graph, mem: MemoryPlan) -> str:
-    if not mem.live_bytes:
-        return "-"
-    i = max(range(len(mem.live_bytes)), key=lambda k: mem.live_bytes[k])
-    n = g.nodes[i]
-    return f"op {i} '{n.name}' ({n.op})"
 
 
 def replay(g: Graph, mem: MemoryPlan) -> int:
@@ -84,29 +31,27 @@ def replay(g: Graph, mem: MemoryPlan) -> int:
     return align_up(high, ALIGNMENT)
 
 
-def layer_candidate(g: Graph, strategy: str = "best") -> Candidate:
-    mem = plan_memory(g, strategy)
-    macs = sum(node_macs(n, g) for n in g.nodes)
-    return Candidate("layer", 0, (1, 1), strategy, mem.arena_bytes, macs, 0.0, _bottleneck(g, mem), mem, None)
+def layer_candidate(g: Graph, strategy: str = "best") -> Schedule:
+    return layer_schedule(g).plan(strategy)
 
 
 def patch_candidate(g: Graph, split: int, grid: tuple[int, int], strategy: str = "best",
-                    schedule: PatchSchedule | None = None) -> Candidate:
+                    schedule: Schedule | None = None) -> Schedule:
+    """The patch schedule (built unless given) planned with ``strategy``; a schedule given is copied, so one
+    built schedule can be planned by several strategies."""
     sched = schedule if schedule is not None else build_schedule(g, split, grid)
-    mem = plan_memory(sched.graph, strategy)
-    return Candidate("patch", split, grid, strategy, mem.arena_bytes, sched.macs, sched.mac_overhead,
-                     _bottleneck(sched.graph, mem), mem, sched)
+    return Schedule(sched.source, sched.graph, sched.macs, sched.layer_macs, sched.patch).plan(strategy)
 
 
 def enumerate_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GRIDS,
                          strategies: Sequence[str] = DEFAULT_STRATEGIES, splits: Sequence[int] | None = None,
                          include_layer: bool = True, max_overhead: float | None = None,
                          halos: Sequence[str] = ("recompute",),
-                         progress: Callable[[int, int], None] | None = None) -> list[Candidate]:
+                         progress: Callable[[int, int], None] | None = None) -> list[Schedule]:
     """Layer-based schedule plus every valid (split, grid, planner) patch schedule; with
     ``max_overhead``, only schedules adding at most that many MACs. ``progress(done, total)`` is
     called after each patch schedule is planned."""
-    out: list[Candidate] = []
+    out: list[Schedule] = []
     if include_layer:
         out.extend(layer_candidate(g, s) for s in strategies)
     scheds = _schedules(g, splits if splits is not None else valid_splits(g), list(grids), max_overhead, halos)
@@ -117,16 +62,16 @@ def enumerate_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GR
     return out
 
 
-def pareto(cands: Sequence[Candidate]) -> list[Candidate]:
+def pareto(cands: Sequence[Schedule]) -> list[Schedule]:
     """Non-dominated candidates on (peak SRAM, MAC overhead), sorted by peak."""
-    front: list[Candidate] = []
+    front: list[Schedule] = []
     for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead, c.kind != "layer")):
         if not front or c.mac_overhead < front[-1].mac_overhead - 1e-12:
             front.append(c)
     return front
 
 
-def choose(cands: Sequence[Candidate], max_overhead: float, sram: int | None) -> Candidate:
+def choose(cands: Sequence[Schedule], max_overhead: float, sram: int | None) -> Schedule:
     """Given ``sram``: the least MAC overhead whose peak SRAM fits (ties: lower peak); otherwise
     the lowest peak within ``max_overhead``. MCUCError saying by how much and where it fails."""
     within = [c for c in cands if c.mac_overhead <= max_overhead + 1e-12]
@@ -145,7 +90,7 @@ def choose(cands: Sequence[Candidate], max_overhead: float, sram: int | None) ->
         "(--max-overhead), a larger --sram, or a smaller input resolution")
 
 
-def pareto_table(cands: Sequence[Candidate], chosen: Candidate | None = None) -> str:
+def pareto_table(cands: Sequence[Schedule], chosen: Schedule | None = None) -> str:
     """Markdown table of the Pareto front (peak SRAM vs MAC overhead)."""
     lines = ["| schedule | split | grid | halo | planner | arena (B) | peak SRAM (B) | MACs | MAC overhead "
              "| bottleneck |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -160,7 +105,7 @@ def pareto_table(cands: Sequence[Candidate], chosen: Candidate | None = None) ->
 
 def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: bool, max_overhead: float,
                     split: int | None = None, grid: tuple[int, int] | None = None,
-                    halos: Sequence[str] = ("recompute",)) -> Candidate:
+                    halos: Sequence[str] = ("recompute",)) -> Schedule:
     """The schedule ``mcuc compile --schedule kind`` uses (``layer``, ``patch`` or ``auto``).
 
     ``patch`` with both split and grid builds exactly that schedule; otherwise the search runs
@@ -187,11 +132,11 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
     bounds = {id(s): arena_lower_bound(s.graph) for s in scheds}
     if sram is not None:
         for s in sorted(scheds, key=lambda s: (s.mac_overhead, bounds[id(s)])):
-            if bounds[id(s)] + STACK_ESTIMATE_BYTES <= sram:
+            if peak_sram_bytes(bounds[id(s)]) <= sram:
                 c = patch_candidate(g, s.split, s.grid, planner, s)
                 if c.peak_sram_bytes <= sram:
                     return c
-    best: Candidate | None = None
+    best: Schedule | None = None
     for s in sorted(scheds, key=lambda s: (bounds[id(s)], s.mac_overhead)):
         if best is not None and bounds[id(s)] > best.arena_bytes:
             break
@@ -203,7 +148,7 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
 
 
 def _schedules(g: Graph, splits: Sequence[int], grids: Sequence[tuple[int, int]],
-               max_overhead: float | None, halos: Sequence[str] = ("recompute",)) -> list[PatchSchedule]:
+               max_overhead: float | None, halos: Sequence[str] = ("recompute",)) -> list[Schedule]:
     """Patch schedules of every (split, grid) that fits; with ``max_overhead``, only those within it
     (their MACs come from the windows first, so schedules over the limit are never built)."""
     per_op = [node_macs(n, g) for n in g.nodes]

@@ -190,12 +190,11 @@ def evaluate(cfg: MCUNetConfig, patch_blocks: int, r: Redistribution,
     if not cands:
         raise ValueError(f"no patch schedule within {max_overhead:.0%} MAC overhead at split {split}")
     best = min(cands, key=lambda c: (c.arena_bytes, c.mac_overhead))
-    assert best.schedule is not None
     return Evaluation(
         redistribution=r, config=cfg, split_op=split, grid=best.grid, layer_arena=layer.arena_bytes,
         arena=best.arena_bytes, macs=layer.macs, patch_macs=best.macs,
         stage_macs=sum(node_macs(n, g) for n in g.nodes[:split]), overhead=best.mac_overhead,
-        stage_overhead=best.schedule.stage_mac_overhead,
+        stage_overhead=best.stage_mac_overhead,
         params=sum(p.numel() for p in model.parameters()))
 
 

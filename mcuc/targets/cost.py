@@ -5,7 +5,6 @@ between profile marks), so they depend only on the firmware ELF and its input, n
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
+from mcuc.report import merge_measured, read_report
 
 # model.c names each op in a comment right before its profile mark:
 #     /* 12: /features/features.4/conv/Conv (conv2d) -> 1x8x8x48 */
@@ -47,7 +47,7 @@ def count_instructions(outdir: Path, g: Graph, board: str, sample: np.ndarray) -
     from mcuc.targets.qemu import profile_qemu
 
     ops = marked_ops(outdir)
-    report_ops = json.loads((Path(outdir) / "report.json").read_text())["ops"]
+    report_ops = read_report(outdir)["ops"]
     out_bytes = sum(g.tensors[n].nbytes for n in g.outputs)
     _, counts = profile_qemu(outdir, board, np.asarray(sample, dtype=np.int8).reshape(1, -1), out_bytes, len(ops))
     per_op = []
@@ -62,10 +62,7 @@ def count_instructions(outdir: Path, g: Graph, board: str, sample: np.ndarray) -
 
 def save_instructions(outdir: Path, instructions: dict[str, Any]) -> None:
     """Put ``instructions`` into OUTDIR/report.json as report["measured"]["instructions"]."""
-    path = Path(outdir) / "report.json"
-    report = json.loads(path.read_text())
-    report.setdefault("measured", {})["instructions"] = instructions
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    merge_measured(outdir, "instructions", instructions)
 
 
 def instructions_text(instructions: dict[str, Any], top: int = 5) -> str:

@@ -1,0 +1,75 @@
+"""The op registry: ``OPS[name]`` is everything mcuc knows about one IR op (see mcuc/ops/base.py).
+
+Families: conv (conv2d, fully_connected, batchnorm), elementwise (add, sub, mul, div,
+squared_difference, unary functions, lut, requantize, identity), pool (avgpool, maxpool), layout
+(reshape, transpose, concat, pad, slice, gather, resize, copy_window), softmax, norm (layernorm,
+mean), matmul (batch_matmul), attention. Adding an op means one entry in its family's module, its
+integer reference in mcuc/reference/, its C kernel in runtime_c/ and the frontend mapping.
+
+One vocabulary serves float graphs (from the frontends, NCHW then NHWC) and int8 graphs (after
+quantization). 4-D activations follow ``Graph.layout``. All attribute integers are Python ints.
+"""
+from __future__ import annotations
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph, Node, check_structure
+from mcuc.ops import attention, conv, elementwise, layout, matmul, norm, pool, softmax  # noqa: F401  (registers)
+from mcuc.ops.base import (
+    OPS,
+    Arg,
+    Array1D,
+    CExpr,
+    Geometry,
+    KernelVariant,
+    Lowered,
+    OpDef,
+    Shape,
+    Struct,
+    op_def,
+)
+
+__all__ = ["OPS", "Arg", "Array1D", "CExpr", "Geometry", "KernelVariant", "Lowered", "OpDef", "Shape", "Struct",
+           "check_shapes", "infer_shapes", "kernel_for", "lower", "node_macs", "op_def", "verify"]
+
+
+def infer_shapes(node: Node, g: Graph) -> list[Shape]:
+    """Output shapes of ``node`` from its input shapes and attributes."""
+    ins = [tuple(g.tensors[i].shape) if i else () for i in node.inputs]
+    return op_def(node).shape(node, ins, g.layout)
+
+
+def check_shapes(g: Graph) -> None:
+    """Every node's declared output shapes equal what its shape rule infers."""
+    for n in g.nodes:
+        for o, s in zip(n.outputs, infer_shapes(n, g), strict=False):
+            if tuple(g.tensors[o].shape) != tuple(s):
+                raise MCUCError(f"node '{n.name}' ({n.op}) output '{o}' declared {g.tensors[o].shape}, inferred {s}")
+
+
+def verify(g: Graph, quantized: bool = False) -> None:
+    """Structural invariants (mcuc.ir.check_structure) and every node's shape rule; MCUCError on the first
+    violation."""
+    check_structure(g, quantized)
+    check_shapes(g)
+
+
+def node_macs(node: Node, g: Graph) -> int:
+    """Multiply-accumulates of one op (0 for data movement)."""
+    return op_def(node).macs(node, g)
+
+
+def lower(g: Graph, n: Node) -> Lowered:
+    """The kernel call of int8 node ``n`` (and its numpy reference)."""
+    d = op_def(n)
+    if d.lower is None:
+        raise MCUCError(f"no int8 kernel for op '{n.op}' (node '{n.name}')")
+    return d.lower(g, n)
+
+
+def kernel_for(low: Lowered, isa: tuple[str, ...] = ()) -> str:
+    """The C function to call for ``low`` on a core with ISA features ``isa``: the first variant of the op
+    that applies and that the core can run, else the portable kernel."""
+    for v in op_def(low.node).variants:
+        if set(v.isa) <= set(isa) and v.applies(low):
+            return v.func
+    return low.func

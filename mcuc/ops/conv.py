@@ -1,0 +1,168 @@
+"""Convolution family: conv2d (regular, grouped, depthwise), fully_connected, batchnorm (folded before int8)."""
+from __future__ import annotations
+
+import numpy as np
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph, Node
+from mcuc.ops.base import (
+    Arg,
+    Array1D,
+    CExpr,
+    Geometry,
+    KernelVariant,
+    LayoutContext,
+    Lowered,
+    OpDef,
+    Shape,
+    Struct,
+    const_data,
+    quant_of,
+    register,
+    same_shape,
+)
+from mcuc.ops.quant_rules import weighted
+from mcuc.reference import conv as rconv
+from mcuc.reference import float_ref as fref
+from mcuc.shapes import conv_out_dim, make_4d, spatial_axes
+
+# ---- conv2d ---------------------------------------------------------------------------------
+# Weights are [O, I/groups, kh, kw] in NCHW graphs and [O, kh, kw, I/groups] in NHWC graphs.
+
+
+def _conv_shape(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
+    x, w = ins[0], ins[1]
+    a = node.attrs
+    if len(x) != 4 or len(w) != 4:
+        raise MCUCError(f"conv '{node.name}' needs a 4-D input and 4-D weights, got {x} and {w}")
+    ca, ha, wa = spatial_axes(layout)
+    o, kh, kw, ci = (w[0], w[2], w[3], w[1]) if layout == "NCHW" else w
+    groups = int(a.get("groups", 1))
+    if groups < 1 or x[ca] % groups or o % groups or ci * groups != x[ca]:
+        raise MCUCError(f"conv '{node.name}': {groups} groups do not fit input channels {x[ca]} and weights {w}")
+    sh, sw = a["strides"]
+    t, left, b, r = a["pads"]
+    dh, dw = a.get("dilations", (1, 1))
+    oh = conv_out_dim(x[ha], kh, sh, t, b, dh)
+    ow = conv_out_dim(x[wa], kw, sw, left, r, dw)
+    return [make_4d(layout, x[0], o, oh, ow)]
+
+
+def _conv_macs(node: Node, g: Graph) -> int:
+    out = g.tensors[node.outputs[0]].shape
+    w = g.tensors[node.inputs[1]].shape
+    return int(np.prod(out)) * int(np.prod(w[1:]))
+
+
+def _conv_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    w = a[1] if layout == "NHWC" else a[1].transpose(0, 2, 3, 1)
+    at = node.attrs
+    y = fref.conv2d_nhwc(fref.to_nhwc(a[0], layout), np.ascontiguousarray(w), a[2] if len(a) > 2 else None,
+                         tuple(at["strides"]), tuple(at["pads"]), tuple(at.get("dilations", (1, 1))),
+                         int(at.get("groups", 1)))
+    return fref.from_nhwc(y, layout)
+
+
+def _conv_nhwc(ctx: LayoutContext, n: Node) -> list[Node]:
+    ctx.ohwi_weight(n, 1)
+    return [n]
+
+
+def _conv_geometry(g: Graph, n: Node) -> Geometry:
+    w = g.tensors[n.inputs[1]].shape  # OHWI
+    a = n.attrs
+    return Geometry((int(w[1]), int(w[2])), (int(a["strides"][0]), int(a["strides"][1])),
+                    tuple(int(v) for v in a.get("dilations", (1, 1))),  # type: ignore[arg-type]
+                    tuple(int(v) for v in a["pads"]))  # type: ignore[arg-type]
+
+
+def _per_channel(g: Graph, x: str, w: str, y: str) -> rconv.PerChannelQuant:
+    return rconv.prepare_per_channel_quant(quant_of(g, x).s, quant_of(g, w).scale, quant_of(g, y).s,
+                                           out_channels=g.tensors[w].shape[0])
+
+
+_QUANT_STRUCT = Struct("mcuc_per_channel_quant_t", {"multiplier": CExpr("@array0"), "shift": CExpr("@array1")})
+
+
+def _lower_conv(g: Graph, n: Node) -> Lowered:
+    x, w, b = n.inputs[0], n.inputs[1], n.inputs[2]
+    y = n.outputs[0]
+    a = n.attrs
+    params = rconv.Conv2dParams(strides=tuple(a["strides"]), dilations=tuple(a.get("dilations", (1, 1))),
+                                pads=tuple(a["pads"]), groups=int(a.get("groups", 1)), input_zp=quant_of(g, x).zp,
+                                output_zp=quant_of(g, y).zp, act_min=int(a["act_min"]), act_max=int(a["act_max"]))
+    wdata, bdata = const_data(g, w), const_data(g, b)
+    quant = _per_channel(g, x, w, y)
+    fields = rconv.conv2d_kernel_fields(g.tensors[x].shape, wdata.shape, params)
+    depthwise = params.groups == g.tensors[x].shape[3] and wdata.shape[3] == 1 and params.groups > 1
+    ref_fn = rconv.depthwise_conv2d_s8 if depthwise else rconv.conv2d_s8
+    return Lowered(
+        n, "mcuc_depthwise_conv2d_s8" if depthwise else "mcuc_conv2d_s8",
+        [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b), Arg("tensor", y)],
+        structs=[Struct("mcuc_conv2d_params_t", fields), _QUANT_STRUCT],
+        arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
+        ref=lambda env: ref_fn(env[x], wdata, bdata, params, quant))
+
+
+def _depthwise_3x3(low: Lowered) -> bool:
+    """A depthwise call with 3x3 taps, no dilation and one output channel per input channel."""
+    f = low.structs[0].value
+    return (low.func == "mcuc_depthwise_conv2d_s8" and (f["kernel_h"], f["kernel_w"]) == (3, 3)
+            and (f["dilation_h"], f["dilation_w"]) == (1, 1) and f["out_c"] == f["in_c"])
+
+
+# ---- fully connected ------------------------------------------------------------------------
+
+
+def _fc_shape(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
+    x, w = ins[0], ins[1]
+    if len(w) != 2 or not x or x[-1] != w[1]:
+        raise MCUCError(f"fully_connected '{node.name}' cannot multiply {x} by weights {w}")
+    return [tuple(x[:-1]) + (w[0],)]
+
+
+def _fc_macs(node: Node, g: Graph) -> int:
+    x = g.tensors[node.inputs[0]].shape
+    w = g.tensors[node.inputs[1]].shape
+    return int(np.prod(x[:-1])) * w[0] * w[1]
+
+
+def _fc_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    return a[0] @ a[1].T + (a[2] if len(a) > 2 else 0.0)
+
+
+def _lower_fc(g: Graph, n: Node) -> Lowered:
+    x, w, b = n.inputs[0], n.inputs[1], n.inputs[2]
+    y = n.outputs[0]
+    a = n.attrs
+    params = rconv.FullyConnectedParams(input_zp=quant_of(g, x).zp, output_zp=quant_of(g, y).zp,
+                                        act_min=int(a["act_min"]), act_max=int(a["act_max"]))
+    wdata, bdata = const_data(g, w), const_data(g, b)
+    quant = _per_channel(g, x, w, y)
+    fields = rconv.fully_connected_kernel_fields(g.tensors[x].shape, wdata.shape, params)
+    return Lowered(
+        n, "mcuc_fully_connected_s8",
+        [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b), Arg("tensor", y)],
+        structs=[Struct("mcuc_fully_connected_params_t", fields), _QUANT_STRUCT],
+        arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
+        ref=lambda env: rconv.fully_connected_s8(env[x], wdata, bdata, params, quant))
+
+
+# ---- batchnorm (float graphs only: mcuc/passes/fold_bn.py folds it away) ---------------------
+
+
+def _bn_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    x = a[0]
+    axis = spatial_axes(layout)[0] if x.ndim == 4 else 1
+    return fref.batchnorm(x, a[1], a[2], a[3], a[4], float(node.attrs.get("epsilon", 1e-5)), axis)
+
+
+register(
+    OpDef("conv2d", "conv", _conv_shape, macs=_conv_macs, eval=_conv_eval, quantize=weighted,
+          fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial",
+          geometry=_conv_geometry, lower=_lower_conv,
+          variants=(KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),)),
+    OpDef("fully_connected", "conv", _fc_shape, macs=_fc_macs, eval=_fc_eval, quantize=weighted,
+          fuses_activation=True, weighted=True, lower=_lower_fc),
+    OpDef("batchnorm", "conv", same_shape, eval=_bn_eval, layout="image"),
+)

@@ -1,0 +1,169 @@
+"""Elementwise family: binary arithmetic with broadcasting, unary functions (int8: look-up tables), requantize.
+
+Each unary function is written once, here: the float reference evaluates it, and quantization
+builds its int8 table from the same function on the 256 dequantized inputs.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mcuc.ir import Graph, Node
+from mcuc.ops.base import (
+    Arg,
+    LayoutContext,
+    Lowered,
+    OpDef,
+    Shape,
+    Struct,
+    act_bounds,
+    c_fields,
+    const_data,
+    quant_of,
+    register,
+    same_shape,
+)
+from mcuc.ops.quant_rules import calibrated, lut_of
+from mcuc.reference import elementwise as relem
+from mcuc.reference import float_ref as fref
+from mcuc.reference import tflite as rtfl
+from mcuc.shapes import broadcast_shape
+
+# ---- binary ---------------------------------------------------------------------------------
+
+
+def _broadcast(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
+    return [broadcast_shape(ins[0], ins[1])]
+
+
+def _out_size(node: Node, g: Graph) -> int:
+    return int(np.prod(g.tensors[node.outputs[0]].shape))
+
+
+def _binary_nhwc(ctx: LayoutContext, n: Node) -> list[Node]:
+    if n.outputs[0] in ctx.image:
+        n.inputs = [ctx.broadcast_operand(i) for i in n.inputs]
+    return [n]
+
+
+_BINARY_FLOAT: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+}
+
+
+def _binary_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    return _BINARY_FLOAT[node.op](a[0], a[1])
+
+
+def _lower_binary(g: Graph, n: Node) -> Lowered:
+    """add / sub / mul with numpy broadcasting (TFLite int8 ADD/SUB/MUL)."""
+    a, b = n.inputs
+    y = n.outputs[0]
+    qa, qb, qy = quant_of(g, a), quant_of(g, b), quant_of(g, y)
+    shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
+    params: Any
+    ref_fn: Callable[..., np.ndarray]
+    if n.op == "mul":
+        params = relem.prepare_mul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
+        func, ctype, ref_fn = "mcuc_mul_s8", "mcuc_mul_params_t", relem.mul_s8
+    else:
+        params = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
+        func, ctype = ("mcuc_add_s8", "mcuc_add_params_t") if n.op == "add" else ("mcuc_sub_s8", "mcuc_add_params_t")
+        ref_fn = relem.add_s8 if n.op == "add" else relem.sub_s8
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, func, [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
+                   structs=[Struct(ctype, c_fields(params)), Struct("mcuc_broadcast_t", c_fields(shape))],
+                   ref=lambda env: ref_fn(env[a], env[b], params).reshape(out_shape))
+
+
+def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
+    """TFLite's SQUARED_DIFFERENCE (int8, from .tflite models): the add kernel's structure, squared."""
+    a, b = n.inputs
+    y = n.outputs[0]
+    qa, qb, qy = quant_of(g, a), quant_of(g, b), quant_of(g, y)
+    params = rtfl.prepare_squared_difference(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
+    shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_squared_difference_s8",
+                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
+                   structs=[Struct("mcuc_add_params_t", c_fields(params)),
+                            Struct("mcuc_broadcast_t", c_fields(shape))],
+                   ref=lambda env: rtfl.squared_difference_s8(env[a], env[b], params).reshape(out_shape))
+
+
+def _binary(name: str, **facts: Any) -> OpDef:
+    return OpDef(name, "elementwise", _broadcast, macs=_out_size, eval=_binary_eval, layout="follow",
+                 to_nhwc=_binary_nhwc, **facts)
+
+
+_INT8_BINARY = dict(quantize=calibrated, fuses_activation=True, in_place=True, window="pointwise",
+                    lower=_lower_binary)
+
+# ---- unary functions, written once ----------------------------------------------------------
+
+
+def _safe_pow(x: np.ndarray, e: float) -> np.ndarray:
+    """x ** e where defined (a table entry the float op leaves undefined becomes 0)."""
+    with np.errstate(all="ignore"):
+        y = np.power(x, e)
+    return np.where(np.isfinite(y), y, 0.0)
+
+
+UNARY: dict[str, Callable[[np.ndarray, dict], np.ndarray]] = {
+    "relu": lambda x, a: np.maximum(x, 0.0),
+    "clip": lambda x, a: np.clip(x, a.get("lo", -np.inf), a.get("hi", np.inf)),
+    "leaky_relu": lambda x, a: np.where(x >= 0, x, x * a.get("alpha", 0.01)),
+    "sigmoid": lambda x, a: 1.0 / (1.0 + np.exp(-x)),
+    "hardsigmoid": lambda x, a: np.clip(a.get("alpha", 0.2) * x + a.get("beta", 0.5), 0.0, 1.0),
+    "hardswish": lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
+    "tanh": lambda x, a: np.tanh(x),
+    "gelu": lambda x, a: 0.5 * x * (1.0 + fref.erf(x / math.sqrt(2.0))),
+    "erf": lambda x, a: fref.erf(x),
+    "sqrt": lambda x, a: np.sqrt(np.maximum(x, 0.0)),
+    "pow": lambda x, a: _safe_pow(x, a["exponent"]),
+}
+ACTIVATIONS = ("relu", "clip")  # what conv2d / fully_connected / add / sub / mul take over as ``act``
+
+
+def _unary(name: str, fn: Callable[[np.ndarray, dict], np.ndarray]) -> OpDef:
+    return OpDef(name, "elementwise", same_shape, eval=lambda n, a, lay: fn(a[0], n.attrs), quantize=lut_of(fn),
+                 activation=name in ACTIVATIONS, layout="follow")
+
+
+# ---- int8-only: look-up table, requantize -----------------------------------------------------
+
+
+def _lower_lut(g: Graph, n: Node) -> Lowered:
+    x, table, y = n.inputs[0], n.inputs[1], n.outputs[0]
+    tdata = const_data(g, table)
+    return Lowered(n, "mcuc_lut_s8",
+                   [Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size), Arg("tensor", table)],
+                   ref=lambda env: relem.lut_s8(env[x], tdata))
+
+
+def _lower_requantize(g: Graph, n: Node) -> Lowered:
+    x, y = n.inputs[0], n.outputs[0]
+    qx, qy = quant_of(g, x), quant_of(g, y)
+    params = relem.prepare_requantize(qx.s, qx.zp, qy.s, qy.zp)
+    return Lowered(n, "mcuc_requantize_s8",
+                   [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size)],
+                   structs=[Struct("mcuc_requant_params_t", c_fields(params))],
+                   ref=lambda env: relem.requantize_s8(env[x], params))
+
+
+register(
+    _binary("add", **_INT8_BINARY),
+    _binary("sub", **_INT8_BINARY),
+    _binary("mul", **_INT8_BINARY),
+    _binary("div"),  # float only: a constant divisor becomes a mul in the frontend
+    OpDef("squared_difference", "elementwise", _broadcast, macs=_out_size, layout="follow",
+          lower=_lower_squared_difference),
+    *(_unary(name, fn) for name, fn in UNARY.items()),
+    OpDef("lut", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise", lower=_lower_lut),
+    OpDef("requantize", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise",
+          lower=_lower_requantize),
+    OpDef("identity", "elementwise", same_shape, eval=lambda n, a, lay: a[0], layout="follow"),
+)

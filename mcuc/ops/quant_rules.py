@@ -1,0 +1,160 @@
+"""Quantization rules the ops share (TFLite's int8 spec), applied node by node by mcuc/passes/quantize.py.
+
+Weights: int8 symmetric per output channel. Activations: int8 asymmetric per tensor from the
+calibration ranges, or from the model's own QDQ parameters. Bias: int32 with scale
+in_scale * w_scale. A non-linear unary op becomes a 256-entry look-up table built from the op's own
+float function; ops that only move data keep their input's parameters, as TFLite requires.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuc.errors import MCUCError
+from mcuc.ir import Graph, Node, QuantParams, Tensor
+from mcuc.quant import activation_range, choose_qparams, quantize_array
+from mcuc.reference.elementwise import make_lut
+
+SOFTMAX_QUANT = QuantParams(np.array([1.0 / 256.0]), np.array([-128]))
+
+
+@dataclass
+class QuantContext:
+    """One quantization: the float graph read, the int8 graph written, and the parameters chosen so far."""
+
+    src: Graph
+    out: Graph
+    qp: dict[str, QuantParams]
+    observed: Callable[[str], tuple[float, float]]  # calibrated (min, max) of a float activation
+
+    def act_quant(self, name: str) -> QuantParams:
+        """The model's own parameters of an activation (QDQ), else ones chosen from its calibrated range."""
+        t = self.src.tensors[name]
+        if t.quant is not None:
+            return t.quant
+        s, zp = choose_qparams(*self.observed(name))
+        return QuantParams(np.array([s]), np.array([zp]))
+
+    def output(self, name: str, q: QuantParams) -> None:
+        """Declare int8 activation ``name`` of the output graph with parameters ``q``."""
+        self.qp[name] = q
+        self.out.add_tensor(Tensor(name, self.src.tensors[name].shape, "int8", q))
+
+    def emit(self, op: str, name: str, inputs: list[str], outputs: list[str], attrs: dict) -> None:
+        self.out.nodes.append(Node(op, name, inputs, outputs, attrs))
+
+    def const_operand(self, name: str) -> str:
+        """A float constant operand of an int8 op, quantized per tensor over its own range."""
+        data = self.src.tensors[name].data
+        if data is None:
+            return name
+        s, zp = choose_qparams(float(data.min()), float(data.max()))
+        return self.out.const(name + "_q", quantize_array(data, s, zp), QuantParams(np.array([s]), np.array([zp])))
+
+
+def set_act_range(attrs: dict, yq: QuantParams) -> None:
+    """The fused float activation (act, act_lo, act_hi) becomes int8 clamp bounds act_min/act_max."""
+    act = attrs.pop("act", None)
+    lo, hi = attrs.pop("act_lo", None), attrs.pop("act_hi", None)
+    attrs["act_min"], attrs["act_max"] = activation_range(act, yq.s, yq.zp, lo, hi)
+
+
+def per_channel_weights(w: np.ndarray, preset: QuantParams | None) -> tuple[np.ndarray, QuantParams]:
+    """Symmetric per-output-channel int8 (axis 0); reuse the model's own scales when given."""
+    if preset is not None and preset.axis in (0, None) and np.all(preset.zero_point == 0):
+        scales = np.broadcast_to(preset.scale, (w.shape[0],)).astype(np.float64)
+    else:
+        amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
+        scales = np.where(amax > 0, amax / 127.0, 1.0)
+    q = np.clip(np.rint(w.astype(np.float64) / scales.reshape(-1, *([1] * (w.ndim - 1)))), -127, 127)
+    return q.astype(np.int8), QuantParams(scales, np.zeros(w.shape[0], dtype=np.int64), axis=0)
+
+
+def weighted(ctx: QuantContext, n: Node) -> None:
+    """conv2d / fully_connected: per-channel int8 weights, int32 bias, calibrated output, fused clamp."""
+    x, w, b = n.inputs[0], n.inputs[1], (n.inputs[2] if len(n.inputs) > 2 else "")
+    xq = ctx.qp[x]
+    wt = ctx.src.tensors[w]
+    if wt.data is None:
+        raise MCUCError(f"{n.op} '{n.name}' has non-constant weights; only constant weights are supported")
+    wq, wquant = per_channel_weights(wt.data, wt.quant)
+    bias_scale = xq.s * wquant.scale
+    bias_f = ctx.src.tensors[b].data if b else np.zeros(wt.shape[0], dtype=np.float32)
+    if bias_f is None:
+        raise MCUCError(f"{n.op} '{n.name}' has a non-constant bias")
+    bq = np.clip(np.rint(bias_f.astype(np.float64) / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+    wn = ctx.out.const(w + "_q", wq, wquant)
+    bn = ctx.out.const((b or n.name + "_bias") + "_q", bq,
+                       QuantParams(bias_scale, np.zeros_like(bias_scale, dtype=np.int64), axis=0))
+    y = n.outputs[0]
+    attrs = dict(n.attrs)
+    yq = ctx.act_quant(y)
+    set_act_range(attrs, yq)
+    ctx.output(y, yq)
+    ctx.emit(n.op, n.name, [x, wn, bn], [y], attrs)
+
+
+def calibrated(ctx: QuantContext, n: Node) -> None:
+    """An op with its own output parameters (calibrated); constant operands quantized per tensor over their
+    range, the fused activation (none: the full range) as clamp bounds."""
+    y = n.outputs[0]
+    attrs = dict(n.attrs)
+    yq = ctx.act_quant(y)
+    set_act_range(attrs, yq)
+    ctx.output(y, yq)
+    ctx.emit(n.op, n.name, [ctx.const_operand(i) for i in n.inputs], [y], attrs)
+
+
+def calibrated_plain(ctx: QuantContext, n: Node) -> None:
+    """An op with its own calibrated output parameters and nothing else to choose (mean)."""
+    y = n.outputs[0]
+    ctx.output(y, ctx.act_quant(y))
+    ctx.emit(n.op, n.name, list(n.inputs), [y], dict(n.attrs))
+
+
+def lut_of(fn: Callable[[np.ndarray, dict], np.ndarray]) -> Callable[[QuantContext, Node], None]:
+    """A unary float op becomes an int8 ``lut`` node: its table is ``fn`` on the 256 dequantized inputs."""
+
+    def rule(ctx: QuantContext, n: Node) -> None:
+        x, y = n.inputs[0], n.outputs[0]
+        xq, yq = ctx.qp[x], ctx.act_quant(y)
+        table = make_lut(lambda r: fn(r, n.attrs), xq.s, xq.zp, yq.s, yq.zp)
+        tn = ctx.out.const(n.name + "_lut", table)
+        ctx.output(y, yq)
+        ctx.emit("lut", n.name, [x, tn], [y], {"function": n.op})
+
+    return rule
+
+
+def fixed_output(q: QuantParams) -> Callable[[QuantContext, Node], None]:
+    """An op whose int8 output parameters are fixed by its kernel (softmax: 1/256, -128)."""
+
+    def rule(ctx: QuantContext, n: Node) -> None:
+        ctx.output(n.outputs[0], q)
+        ctx.emit(n.op, n.name, list(n.inputs), list(n.outputs), dict(n.attrs))
+
+    return rule
+
+
+def same_as_input(ctx: QuantContext, n: Node, **set_attrs: object) -> None:
+    """Data movement keeps the input's parameters; where the model asks for other output parameters, the op
+    computes in the input's and a requantize follows. ``set_attrs`` replace attributes of the int8 node."""
+    x, y = n.inputs[0], n.outputs[0]
+    yq = ctx.qp[x]
+    attrs = {**n.attrs, **set_attrs}
+    preset = ctx.src.tensors[y].quant
+    if preset is not None and not _same(preset, yq):
+        mid = ctx.out.unique_name(y + "_pre")
+        ctx.out.add_tensor(Tensor(mid, ctx.src.tensors[y].shape, "int8", yq))
+        ctx.emit(n.op, n.name, [x], [mid], attrs)
+        ctx.output(y, preset)
+        ctx.emit("requantize", n.name + "_rq", [mid], [y], {})
+        return
+    ctx.output(y, yq)
+    ctx.emit(n.op, n.name, [x], [y], attrs)
+
+
+def _same(a: QuantParams, b: QuantParams) -> bool:
+    return bool(np.allclose(a.scale, b.scale, rtol=1e-6) and np.array_equal(a.zero_point, b.zero_point))
