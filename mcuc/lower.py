@@ -285,7 +285,7 @@ LOWERINGS.update({"add": _binary, "sub": _binary, "mul": _binary, "avgpool": _po
                   "pad": _pad, "transpose": _transpose, "squared_difference": _squared_difference})
 
 
-# ---- transformer kernels (runtime_c/include/mcuc_transformer.h) ---------------------------------
+# ---- transformer kernels (mcuc/runtime_c/include/mcuc_transformer.h) ----------------------------
 
 
 def _layernorm(g: Graph, n: Node) -> Lowered:

@@ -7,7 +7,7 @@ from mcuc.ir import Graph, Node
 
 ALIGNMENT = 16
 # Ops whose kernel may write its output over the first input of identical size (documented in
-# runtime_c/include/mcuc_nn.h): element i of the output depends only on element i of that input
+# mcuc/runtime_c/include/mcuc_nn.h): element i of the output depends only on element i of that input
 # (layernorm: on its row, which the kernel reads whole before writing it).
 IN_PLACE_OPS = ("lut", "requantize", "add", "sub", "mul", "layernorm")
 VIEW_OPS = ("reshape",)

@@ -467,7 +467,7 @@ def build_schedule(g: Graph, split: int, grid: tuple[int, int],
 # ---- lowering and execution ------------------------------------------------------------------
 
 def lower_copy(g: Graph, n: Node) -> Lowered:
-    """copy_window -> mcuc_copy_window_s8 (runtime_c/include/mcuc_window.h) and its numpy twin."""
+    """copy_window -> mcuc_copy_window_s8 (mcuc/runtime_c/include/mcuc_window.h) and its numpy twin."""
     src = n.inputs[0]
     dst = n.outputs[0] if n.outputs else n.inputs[1]
     sn, sh, sw, sc = g.tensors[src].shape
