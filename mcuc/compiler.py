@@ -207,5 +207,5 @@ def _what_would_fit(rep: Report, sched: Schedule, opts: CompileOptions, budget: 
     if boards:
         out.append("board " + " or ".join(f"{b.name} ({b.sram_bytes // 1024} KiB SRAM)" for b in boards[:2]))
     else:
-        out.append("no board in boards/ has enough SRAM")
+        out.append("no board of 'mcuc boards' has enough SRAM")
     return out

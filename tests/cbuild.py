@@ -1,4 +1,4 @@
-"""Build runtime_c sources into a shared library for ctypes-based kernel parity tests."""
+"""Build mcuc/runtime_c sources into a shared library for ctypes-based kernel parity tests."""
 from __future__ import annotations
 
 import ctypes
@@ -6,13 +6,14 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+from mcuc import RUNTIME_DIR as RUNTIME
+
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ROOT / "runtime_c"
 CFLAGS = ["-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
 
 
 def build_shared(sources: list[str], tmp_root: Path | None = None) -> ctypes.CDLL:
-    """Compile runtime_c/src/<name>.c for each name in ``sources`` into one .so and load it.
+    """Compile mcuc/runtime_c/src/<name>.c for each name in ``sources`` into one .so and load it.
 
     The library is cached under build/ctypes by a hash of the sources' contents and headers.
     """

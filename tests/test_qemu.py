@@ -1,4 +1,4 @@
-"""Firmware for the boards in boards/: QEMU runs bit-exact with the int8 reference, real boards build."""
+"""Firmware for the boards in mcuc/boards/: QEMU runs bit-exact with the int8 reference, real boards build."""
 from __future__ import annotations
 
 import re

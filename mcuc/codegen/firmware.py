@@ -38,7 +38,7 @@ class FirmwareConfig:
 
 def firmware_config(board: Board) -> FirmwareConfig:
     """Read and check the firmware fields of ``board``; raise MCUCError naming what is wrong."""
-    where = f"boards/{board.name}/board.yaml"
+    where = str(board.path / "board.yaml")
     if board.kind not in FIRMWARE_KINDS:
         raise MCUCError(f"board '{board.name}' is a {board.kind} board; firmware needs a board of kind "
                         f"{' or '.join(FIRMWARE_KINDS)}")

@@ -4,7 +4,7 @@ Families: conv (conv2d, fully_connected, batchnorm), elementwise (add, sub, mul,
 squared_difference, unary functions, lut, requantize, identity), pool (avgpool, maxpool), layout
 (reshape, transpose, concat, pad, slice, gather, resize, copy_window), softmax, norm (layernorm,
 mean), matmul (batch_matmul), attention. Adding an op means one entry in its family's module, its
-integer reference in mcuc/reference/, its C kernel in runtime_c/ and the frontend mapping.
+integer reference in mcuc/reference/, its C kernel in mcuc/runtime_c/ and the frontend mapping.
 
 One vocabulary serves float graphs (from the frontends, NCHW then NHWC) and int8 graphs (after
 quantization). 4-D activations follow ``Graph.layout``. All attribute integers are Python ints.

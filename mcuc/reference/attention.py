@@ -7,7 +7,7 @@ The unfused int8 graph computes attention as three kernels over whole tensors,
     out    = batch_matmul(probs, v)  [B0, B1, Tq, dv]
 
 so the whole score matrix of every head is live at once. Each row of ``out`` depends only on the
-same row of ``scores`` and ``probs``, so mcuc_attention_blocked_s8 (runtime_c/src/) computes, for
+same row of ``scores`` and ``probs``, so mcuc_attention_blocked_s8 (mcuc/runtime_c/src/) computes, for
 each head (b0, b1) and each block of R query rows, the R x Tk score rows into a scratch buffer of
 R * Tk bytes, runs the softmax in place there and multiplies the R probability rows by v into the
 output. Every block calls the same batch matmul and softmax kernels, with the same integer

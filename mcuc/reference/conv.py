@@ -1,6 +1,6 @@
 """Integer-exact numpy reference for the int8 convolution family: conv2d, depthwise, fully connected.
 
-Each function mirrors a C kernel in runtime_c/include/mcuc_conv.h (same arrays, a params dataclass
+Each function mirrors a C kernel in mcuc/runtime_c/include/mcuc_conv.h (same arrays, a params dataclass
 standing in for the C params struct, and a PerChannelQuant for the multiplier/shift arrays) and
 produces the same int8 values bit for bit; tests/test_kernels_conv.py checks that.
 

@@ -1,6 +1,6 @@
 """Integer-exact int8 softmax over the last axis with a 256-entry exp table: prepare + numpy reference.
 
-Algorithm (identical in runtime_c/src/mcuc_softmax_s8.c), per row of length n <= 65535:
+Algorithm (identical in mcuc/runtime_c/src/mcuc_softmax_s8.c), per row of length n <= 65535:
 
     d   = max(row) - x                      0 <= d <= 255
     e   = exp_table[d]                      exp_table[d] = round(exp(-d * s_in) * 2^16)

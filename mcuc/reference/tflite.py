@@ -4,7 +4,7 @@ For a .tflite model mcuc keeps the model's numerics. Where TFLite's int8 kernel 
 value (LOGISTIC, TANH, HARD_SWISH, GELU, RSQRT), the 256 outputs are computed here once by replicating TFLite
 Micro's reference arithmetic (gemmlowp fixed point, int16 hard-swish) and the op runs as an mcuc LUT.
 Softmax needs the whole row; ``softmax_tflite_s8`` is TFLM's reference int8 softmax (gemmlowp exp on Q5.26,
-Q12.19 accumulation, Newton-Raphson reciprocal), mirrored by runtime_c/src/mcuc_softmax_tflite_s8.c.
+Q12.19 accumulation, Newton-Raphson reciprocal), mirrored by mcuc/runtime_c/src/mcuc_softmax_tflite_s8.c.
 MEAN keeps our kernel with TFLM's multiplier (``tflite_mean_multiplier``).
 
 Values are int64 numpy arrays holding int32 quantities; every helper reproduces the int32 C semantics of

@@ -91,7 +91,7 @@ def _run_elf(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s
     return _run_elf_checked(b, elf, samples, out_bytes, timeout_s, qemu_args, workdir)[0]
 
 
-# The runner's memory-check line (templates/main.c.j2, MCUC_ARENA_GUARDS builds).
+# The runner's memory-check line (mcuc/codegen/templates/main.c.j2, MCUC_ARENA_GUARDS builds).
 _MEMCHECK = re.compile(r"mcuc: memcheck stack_used=(\d+) stack_reserved=(\d+) invoke_stack=(\d+) "
                        r"guards=(intact|corrupted)")
 _GUARDS_BROKEN = "mcuc: memcheck guards=corrupted"

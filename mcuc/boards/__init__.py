@@ -1,4 +1,4 @@
-"""Boards are data: boards/<name>/board.yaml describes core, memories and how to run or flash."""
+"""Boards are data: <name>/board.yaml beside this module describes core, memories and how to run or flash."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +9,7 @@ import yaml
 
 from mcuc.errors import MCUCError
 
-BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+BOARDS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Board:
 
 
 def list_boards() -> list[Board]:
-    """Every board with a board.yaml under boards/, sorted by name."""
+    """Every board with a board.yaml under BOARDS_DIR, sorted by name."""
     return [load_board(p.name) for p in sorted(BOARDS_DIR.iterdir()) if (p / "board.yaml").exists()]
 
 
@@ -44,4 +44,4 @@ def load_board(name: str) -> Board:
                      extra=data, path=path.parent)
     except (KeyError, TypeError, ValueError) as e:
         raise MCUCError(f"board file {path} is malformed ({type(e).__name__}: {e}); "
-                        "see boards/README.md for the schema") from e
+                        f"see {BOARDS_DIR / 'README.md'} for the schema") from e
