@@ -89,18 +89,15 @@ def calibration_feeds(g: Graph, src_graph_input_shapes: dict[str, tuple[int, ...
     return [{k: to_graph_layout(g, k, v[i:i + 1]) for k, v in feeds_per_input.items()} for i in range(n)]
 
 
-def compile_model(model_path: str, opts: CompileOptions,
-                  progress: Callable[[str], None] = log) -> Compiled:
-    from mcuc.memory import plan_memory
+def quantized_graph(model_path: str, opts: CompileOptions,
+                    progress: Callable[[str], None] = log) -> tuple[Graph, Graph]:
+    """The front half of a compile, shared by compile_model and the schedule search: the int8 graph with
+    attention fused, and the float graph it was calibrated on (a .tflite model is already int8 and is
+    neither re-quantized nor calibrated: both are its own graph)."""
     from mcuc.model_io import source_shape
     from mcuc.passes.attention import fuse_attention
     from mcuc.passes.quantize import calibrate, quantize_graph
-    from mcuc.report import build_report
 
-    board = load_board(opts.board)
-    if opts.sram is not None and opts.sram > board.sram_bytes:
-        raise MCUCError(f"--sram {opts.sram} exceeds the {board.sram_bytes} bytes of SRAM on board "
-                        f"'{board.name}'; pass a smaller budget or another board")
     if Path(model_path).suffix.lower() == ".tflite":  # already int8: the model's own quantization, no calibration
         if opts.calib:
             progress("note: --calib is ignored for a .tflite model (it carries its own quantization)")
@@ -117,7 +114,19 @@ def compile_model(model_path: str, opts: CompileOptions,
                         progress=Progress("  calibration sample") if progress is log else None)
         qg = quantize_graph(fg, obs)
     verify(qg, quantized=True)
-    qg = fuse_attention(qg, opts.attention_block, opts.planner)
+    return fuse_attention(qg, opts.attention_block, opts.planner), fg
+
+
+def compile_model(model_path: str, opts: CompileOptions,
+                  progress: Callable[[str], None] = log) -> Compiled:
+    from mcuc.memory import plan_memory
+    from mcuc.report import build_report
+
+    board = load_board(opts.board)
+    if opts.sram is not None and opts.sram > board.sram_bytes:
+        raise MCUCError(f"--sram {opts.sram} exceeds the {board.sram_bytes} bytes of SRAM on board "
+                        f"'{board.name}'; pass a smaller budget or another board")
+    qg, fg = quantized_graph(model_path, opts, progress)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
     if opts.schedule == "layer":
         mem, sched = plan_memory(qg, opts.planner), None
