@@ -9,12 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph
-from mcuc.sizes import parse_size
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from mcuc.progress import log
+from mcuc.runner import (
+    input_samples,
+    profile_first_sample,
+    run_samples,
+    source_outputs,
+    verify_project,
+)
+from mcuc.sizes import parse_count, parse_size
+from mcuc.targets.firmware import build_and_measure
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -32,7 +36,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                           attention_block=parse_block(args.attention_block))
     compiled = compile_model(args.model, opts)
     out = write_project(compiled, args.output)
-    measured = _build_and_measure(out, compiled, build=not getattr(args, "no_build", False))
+    measured = None if args.no_build else build_and_measure(out, compiled)
     print(summary_text(compiled.report))
     if measured:
         from mcuc.targets.elfsize import size_summary
@@ -77,191 +81,30 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_and_measure(out: Path, compiled, build: bool) -> dict | None:
-    """For a firmware board: build the firmware, put its measured size into report.json, fail if it does not fit.
-
-    On failure OUTDIR is removed, as for any other compile error.
-    """
-    import json
-    import shutil
-
-    from mcuc.codegen.firmware import FIRMWARE_KINDS
-    from mcuc.targets.qemu import have_arm_toolchain
-
-    if not build or compiled.board.kind not in FIRMWARE_KINDS:
-        return None
-    if not have_arm_toolchain():
-        log(f"note: firmware for '{compiled.board.name}' not built (needs cmake and arm-none-eabi-gcc); "
-            "report.json has no measured sizes")
-        return None
-    from mcuc.targets.elfsize import measure_firmware
-
-    log(f"building firmware for {compiled.board.name} ...")
-    try:
-        measured = measure_firmware(out, compiled.board, compiled.report["weights_bytes"])
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    compiled.report["measured"] = measured
-    (out / "report.json").write_text(json.dumps(compiled.report, indent=1) + "\n")
-    return measured
-
-
-def _io_bytes(g: Graph, names: list[str]) -> int:
-    return sum(g.tensors[n].nbytes for n in names)
-
-
-DEFAULT_QEMU_BOARD = "qemu-mps2-an386"
-
-
-def qemu_board_for(outdir: Path, requested: str | None) -> str:
-    """The QEMU board to run on: the one asked for, else the compile board if it is a QEMU board."""
-    from mcuc.boards import load_board
-
-    if requested:
-        board = load_board(requested)
-        if board.kind != "qemu":
-            raise MCUCError(f"board '{requested}' is not a QEMU board; use qemu-mps2-an386, qemu-mps2-an500 "
-                            "or qemu-mps3-an547")
-        return board.name
-    from mcuc.project import load_project
-
-    _, report = load_project(str(outdir))
-    compiled_for = str(report.get("board", ""))
-    if compiled_for and load_board(compiled_for).kind == "qemu":
-        return compiled_for
-    return DEFAULT_QEMU_BOARD
-
-
-def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target: str,
-                sanitize: bool = True, board: str | None = None) -> dict[str, np.ndarray]:
-    """Run int8 graph-layout inputs (each N x shape[1:]) on ``target``; return int8 outputs."""
-    n = next(iter(q_inputs.values())).shape[0]
-    flat = np.concatenate([q_inputs[k].reshape(n, -1) for k in g.inputs], axis=1)
-    out_bytes = _io_bytes(g, g.outputs)
-    if target == "host":
-        from mcuc.targets.host import run_host
-
-        raw = run_host(outdir, flat, out_bytes, sanitize=sanitize)
-    elif target == "qemu":
-        from mcuc.progress import Progress
-        from mcuc.targets.qemu import run_qemu_checked
-
-        qboard = qemu_board_for(outdir, board)
-        log(f"running {n} samples under QEMU ({qboard}) ...")
-        raw, memcheck = run_qemu_checked(outdir, qboard, flat, out_bytes, progress=Progress("  QEMU samples"))
-        if memcheck is not None:
-            log(record_memcheck(outdir, memcheck))
-    else:
-        raise MCUCError(f"unknown target '{target}': use host or qemu")
-    outs, pos = {}, 0
-    for name in g.outputs:
-        t = g.tensors[name]
-        outs[name] = raw[:, pos:pos + t.size].reshape((n, *t.shape[1:]))
-        pos += t.size
-    return outs
-
-
-def record_memcheck(outdir: Path, memcheck: dict) -> str:
-    """Put the firmware's measured stack and guard check into OUTDIR/report.json (measured.stack) beside the
-    predictions (stack reserved by the linker script, the report's estimate); return the line to print."""
-    import json
-
-    path = Path(outdir) / "report.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    estimate = int(report.get("stack_estimate_bytes", 0))
-    entry = {**memcheck, "stack_estimate_bytes": estimate,
-             # the lowest reserved word overwritten means the stack may have run past its reservation
-             "stack_within_reserved": memcheck["stack_used_bytes"] < memcheck["stack_reserved_bytes"]}
-    if path.exists():
-        report.setdefault("measured", {})["stack"] = entry
-        path.write_text(json.dumps(report, indent=1) + "\n")
-        if "buffers" in report:  # refresh the rendered profiles so they show the measurement too
-            from mcuc.profile import write_profiles
-
-            write_profiles(report, Path(outdir))
-    guards = "intact" if memcheck["arena_guards_intact"] else "CORRUPTED"
-    return (f"stack: {memcheck['stack_used_bytes']:,} B used of {memcheck['stack_reserved_bytes']:,} B reserved "
-            f"({memcheck['board']}; one inference {memcheck['invoke_stack_bytes']:,} B, estimate {estimate:,} B); "
-            f"arena guards {guards}")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, to_graph_layout
     from mcuc.project import load_project
+    from mcuc.targets.cost import instructions_text
 
-    if getattr(args, "profile", False) and args.target != "qemu":
+    if args.profile and args.target != "qemu":
         raise MCUCError("--profile counts instructions under QEMU: use it with --target qemu")
     g, _ = load_project(args.outdir)
-    if len(g.inputs) != 1:
-        raise MCUCError("mcuc run supports single-input models; feed multi-input models through the C API")
-    name = g.inputs[0]
     try:
         x = np.load(args.input, allow_pickle=False)
     except FileNotFoundError as e:
         raise MCUCError(f"input file '{args.input}' does not exist") from e
     except Exception as e:
         raise MCUCError(f"cannot read input '{args.input}' as .npy ({e.__class__.__name__})") from e
-    from mcuc.model_io import source_shape
-
-    want = source_shape(g, name)
-    if x.ndim == len(want) - 1:
-        x = x[None]
-    if tuple(x.shape[1:]) != tuple(want[1:]):
-        raise MCUCError(f"input has shape {x.shape}; the model wants (N, {', '.join(map(str, want[1:]))})")
-    xg = to_graph_layout(g, name, x)
-    if args.raw:
-        if x.dtype != np.int8:
-            raise MCUCError(f"--raw needs an int8 input array, got {x.dtype}")
-        q = xg.astype(np.int8)
-    else:
-        q = quantize_input(g, name, xg.astype(np.float32))
-    outs = run_samples(Path(args.outdir), g, {name: q}, args.target, board=args.board)
-    if getattr(args, "profile", False):
-        _profile_first_sample(Path(args.outdir), g, q[:1], args.board)
-    results = {}
-    for oname, y in outs.items():
-        y = from_graph_layout(g, oname, y)
-        results[oname] = y if args.raw else dequantize_output(g, oname, y)
+    q = input_samples(g, x, args.raw)
+    outs = run_samples(Path(args.outdir), g, {g.inputs[0]: q}, args.target, board=args.board)
+    if args.profile:
+        print(instructions_text(profile_first_sample(Path(args.outdir), g, q[:1], args.board)))
+    results = source_outputs(g, outs, args.raw)
     if len(results) == 1:
         np.save(args.output, next(iter(results.values())))
     else:
         np.savez(args.output, **results)  # type: ignore[arg-type]
-    log(f"ran {x.shape[0]} samples on {args.target}; wrote {args.output}")
+    log(f"ran {q.shape[0]} samples on {args.target}; wrote {args.output}")
     return 0
-
-
-def _profile_first_sample(outdir: Path, g: Graph, q: np.ndarray, board: str | None) -> None:
-    """Count the instructions of the first sample's inference under QEMU; write them into report.json."""
-    from mcuc.targets.cost import count_instructions, instructions_text, save_instructions
-
-    qboard = qemu_board_for(outdir, board)
-    log(f"counting instructions of one inference under QEMU ({qboard}) ...")
-    counts = count_instructions(outdir, g, qboard, q)
-    save_instructions(outdir, counts)
-    print(instructions_text(counts))
-
-
-def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str,
-                   board: str | None = None) -> dict:
-    """Random int8 inputs through the C build and the int8 reference; count differing elements."""
-    from mcuc.reference.int8_ref import run_int8
-
-    rng = np.random.default_rng(seed)
-    q_inputs = {n: rng.integers(-128, 128, size=(samples, *g.tensors[n].shape[1:]), dtype=np.int8)
-                for n in g.inputs}
-    c_out = run_samples(outdir, g, q_inputs, target, board=board)
-    worst, total = 0, 0
-    mismatched = 0
-    for i in range(samples):
-        ref = run_int8(g, {n: q_inputs[n][i:i + 1] for n in g.inputs})
-        for name in g.outputs:
-            d = np.abs(ref[name].astype(np.int32) - c_out[name][i:i + 1].astype(np.int32))
-            worst = max(worst, int(d.max()))
-            mismatched += int((d != 0).sum())
-            total += d.size
-    where = f"qemu {qemu_board_for(outdir, board)}" if target == "qemu" else target
-    return {"samples": samples, "elements": total, "mismatched": mismatched, "max_lsb": worst, "where": where}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -375,7 +218,7 @@ def cmd_redistribute(args: argparse.Namespace) -> int:
     base, split_block = BASES[args.base]
     if args.resolution:
         base = replace(base, resolution=args.resolution)
-    budget = int(_parse_count(args.mac_budget)) if args.mac_budget else None
+    budget = int(parse_count(args.mac_budget)) if args.mac_budget else None
     res = search(base, split_block, mac_budget=budget, slack=args.slack, rounds=args.rounds, progress=log)
     out = write_result(res, args.output)
     for label, e in (("base", res.base), ("chosen", res.best)):
@@ -384,14 +227,3 @@ def cmd_redistribute(args: argparse.Namespace) -> int:
               f"overhead {e.overhead:+.1%} network / {e.stage_overhead:+.1%} patch stage")
     print(f"wrote {out / 'config.json'}, {out / 'model.pt'}, {out / 'model.onnx'}")
     return 0
-
-
-def _parse_count(text: str) -> float:
-    """'300M', '1.2G', '5e6' -> a number."""
-    t = text.strip().upper()
-    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(t[-1:], 1.0)
-    try:
-        return float(t[:-1] if scale != 1.0 else t) * scale
-    except ValueError as e:
-        raise MCUCError(f"bad MAC count {text!r}: use e.g. 300M") from e
-

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from mcuc.boards import load_board
-from mcuc.commands import verify_project
 from mcuc.compiler import Compiled, CompileOptions
 from mcuc.ir import verify
 from mcuc.memory import plan_memory
 from mcuc.project import write_project
 from mcuc.report import build_report
+from mcuc.runner import verify_project
 from tests.int8_graphs import all_ops_graph
 
 

@@ -10,7 +10,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from mcuc.commands import verify_project
 from mcuc.compiler import CompileOptions, compile_model
 from mcuc.errors import MCUCError
 from mcuc.frontend.onnx import load_onnx
@@ -20,6 +19,7 @@ from mcuc.passes.pipeline import float_pipeline
 from mcuc.project import write_project
 from mcuc.reference.float_ref import run_float
 from mcuc.reference.int8_ref import run_int8
+from mcuc.runner import verify_project
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

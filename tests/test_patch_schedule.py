@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from mcuc.boards import load_board
-from mcuc.commands import verify_project
 from mcuc.compiler import Compiled, CompileOptions
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, QuantParams, verify
@@ -18,6 +17,7 @@ from mcuc.ops import conv_out_dim, node_macs
 from mcuc.project import write_project
 from mcuc.reference.int8_ref import run_int8
 from mcuc.report import build_report
+from mcuc.runner import verify_project
 from mcuc.schedule.patch import (
     Window,
     build_schedule,
