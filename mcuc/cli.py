@@ -18,11 +18,9 @@ import click
 import numpy as np
 
 from mcuc.boards import list_boards
-from mcuc.compiler import CompileOptions, calibration_feeds, compile_model, float_graph_for
+from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
-from mcuc.model_io import source_shape
 from mcuc.passes.attention import parse_block
-from mcuc.passes.quantize import calibrate, quantize_graph
 from mcuc.profile import render, write_profiles
 from mcuc.progress import Progress, log
 from mcuc.project import load_project, write_project
@@ -300,13 +298,12 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
                    halo: str) -> int:
     """Search schedules; print the Pareto table of SRAM vs MACs.
 
-    Plans the layer-based and every patch-based schedule (split x grid x planner x halo). With --sram: the
-    least MAC overhead that fits, else the lowest peak within --max-overhead.
+    Plans the layer-based and every patch-based schedule (split x grid x planner x halo) of the int8 graph
+    that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least MAC
+    overhead that fits, else the lowest peak within --max-overhead.
     """
     budget = parse_size(sram) if sram else None
-    fg = float_graph_for(model)
-    feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, CompileOptions(calib=calib))
-    qg = quantize_graph(fg, calibrate(fg, feeds, "minmax"))
+    qg, _ = quantized_graph(model, CompileOptions(calib=calib))
     log("searching layer-based and patch-based schedules ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
     cands = enumerate_candidates(qg, max_overhead=max_overhead, halos=halos,
