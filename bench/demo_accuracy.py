@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from mcuc.commands import run_samples
 from mcuc.compiler import CompileOptions, compile_model
 from mcuc.model_io import dequantize_output, quantize_input, to_graph_layout
 from mcuc.project import write_project
+from mcuc.runner import run_samples
 from mcuc.zoo import DEMO_CALIB, DEMO_ONNX, load_fashion_mnist
 
 

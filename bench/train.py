@@ -126,8 +126,8 @@ def int8_accuracy(onnx_path: Path, calib: Path, images: np.ndarray, labels: np.n
     gi, go = g.inputs[0], g.outputs[0]
     q = quantize_input(g, gi, to_graph_layout(g, gi, images))
     if backend == "host":
-        from mcuc.commands import run_samples
         from mcuc.project import write_project
+        from mcuc.runner import run_samples
 
         with tempfile.TemporaryDirectory() as td:
             out = write_project(compiled, str(Path(td) / "model"))

@@ -1,115 +1,438 @@
-"""mcuc command line: compile, run, verify, profile, search, boards, zoo. Errors print one 'error: ...' line."""
+"""mcuc command line (click): compile, run, verify, profile, search, boards, zoo, redistribute.
+
+Each command only turns options into calls of the library and prints the result. Exit status: 0 done,
+1 an error (one 'error: ...' line on stderr, no traceback) or a failed verification, 2 a usage error
+(click's usage message), 130 interrupted.
+"""
 from __future__ import annotations
 
-import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+import click
+import numpy as np
+
+from mcuc.boards import list_boards
+from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
+from mcuc.passes.attention import parse_block
+from mcuc.profile import render, write_profiles
+from mcuc.progress import Progress, log
+from mcuc.project import load_project, write_project
+from mcuc.report import REPORT_FILE, read_report, summary_text
+from mcuc.runner import input_samples, profile_first_sample, run_samples, source_outputs, verify_project
+from mcuc.schedule.search import choose, enumerate_candidates, pareto, pareto_table
+from mcuc.sizes import parse_count, parse_size
+from mcuc.targets.cost import instructions_text
+from mcuc.targets.elfsize import size_summary
+from mcuc.targets.firmware import build_and_measure
+
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+SCHEDULES = click.Choice(["layer", "patch", "auto"])
+HALOS = click.Choice(["recompute", "cache", "auto"])
+TARGETS = click.Choice(["host", "qemu"])
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mcuc", description="Compile neural networks to int8 C for microcontrollers.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _examples(*lines: str) -> str:
+    """A help epilog kept as written (click's \\b marker stops rewrapping)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
-    c = sub.add_parser("compile", help="compile a model into a C project")
-    c.add_argument("model", help="model file (.onnx, QDQ .onnx)")
-    c.add_argument("--board", default="host", help="target board (see 'mcuc boards'); default host")
-    c.add_argument("--sram", help="SRAM budget, e.g. 320k, 1M, 327680 (default: the board's SRAM)")
-    c.add_argument("--flash", help="flash budget (default: the board's flash)")
-    c.add_argument("--calib", help="calibration data: .npy batch in the model's input layout, or image folder")
-    c.add_argument("--mean", type=float, nargs="+", help="per-channel mean for image-folder calibration")
-    c.add_argument("--std", type=float, nargs="+", help="per-channel std for image-folder calibration")
-    c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile"])
-    c.add_argument("--planner", default="best", choices=["greedy", "best"], help="arena planning strategy")
-    c.add_argument("--schedule", default="layer", choices=["layer", "patch", "auto"],
-                   help="layer: op by op; patch: the first ops patch by patch (MCUNetV2); auto: patch only if "
-                        "layer-based does not fit")
-    c.add_argument("--patch-grid", type=int, nargs=2, metavar=("R", "C"), help="patch grid (default: searched)")
-    c.add_argument("--split", type=int, metavar="N", help="the patch stage is the first N ops (default: searched)")
-    c.add_argument("--max-overhead", type=float, default=0.2,
-                   help="largest whole-network MAC overhead a patch schedule may add (default 0.2)")
-    c.add_argument("--halo", default="recompute", choices=["recompute", "cache", "auto"],
-                   help="patch overlaps: recompute (MCUNetV2), cache rows for the patch below, or search both")
-    c.add_argument("--attention-block", default="auto", metavar="auto|whole|R",
-                   help="attention: R query rows per block (scores never whole), auto (largest R not raising the "
-                        "peak), or whole (unfused, whole score matrices); default auto")
-    c.add_argument("-o", "--output", default="build/mcuc_out", help="output directory")
-    c.add_argument("--no-build", action="store_true",
-                   help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
 
-    r = sub.add_parser("run", help="run a compiled model on the host or an emulator")
-    r.add_argument("outdir")
-    r.add_argument("--target", default="host", choices=["host", "qemu"])
-    r.add_argument("--board", help="QEMU board for --target qemu (default: the compile board if it is a "
-                                   "QEMU board, else qemu-mps2-an386)")
-    r.add_argument("--input", required=True, help="input .npy (float32, source layout, batch first)")
-    r.add_argument("--output", required=True, help="output .npy (.npz for several outputs)")
-    r.add_argument("--raw", action="store_true", help="int8 in and out using the model's quantization")
-    r.add_argument("--profile", action="store_true",
-                   help="with --target qemu: count the instructions of the first sample, total and per op, "
-                        "into report.json (measured.instructions)")
+class Floats(click.ParamType):
+    """One or more numbers: the words after the option (`--mean 0.485 0.456 0.406`, joined into one value by
+    VariadicCommand) or one word with commas (`--mean 0.485,0.456,0.406`)."""
 
-    v = sub.add_parser("verify", help="check the generated C against the int8 reference, bit for bit")
-    v.add_argument("model", help="compiled output directory, or a model file to compile first")
-    v.add_argument("--target", default="host", choices=["host", "qemu"])
-    v.add_argument("--qemu-board", help="QEMU board for --target qemu (default: the compile board if it is a "
-                                        "QEMU board, else qemu-mps2-an386)")
-    v.add_argument("--samples", type=int, default=16)
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--board", default="host", help="board when compiling a model file")
-    v.add_argument("--calib", help="calibration data when compiling a model file")
+    name = "floats"
 
-    s = sub.add_parser("search", help="search layer- and patch-based schedules; print the Pareto table")
-    s.add_argument("model", help="model file (.onnx, QDQ .onnx)")
-    s.add_argument("--sram", help="SRAM budget: choose the least MAC overhead that fits")
-    s.add_argument("--max-overhead", type=float, default=0.2, help="largest whole-network MAC overhead (default 0.2)")
-    s.add_argument("--calib", help="calibration data (as for compile)")
-    s.add_argument("--all", action="store_true", help="print every candidate, not only the Pareto front")
-    s.add_argument("--halo", default="auto", choices=["recompute", "cache", "auto"],
-                   help="patch overlaps to consider: recompute, cache, or both (default)")
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[float]:
+        if isinstance(value, list):
+            return value
+        try:
+            numbers = [float(v) for v in str(value).replace(",", " ").split()]
+        except ValueError:
+            numbers = []
+        if not numbers:
+            self.fail(f"{value!r} is not a list of numbers", param, ctx)
+        return numbers
 
-    pr = sub.add_parser("profile", help="memory profile: per-op table, JSON, or an HTML page with plots")
-    pr.add_argument("model", help="compiled output directory, or a model file to compile first (default options)")
-    pr.add_argument("--format", default="text", choices=["text", "json", "html"], help="output format (default text)")
-    pr.add_argument("-o", "--output", help="write to this file instead of standard output")
-    pr.add_argument("--board", default="host", help="board when compiling a model file")
-    pr.add_argument("--calib", help="calibration data when compiling a model file")
-    pr.add_argument("--schedule", default="layer", choices=["layer", "patch", "auto"],
-                    help="schedule when compiling a model file (default layer)")
 
-    sub.add_parser("boards", help="list the supported boards")
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
-    z = sub.add_parser("zoo", help="export a zoo model to ONNX")
-    z.add_argument("name", nargs="?", help="zoo model name (omit to list)")
-    z.add_argument("-o", "--output", help="output .onnx path")
-    z.add_argument("--resolution", type=int, help="input resolution override")
-    z.add_argument("--width", type=float, help="width multiplier override (MobileNetV2)")
-    z.add_argument("--qdq", action="store_true", help="also quantize with onnxruntime (QDQ format)")
 
-    rd = sub.add_parser("redistribute", help="receptive-field redistribution search (kernels, expand ratios, "
-                                             "patch-stage depth) for low patch-based peak SRAM")
-    rd.add_argument("--base", required=True, choices=["mobilenetv2", "mcunet-vww1"], help="base configuration")
-    rd.add_argument("--mac-budget", help="largest model MACs, e.g. 300M (default: the base's MACs x (1 + slack))")
-    rd.add_argument("--slack", type=float, default=0.0, help="MAC budget slack over the base (default 0)")
-    rd.add_argument("--resolution", type=int, help="input resolution override")
-    rd.add_argument("--rounds", type=int, default=2, help="greedy search rounds (default 2)")
-    rd.add_argument("-o", "--output", required=True, help="directory for config.json, model.pt and model.onnx")
-    return p
+class VariadicCommand(click.Command):
+    """A command whose Floats options take every number that follows them, as in `--mean 0.5 0.5 0.5 model.onnx`
+    (click options otherwise take a fixed number of values)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names = {o for p in self.params if isinstance(p, click.Option) and isinstance(p.type, Floats) for o in p.opts}
+        words: list[str] = []
+        i = 0
+        while i < len(args):
+            word = args[i]
+            words.append(word)
+            i += 1
+            if word == "--":
+                words.extend(args[i:])
+                break
+            if word in names:
+                end = i
+                while end < len(args) and _is_number(args[end]):
+                    end += 1
+                if end > i:
+                    words.append(" ".join(args[i:end]))
+                    i = end
+        return super().parse_args(ctx, words)
+
+
+@click.group(context_settings=CONTEXT, epilog=_examples(
+    "mcuc compile model.onnx --board stm32f746 --calib calib.npy -o build/model",
+    "mcuc run build/model --input x.npy --output y.npy",
+    "mcuc verify build/model --samples 16",
+    "mcuc COMMAND --help      options and an example of each command"))
+def cli() -> None:
+    """Compile neural networks to int8 C for microcontrollers."""
+
+
+@cli.command("compile", cls=VariadicCommand, epilog=_examples(
+    "mcuc compile model.onnx --board stm32f746 --sram 320k --calib calib.npy -o build/model",
+    "mcuc compile model.onnx --calib images/ --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225 -o build/model",
+    "mcuc compile model.tflite --board qemu-mps3-an547 --schedule auto -o build/tfl"))
+@click.argument("model")
+@click.option("--board", default="host", show_default=True, metavar="BOARD", help="target board (see 'mcuc boards')")
+@click.option("--sram", metavar="SIZE", help="SRAM budget, e.g. 320k, 1M, 327680  [default: the board's SRAM]")
+@click.option("--flash", metavar="SIZE", help="flash budget  [default: the board's flash]")
+@click.option("--calib", metavar="FILE.npy|DIR",
+              help="calibration data: .npy batch in the model's input layout, or image folder")
+@click.option("--mean", type=Floats(), metavar="M [M ...]", help="per-channel mean for image-folder calibration")
+@click.option("--std", type=Floats(), metavar="S [S ...]", help="per-channel std for image-folder calibration")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
+              help="activation range from calibration")
+@click.option("--planner", type=click.Choice(["greedy", "best"]), default="best", show_default=True,
+              help="arena planning strategy")
+@click.option("--schedule", type=SCHEDULES, default="layer", show_default=True,
+              help="layer: op by op; patch: the first ops patch by patch (MCUNetV2); auto: patch only if "
+                   "layer-based does not fit")
+@click.option("--patch-grid", type=int, nargs=2, metavar="R C", help="patch grid  [default: searched]")
+@click.option("--split", type=int, metavar="N", help="the patch stage is the first N ops  [default: searched]")
+@click.option("--max-overhead", type=float, default=0.2, show_default=True, metavar="F",
+              help="largest whole-network MAC overhead a patch schedule may add")
+@click.option("--halo", type=HALOS, default="recompute", show_default=True,
+              help="patch overlaps: recompute (MCUNetV2), cache rows for the patch below, or search both")
+@click.option("--attention-block", default="auto", show_default=True, metavar="auto|whole|R",
+              help="attention: R query rows per block (scores never whole), auto (largest R not raising the "
+                   "peak), or whole (unfused, whole score matrices)")
+@click.option("-o", "--output", default="build/mcuc_out", show_default=True, metavar="OUTDIR",
+              help="output directory")
+@click.option("--no-build", is_flag=True,
+              help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
+def compile_command(model: str, board: str, sram: str | None, flash: str | None, calib: str | None,
+                    mean: list[float] | None, std: list[float] | None, calib_method: str, planner: str,
+                    schedule: str, patch_grid: tuple[int, int] | None, split: int | None, max_overhead: float,
+                    halo: str, attention_block: str, output: str, no_build: bool) -> int:
+    """Compile a model into a C project.
+
+    MODEL is a float or QDQ .onnx file, or a full-integer .tflite file with its own quantization. OUTDIR gets
+    model.c, model.h, weights.c, CMakeLists.txt, report.json and the memory profile; for a firmware board the
+    firmware is also built, measured and checked against the board's flash and RAM.
+    """
+    opts = CompileOptions(board=board, sram=parse_size(sram) if sram else None,
+                          flash=parse_size(flash) if flash else None, calib=calib, mean=mean, std=std,
+                          calib_method=calib_method, planner=planner, schedule=schedule,
+                          patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
+                          attention_block=parse_block(attention_block))
+    compiled = compile_model(model, opts)
+    out = write_project(compiled, output)
+    measured = None if no_build else build_and_measure(out, compiled)
+    print(summary_text(compiled.report))
+    if measured:
+        print(size_summary(measured, compiled.report.as_dict()))
+    write_profiles(compiled.report.as_dict(), out)
+    print(f"wrote {out}/ (model.c, model.h, weights.c, CMakeLists.txt, report.json, report.html, profile.txt)")
+    return 0
+
+
+@cli.command("run", epilog=_examples(
+    "mcuc run build/model --input x.npy --output y.npy",
+    "mcuc run build/model --raw --input xq.npy --output yq.npy",
+    "mcuc run build/m4 --target qemu --board qemu-mps2-an386 --input x.npy --output y.npy --profile"))
+@click.argument("outdir")
+@click.option("--target", type=TARGETS, default="host", show_default=True)
+@click.option("--board", metavar="BOARD",
+              help="QEMU board for --target qemu  [default: the compile board if it is a QEMU board, "
+                   "else qemu-mps2-an386]")
+@click.option("--input", "input_path", required=True, metavar="X.npy",
+              help="input .npy (float32, source layout, batch first)")
+@click.option("--output", "output_path", required=True, metavar="Y.npy",
+              help="output .npy (.npz for several outputs)")
+@click.option("--raw", is_flag=True, help="int8 in and out using the model's quantization")
+@click.option("--profile", is_flag=True,
+              help="with --target qemu: count the instructions of the first sample, total and per op, "
+                   "into report.json (measured.instructions)")
+def run_command(outdir: str, target: str, board: str | None, input_path: str, output_path: str, raw: bool,
+                profile: bool) -> int:
+    """Run a compiled model on the host or an emulator.
+
+    Float32 in and out in the model's own layout (NCHW for ONNX), the first axis the batch; --raw means int8
+    in and out with the model's quantization. Several outputs go to an .npz archive.
+    """
+    if profile and target != "qemu":
+        raise MCUCError("--profile counts instructions under QEMU: use it with --target qemu")
+    g, _ = load_project(outdir)
+    try:
+        x = np.load(input_path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise MCUCError(f"input file '{input_path}' does not exist") from e
+    except Exception as e:
+        raise MCUCError(f"cannot read input '{input_path}' as .npy ({e.__class__.__name__})") from e
+    q = input_samples(g, x, raw)
+    outs = run_samples(Path(outdir), g, {g.inputs[0]: q}, target, board=board)
+    if profile:
+        print(instructions_text(profile_first_sample(Path(outdir), g, q[:1], board)))
+    results = source_outputs(g, outs, raw)
+    if len(results) == 1:
+        np.save(output_path, next(iter(results.values())))
+    else:
+        np.savez(output_path, **results)  # type: ignore[arg-type]
+    log(f"ran {q.shape[0]} samples on {target}; wrote {output_path}")
+    return 0
+
+
+@cli.command("verify", epilog=_examples(
+    "mcuc verify build/model --samples 16",
+    "mcuc verify model.onnx --calib calib.npy",
+    "mcuc verify build/m7 --target qemu --qemu-board qemu-mps2-an500"))
+@click.argument("model", metavar="MODEL|OUTDIR")
+@click.option("--target", type=TARGETS, default="host", show_default=True)
+@click.option("--qemu-board", metavar="BOARD",
+              help="QEMU board for --target qemu  [default: the compile board if it is a QEMU board, "
+                   "else qemu-mps2-an386]")
+@click.option("--samples", type=int, default=16, metavar="N", show_default=True, help="random int8 inputs")
+@click.option("--seed", type=int, default=0, metavar="S", show_default=True, help="seed of the random inputs")
+@click.option("--board", default="host", show_default=True, metavar="BOARD", help="board when compiling a model file")
+@click.option("--calib", metavar="FILE.npy|DIR", help="calibration data when compiling a model file")
+def verify_command(model: str, target: str, qemu_board: str | None, samples: int, seed: int, board: str,
+                   calib: str | None) -> int:
+    """Check the C against the int8 reference, bit for bit.
+
+    MODEL|OUTDIR is a compiled project, or a model file compiled first (with --board and --calib) into a
+    temporary directory. Exits with status 1 if any output element differs.
+    """
+    src = Path(model)
+    with tempfile.TemporaryDirectory() as td:
+        if src.is_dir():
+            outdir = src
+        else:
+            outdir = write_project(compile_model(model, CompileOptions(board=board, calib=calib)),
+                                   str(Path(td) / "project"))
+        g, _ = load_project(str(outdir))
+        log(f"verifying {samples} random inputs on {target} ...")
+        res = verify_project(outdir, g, samples, seed, target, board=qemu_board if target == "qemu" else None)
+    ok = res["mismatched"] == 0
+    print(f"{'PASS' if ok else 'FAIL'}: {res['samples']} samples, {res['elements']} output elements, "
+          f"{res['mismatched']} differ, max |diff| {res['max_lsb']} LSB ({res['where']} vs int8 reference)")
+    return 0 if ok else 1
+
+
+@cli.command("profile", epilog=_examples(
+    "mcuc profile build/model",
+    "mcuc profile build/model --format html -o profile.html",
+    "mcuc profile model.onnx --calib calib.npy --schedule auto --format json"))
+@click.argument("model", metavar="MODEL|OUTDIR")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True,
+              help="output format")
+@click.option("-o", "--output", metavar="FILE", help="write to this file instead of standard output")
+@click.option("--board", default="host", show_default=True, metavar="BOARD", help="board when compiling a model file")
+@click.option("--calib", metavar="FILE.npy|DIR", help="calibration data when compiling a model file")
+@click.option("--schedule", type=SCHEDULES, default="layer", show_default=True,
+              help="schedule when compiling a model file")
+def profile_command(model: str, fmt: str, output: str | None, board: str, calib: str | None, schedule: str) -> int:
+    """Memory profile: per-op table, JSON, or an HTML page.
+
+    Of a compiled OUTDIR, or of a model file compiled first (with --board, --calib and --schedule) into a
+    temporary directory.
+    """
+    src = Path(model)
+    if src.is_dir():
+        if not (src / REPORT_FILE).exists():
+            raise MCUCError(f"'{src}' is not a compiled mcuc project (no report.json); run 'mcuc compile' first")
+        report = read_report(src)
+        if "buffers" not in report:
+            raise MCUCError(f"'{src / REPORT_FILE}' was written by an older mcuc (no buffer layout); "
+                            "compile the model again")
+    else:
+        compiled = compile_model(model, CompileOptions(board=board, calib=calib, schedule=schedule))
+        with tempfile.TemporaryDirectory() as td:
+            write_project(compiled, str(Path(td) / "project"))
+        report = compiled.report.as_dict()
+    text = render(report, fmt)
+    if output:
+        Path(output).write_text(text)
+        log(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@cli.command("search", epilog=_examples(
+    "mcuc search model.onnx --sram 256k --calib calib.npy",
+    "mcuc search model.tflite --max-overhead 0.3 --halo cache --all"))
+@click.argument("model")
+@click.option("--sram", metavar="SIZE", help="SRAM budget: choose the least MAC overhead that fits")
+@click.option("--max-overhead", type=float, default=0.2, show_default=True, metavar="F",
+              help="largest whole-network MAC overhead")
+@click.option("--calib", metavar="FILE.npy|DIR", help="calibration data (as for compile)")
+@click.option("--all", "show_all", is_flag=True, help="print every candidate, not only the Pareto front")
+@click.option("--halo", type=HALOS, default="auto", show_default=True,
+              help="patch overlaps to consider: recompute, cache, or both (auto)")
+def search_command(model: str, sram: str | None, max_overhead: float, calib: str | None, show_all: bool,
+                   halo: str) -> int:
+    """Search schedules; print the Pareto table of SRAM vs MACs.
+
+    Plans the layer-based and every patch-based schedule (split x grid x planner x halo) of the int8 graph
+    that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least MAC
+    overhead that fits, else the lowest peak within --max-overhead.
+    """
+    budget = parse_size(sram) if sram else None
+    qg, _ = quantized_graph(model, CompileOptions(calib=calib))
+    log("searching layer-based and patch-based schedules ...")
+    halos = ("recompute", "cache") if halo == "auto" else (halo,)
+    cands = enumerate_candidates(qg, max_overhead=max_overhead, halos=halos,
+                                 progress=Progress("  planned patch schedules"))
+    try:
+        chosen = choose(cands, max_overhead, budget)
+    except MCUCError:
+        print(pareto_table(cands))
+        raise
+    if show_all:
+        front = set(map(id, pareto(cands)))
+        for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead)):
+            print(f"{'*' if id(c) in front else ' '} {c.label():<32} {c.strategy:<6} arena {c.arena_bytes:>10,} B  "
+                  f"MACs {c.mac_overhead:+.1%}")
+    print(pareto_table(cands, chosen))
+    flags = "--schedule layer" if chosen.kind == "layer" else (
+        f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
+    print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
+          f"+{chosen.mac_overhead:.1%} MACs; compile with {flags}")
+    return 0
+
+
+@cli.command("boards", epilog=_examples("mcuc boards"))
+def boards_command() -> int:
+    """List the supported boards with core, SRAM and flash."""
+    print(f"{'board':<18} {'core':<12} {'SRAM':>10} {'flash':>10}  description")
+    for b in list_boards():
+        print(f"{b.name:<18} {b.core:<12} {b.sram_bytes // 1024:>8}K {b.flash_bytes // 1024:>8}K  {b.description}")
+    return 0
+
+
+@cli.command("zoo", epilog=_examples(
+    "mcuc zoo",
+    "mcuc zoo mobilenetv2 --width 0.35 --resolution 144 -o mbv2.onnx --qdq"))
+@click.argument("name", required=False)
+@click.option("-o", "--output", metavar="OUT.onnx", help="output .onnx path")
+@click.option("--resolution", type=int, metavar="R", help="input resolution override")
+@click.option("--width", type=float, metavar="W", help="width multiplier override (MobileNetV2)")
+@click.option("--qdq", is_flag=True, help="also quantize with onnxruntime (QDQ format)")
+def zoo_command(name: str | None, output: str | None, resolution: int | None, width: float | None,
+                qdq: bool) -> int:
+    """Export a zoo model to ONNX, or list the zoo.
+
+    Without NAME, prints the names of the zoo's models. Needs PyTorch.
+    """
+    try:  # the zoo is PyTorch code: imported only here, so the rest of the CLI works without it
+        from mcuc import zoo
+        from mcuc.zoo.export import export_onnx, export_qdq
+    except ImportError as e:
+        raise MCUCError(f"the model zoo needs PyTorch ({e.name} is missing): pip install -e '.[dev]'") from e
+
+    if not name:
+        for zoo_name in zoo.ZOO:
+            print(zoo_name)
+        return 0
+    if name not in zoo.ZOO:
+        raise MCUCError(f"unknown zoo model '{name}': choose one of {', '.join(zoo.ZOO)}")
+    if not output:
+        raise MCUCError("mcuc zoo NAME needs -o OUT.onnx")
+    overrides: dict[str, Any] = {}
+    if resolution:
+        overrides["resolution"] = resolution
+    if width:
+        overrides["width"] = width
+    try:
+        model, shape = zoo.build(name, **overrides)
+    except (TypeError, ValueError) as e:
+        raise MCUCError(f"zoo model '{name}' does not take {', '.join(f'--{k}' for k in overrides)}: {e}") from e
+    export_onnx(model, shape, output)
+    if qdq:
+        rng = np.random.default_rng(0)
+        qdq_path = str(Path(output).with_suffix("")) + ".qdq.onnx"
+        export_qdq(output, qdq_path, [rng.standard_normal(shape).astype(np.float32) for _ in range(8)])
+        print(f"wrote {qdq_path}")
+    print(f"wrote {output} (input {list(shape)})")
+    return 0
+
+
+@cli.command("redistribute", epilog=_examples(
+    "mcuc redistribute --base mcunet-vww1 -o build/vww1-rd",
+    "mcuc redistribute --base mobilenetv2 --mac-budget 300M --resolution 160 --rounds 3 -o build/mbv2-rd"))
+@click.option("--base", type=click.Choice(["mobilenetv2", "mcunet-vww1"]), required=True,
+              help="base configuration")
+@click.option("--mac-budget", metavar="M", help="largest model MACs, e.g. 300M  [default: the base's MACs x "
+                                                "(1 + slack)]")
+@click.option("--slack", type=float, default=0.0, show_default=True, metavar="F", help="MAC budget slack over the base")
+@click.option("--resolution", type=int, metavar="R", help="input resolution override")
+@click.option("--rounds", type=int, default=2, show_default=True, metavar="N", help="greedy search rounds")
+@click.option("-o", "--output", required=True, metavar="DIR",
+              help="directory for config.json, model.pt and model.onnx")
+def redistribute_command(base: str, mac_budget: str | None, slack: float, resolution: int | None, rounds: int,
+                         output: str) -> int:
+    """Redistribute receptive fields for low patch-based SRAM.
+
+    Searches per-block kernel size, expand ratio and patch-stage depth under a MAC budget; writes the chosen
+    config, PyTorch weights and ONNX model. Needs PyTorch.
+    """
+    budget = int(parse_count(mac_budget)) if mac_budget else None
+    try:  # PyTorch code, as the zoo
+        from mcuc.search.redistribution import BASES, describe_blocks, search, write_result
+    except ImportError as e:
+        raise MCUCError(f"redistribute needs PyTorch ({e.name} is missing): pip install -e '.[dev]'") from e
+
+    config, split_block = BASES[base]
+    if resolution:
+        config = replace(config, resolution=resolution)
+    res = search(config, split_block, mac_budget=budget, slack=slack, rounds=rounds, progress=log)
+    out = write_result(res, output)
+    for label, ev in (("base", res.base), ("chosen", res.best)):
+        print(f"{label}: {describe_blocks(ev.config)}\n  patch split {ev.split_op} grid {ev.grid[0]}x{ev.grid[1]}: "
+              f"peak {ev.arena:,} B (layer-based {ev.layer_arena:,} B), MACs {ev.macs:,} (budget {res.budget:,}), "
+              f"overhead {ev.overhead:+.1%} network / {ev.stage_overhead:+.1%} patch stage")
+    print(f"wrote {out / 'config.json'}, {out / 'model.pt'}, {out / 'model.onnx'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Run one mcuc command (arguments from ``argv``, else the process's); return its exit status."""
     try:
-        from mcuc import commands
-
-        return int(getattr(commands, f"cmd_{args.cmd}")(args) or 0)
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="mcuc", standalone_mode=False)
     except MCUCError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):
         print("error: interrupted", file=sys.stderr)
         return 130
+    except click.ClickException as e:  # usage errors: click's message, status 2
+        e.show()
+        return e.exit_code
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuc.commands import run_samples
 from mcuc.model_io import dequantize_output, quantize_input, to_graph_layout
 from mcuc.project import load_project
 from mcuc.report import summary_text
+from mcuc.runner import run_samples
 
 DATA = Path(__file__).resolve().parent / "zoo" / "data"
 

@@ -14,6 +14,11 @@ COARSE_MIN_TOTAL = 32
 REDRAW_S = 0.2
 
 
+def log(msg: str) -> None:
+    """One line of progress or notes on stderr (standard output stays for results)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 class Progress:
     """Callable progress(done, total) printing ``label done/total`` to ``stream``."""
 

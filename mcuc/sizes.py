@@ -1,4 +1,4 @@
-"""Parsing of byte sizes given on the command line ('320k', '1M', '327680')."""
+"""Parsing of byte sizes ('320k', '1M', '327680') and counts ('300M' MACs) given on the command line."""
 from __future__ import annotations
 
 import re
@@ -19,3 +19,13 @@ def parse_size(text: str) -> int:
         raise MCUCError(f"bad size '{text}': must be a positive whole number of bytes")
     return int(value)
 
+
+
+def parse_count(text: str) -> float:
+    """A count with a decimal suffix: '300M', '1.2G', '5e6' -> a number (k = 1000, unlike sizes)."""
+    t = text.strip().upper()
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(t[-1:], 1.0)
+    try:
+        return float(t[:-1] if scale != 1.0 else t) * scale
+    except ValueError as e:
+        raise MCUCError(f"bad MAC count {text!r}: use e.g. 300M") from e

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mcuc.commands import verify_project
 from mcuc.compiler import Compiled, CompileOptions, compile_model
 from mcuc.errors import MCUCError
 from mcuc.execute import run_int8
@@ -21,6 +20,7 @@ from mcuc.project import write_project
 from mcuc.reference.attention import attention_s8, prepare_attention
 from mcuc.reference.softmax import prepare_softmax, softmax_s8
 from mcuc.reference.transformer import batch_matmul_s8, prepare_batch_matmul
+from mcuc.runner import verify_project
 from tests.cbuild import build_shared
 
 I32 = ctypes.c_int32

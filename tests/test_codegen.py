@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from mcuc.boards import load_board
-from mcuc.commands import verify_project
 from mcuc.compiler import CompileOptions, assemble
 from mcuc.memory import plan_memory
 from mcuc.ops import verify
 from mcuc.project import write_project
+from mcuc.runner import verify_project
 from mcuc.schedule.base import layer_schedule
 from tests.int8_graphs import all_ops_graph
 

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from mcuc.commands import verify_project
 from mcuc.compiler import CompileOptions, compile_model
 from mcuc.project import write_project
+from mcuc.runner import verify_project
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,

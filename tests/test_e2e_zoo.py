@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcuc.commands import verify_project
 from mcuc.compiler import CompileOptions, compile_model
 from mcuc.project import write_project
+from mcuc.runner import verify_project
 
 pytest.importorskip("torch")
 

@@ -10,7 +10,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from mcuc.commands import verify_project
 from mcuc.compiler import CompileOptions, compile_model
 from mcuc.errors import MCUCError
 from mcuc.execute import run_float, run_int8
@@ -19,6 +18,7 @@ from mcuc.model_io import dequantize_output, quantize_input, to_graph_layout
 from mcuc.ops import verify
 from mcuc.passes.pipeline import float_pipeline
 from mcuc.project import write_project
+from mcuc.runner import verify_project
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

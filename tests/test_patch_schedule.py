@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from mcuc.boards import load_board
-from mcuc.commands import verify_project
 from mcuc.compiler import CompileOptions, assemble
 from mcuc.errors import MCUCError
 from mcuc.execute import run_int8, run_schedule
@@ -17,6 +16,7 @@ from mcuc.ir import Graph, QuantParams
 from mcuc.memory import plan_memory
 from mcuc.ops import node_macs, verify
 from mcuc.project import write_project
+from mcuc.runner import verify_project
 from mcuc.schedule.patch import (
     Window,
     build_schedule,
