@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mcuc.errors import MCUCError
 
@@ -43,10 +44,6 @@ def load_calibration(path: str | None, input_shape: tuple[int, ...], *, mean: li
 
 
 def _load_image_folder(folder: Path, sample_shape: tuple[int, ...], mean, std) -> np.ndarray:
-    try:
-        from PIL import Image
-    except ImportError as e:
-        raise MCUCError("reading an image folder needs Pillow: pip install pillow (or pass a .npy batch)") from e
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise MCUCError(f"calibration folder '{folder}' has no images ({', '.join(IMAGE_SUFFIXES)})")

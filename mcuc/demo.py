@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuc.boards import load_board
 from mcuc.model_io import dequantize_output, quantize_input, to_graph_layout
 from mcuc.project import load_project
 from mcuc.report import summary_text
@@ -22,8 +23,6 @@ def main(outdir: str) -> int:
     x, labels = samples["images"].astype(np.float32), samples["labels"]
     name = g.inputs[0]
     q = quantize_input(g, name, to_graph_layout(g, name, x))
-    from mcuc.boards import load_board
-
     board = load_board(str(report["board"]))
     target = "qemu" if board.kind == "qemu" else "host"
     out = run_samples(Path(outdir), g, {name: q}, target, board=board.name if target == "qemu" else None)

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mcuc.codegen import emit_project
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
 from mcuc.report import REPORT_FILE, read_report, write_report
@@ -19,8 +20,6 @@ def write_project(compiled, outdir: str) -> Path:
     A failure part-way leaves no half-written OUTDIR behind; an existing OUTDIR is replaced
     only once the new one is complete.
     """
-    from mcuc.codegen import emit_project
-
     out = Path(outdir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from mcuc.errors import MCUCError
+from mcuc.frontend.tflite import _act_range, _same_padding
 from mcuc.ir import Graph, Node, QuantParams
 from mcuc.reference import tflite as rtfl
+from mcuc.reference.transformer import prepare_mean
 
 _TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int8": 9, "int16": 7}
 
@@ -30,8 +32,6 @@ class ExportResult:
 
 def _fused(act_min: int, act_max: int, q: QuantParams) -> int | None:
     """The TFLite fused activation whose int8 clamp equals [act_min, act_max], or None."""
-    from mcuc.frontend.tflite import _act_range
-
     for code in (0, 1, 3, 2):
         if _act_range(code, q) == (act_min, act_max):
             return code
@@ -41,8 +41,6 @@ def _fused(act_min: int, act_max: int, q: QuantParams) -> int | None:
 def _pads_mode(size: tuple[int, int], k: tuple[int, int], s: tuple[int, int], d: tuple[int, int],
                pads: tuple[int, int, int, int]) -> int | None:
     """0 (SAME) or 1 (VALID) when TFLite's padding rule gives exactly ``pads`` (t, l, b, r), else None."""
-    from mcuc.frontend.tflite import _same_padding
-
     if tuple(pads) == (0, 0, 0, 0):
         return 1
     (t, b), (left, r) = _same_padding(size[0], k[0], s[0], d[0], 0), _same_padding(size[1], k[1], s[1], d[1], 0)
@@ -293,8 +291,6 @@ class _Writer:
         assert xq is not None and yq is not None
         axes = tuple(n.attrs["axes"])
         if "tflite_mult" not in n.attrs:
-            from mcuc.reference.transformer import prepare_mean
-
             count = int(np.prod([self.g.tensors[x].shape[a] for a in axes]))
             ours = prepare_mean(tuple(self.g.tensors[x].shape), axes, xq.s, xq.zp, yq.s, yq.zp)
             if (ours.mult, ours.shift) != rtfl.tflite_mean_multiplier(xq.s, yq.s, count):

@@ -9,8 +9,8 @@ import pytest
 
 from mcuc.boards import load_board
 from mcuc.cli import main
+from mcuc.targets.build import have_arm_toolchain
 from mcuc.targets.elfsize import elf_sizes, fit_problems
-from mcuc.targets.qemu import have_arm_toolchain
 from tests.onnx_models import conv_model
 
 pytestmark = pytest.mark.skipif(not have_arm_toolchain(), reason="needs arm-none-eabi-gcc and cmake")

@@ -163,7 +163,8 @@ def test_measured_stack_within_reserved(tiny_project: Path, board: str) -> None:
     from mcuc.codegen.firmware import firmware_config
     from mcuc.execute import run_int8
     from mcuc.project import load_project
-    from mcuc.targets.qemu import firmware_build_dir, run_qemu_checked
+    from mcuc.targets.build import firmware_build_dir
+    from mcuc.targets.qemu import run_qemu_checked
 
     x, out_bytes = _samples(tiny_project, 2)
     y, mc = run_qemu_checked(tiny_project, board, x, out_bytes)

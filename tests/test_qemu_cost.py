@@ -11,8 +11,9 @@ import pytest
 from mcuc.cli import main
 from mcuc.ops import lower
 from mcuc.project import load_project
+from mcuc.targets.build import have_arm_toolchain
 from mcuc.targets.cost import count_instructions, marked_ops
-from mcuc.targets.qemu import have_arm_toolchain, profile_qemu
+from mcuc.targets.qemu import profile_qemu
 from tests.onnx_models import conv_model
 
 pytestmark = pytest.mark.skipif(not have_arm_toolchain() or shutil.which("qemu-system-arm") is None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcuc.boards import BOARDS_DIR, Board
+from mcuc.codegen.render import HEADER, environment
 from mcuc.errors import MCUCError
 
 COMMON_FILES = ("startup.c", "sections.ld", "firmware.cmake", "flash.cmake")
@@ -80,8 +81,6 @@ def emit_firmware_support(outdir: Path, boards: Sequence[Board]) -> list[Path]:
     Idempotent: calling it again (e.g. for another QEMU board after compile) only adds or refreshes
     files under OUTDIR/boards/.
     """
-    from mcuc.codegen import HEADER, environment
-
     outdir = Path(outdir)
     common = outdir / "boards" / "common"
     common.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnx.numpy_helper as nph
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, QuantParams, Tensor
@@ -34,8 +36,6 @@ _ONNX_FLOAT = 1
 
 def load_onnx(path: str) -> Graph:
     """Read ``path`` and return a float Graph (layout NCHW, batch 1, shapes filled)."""
-    import onnx
-
     p = Path(path)
     if not p.exists():
         raise MCUCError(f"model file '{path}' does not exist")
@@ -63,8 +63,6 @@ def load_onnx(path: str) -> Graph:
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    import onnx
-
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -145,8 +143,6 @@ def _resolve_reshape(src: tuple[int, ...], spec: list[int], name: str) -> tuple[
 
 
 def _onnx_dtype(code: int) -> np.dtype:
-    import onnx
-
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
 
 
@@ -154,8 +150,6 @@ def _tensor_value(v: Any) -> np.ndarray:
     """An attribute's tensor value (a TensorProto from onnx.helper, or already an array) as numpy."""
     if isinstance(v, np.ndarray):
         return v
-    import onnx.numpy_helper as nph
-
     return np.asarray(nph.to_array(v))
 
 
@@ -205,8 +199,6 @@ class _Importer:
     """One conversion: walks the (topologically ordered) ONNX nodes once."""
 
     def __init__(self, model: Any) -> None:
-        import onnx.numpy_helper as nph
-
         self.model = model
         self.g = Graph(layout="NCHW")
         self.consts: dict[str, np.ndarray] = {i.name: nph.to_array(i) for i in model.graph.initializer}
@@ -362,8 +354,6 @@ class _Importer:
                         f"supported ops: {', '.join(SUPPORTED_OPS)}")
 
     def constant_value(self, node: Any, a: dict[str, Any]) -> np.ndarray:
-        import onnx.numpy_helper as nph
-
         if "value" in a:
             return nph.to_array(a["value"])
         for key, dt in (("value_float", np.float32), ("value_int", np.int64)):

@@ -8,50 +8,16 @@ float function; ops that only move data keep their input's parameters, as TFLite
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from mcuc.errors import MCUCError
-from mcuc.ir import Graph, Node, QuantParams, Tensor
-from mcuc.quant import activation_range, choose_qparams, quantize_array
+from mcuc.ir import Node, QuantParams, Tensor
+from mcuc.ops.base import QuantContext
+from mcuc.quant import activation_range
 from mcuc.reference.elementwise import make_lut
 
 SOFTMAX_QUANT = QuantParams(np.array([1.0 / 256.0]), np.array([-128]))
-
-
-@dataclass
-class QuantContext:
-    """One quantization: the float graph read, the int8 graph written, and the parameters chosen so far."""
-
-    src: Graph
-    out: Graph
-    qp: dict[str, QuantParams]
-    observed: Callable[[str], tuple[float, float]]  # calibrated (min, max) of a float activation
-
-    def act_quant(self, name: str) -> QuantParams:
-        """The model's own parameters of an activation (QDQ), else ones chosen from its calibrated range."""
-        t = self.src.tensors[name]
-        if t.quant is not None:
-            return t.quant
-        s, zp = choose_qparams(*self.observed(name))
-        return QuantParams(np.array([s]), np.array([zp]))
-
-    def output(self, name: str, q: QuantParams) -> None:
-        """Declare int8 activation ``name`` of the output graph with parameters ``q``."""
-        self.qp[name] = q
-        self.out.add_tensor(Tensor(name, self.src.tensors[name].shape, "int8", q))
-
-    def emit(self, op: str, name: str, inputs: list[str], outputs: list[str], attrs: dict) -> None:
-        self.out.nodes.append(Node(op, name, inputs, outputs, attrs))
-
-    def const_operand(self, name: str) -> str:
-        """A float constant operand of an int8 op, quantized per tensor over its own range."""
-        data = self.src.tensors[name].data
-        if data is None:
-            return name
-        s, zp = choose_qparams(float(data.min()), float(data.max()))
-        return self.out.const(name + "_q", quantize_array(data, s, zp), QuantParams(np.array([s]), np.array([zp])))
 
 
 def set_act_range(attrs: dict, yq: QuantParams) -> None:

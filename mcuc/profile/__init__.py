@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mcuc.profile.html import render_html
-from mcuc.profile.text import render_text
+from mcuc.profile.text import peak_index, render_text
 
 FORMATS = ("text", "json", "html")
 PROFILE_TEXT_FILE = "profile.txt"
@@ -27,12 +27,6 @@ def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "html":
         return render_html(report)
     raise ValueError(f"unknown profile format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def peak_index(report: dict[str, Any]) -> int:
-    """Index of the op with the most live bytes (the first such op)."""
-    ops = report["ops"]
-    return max(range(len(ops)), key=lambda i: (ops[i]["live_bytes"], -i)) if ops else -1
 
 
 def write_profiles(report: dict[str, Any], outdir: Path) -> list[Path]:

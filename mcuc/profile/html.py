@@ -11,6 +11,8 @@ import math
 from html import escape
 from typing import Any
 
+from mcuc.profile.text import peak_index
+
 WIDTH = 1100
 LEFT, RIGHT, TOP, BOTTOM = 78, 16, 18, 40
 CSS = """
@@ -155,8 +157,6 @@ def memory_chart(rep: dict[str, Any]) -> str:
         body.append(f'<line x1="{LEFT}" x2="{LEFT + ax.pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="{col}" '
                     f'stroke-dasharray="6 4"/><text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" '
                     f'fill="{col}">{label}</text>')
-    from mcuc.profile import peak_index
-
     p = peak_index(rep)
     if p >= 0:
         px, py = ax.x(xs[p]), ax.y(chosen[p])
@@ -193,8 +193,6 @@ def layout_chart(rep: dict[str, Any]) -> str:
         if x1 - x0 > 70 and y1 - y0 > 12:
             label = escape(b["name"].split("/")[-1][:24] if "/" in b["name"] else b["name"][:24])
             body.append(f'<text x="{x0 + 3:.1f}" y="{y1 - 3:.1f}" font-size="10">{label}</text>')
-    from mcuc.profile import peak_index
-
     p = peak_index(rep)
     if p >= 0:
         x = ax.x(p + 0.5)
@@ -274,8 +272,6 @@ def _summary(rep: dict[str, Any]) -> str:
 
 
 def _op_table(rep: dict[str, Any]) -> str:
-    from mcuc.profile import peak_index
-
     p = peak_index(rep)
     head = ("<tr><th>#</th><th class=l>name</th><th class=l>type</th><th class=l>output</th><th>MACs</th>"
             "<th>live B</th><th>arena top B</th><th>scratch B</th><th>weights B</th><th>live</th>"

@@ -7,6 +7,12 @@ NAME_WIDTH = 40
 TENSORS_WIDTH = 48
 
 
+def peak_index(report: dict[str, Any]) -> int:
+    """Index of the op with the most live bytes (the first such op)."""
+    ops = report["ops"]
+    return max(range(len(ops)), key=lambda i: (ops[i]["live_bytes"], -i)) if ops else -1
+
+
 def _clip(s: str, width: int) -> str:
     return s if len(s) <= width else "…" + s[-(width - 1):]
 
@@ -23,8 +29,6 @@ def _shape(shape: list[int]) -> str:
 
 def render_text(rep: dict[str, Any]) -> str:
     """Header lines (board, budget, arena, peak), then the op table; '*' marks the peak op, 'P' a patch-stage op."""
-    from mcuc.profile import peak_index
-
     ops = rep["ops"]
     peak = peak_index(rep)
     sched = rep.get("schedule", {"kind": "layer"})

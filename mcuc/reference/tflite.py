@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuc.quant import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, rounding_divide_by_pot
+from mcuc.quant import (
+    INT32_MAX,
+    INT32_MIN,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+)
+from mcuc.reference.elementwise import AddParams
 
 I64 = np.int64
 
@@ -185,8 +192,6 @@ def _sat_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
 
 
 def _int16_multiplier(real: float) -> tuple[int, int]:
-    from mcuc.quant import quantize_multiplier
-
     m32, exp = quantize_multiplier(real)
     if m32 >= INT32_MAX - (1 << 15):
         return 32767, exp
@@ -267,8 +272,6 @@ def _inv_sqrt_multiplier(value: int) -> tuple[int, int]:
 
 def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
     """int8[256] of TFLM's int8 RSQRT (inputs below the zero point, which TFLM rejects, give 127)."""
-    from mcuc.quant import quantize_multiplier
-
     f32 = np.float32
     mult, shift = quantize_multiplier(1.0 / float(f32(np.sqrt(f32(in_scale))) * f32(out_scale)))
     out = []
@@ -287,9 +290,6 @@ def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> n
 def prepare_squared_difference(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
                                act_min: int = -128, act_max: int = 127):
     """TFLM SQUARED_DIFFERENCE int8 preparation (left shift 7), as the add kernel's parameter struct."""
-    from mcuc.quant import quantize_multiplier
-    from mcuc.reference.elementwise import AddParams
-
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = quantize_multiplier(s1 / twice_max)
     m2, sh2 = quantize_multiplier(s2 / twice_max)
@@ -309,8 +309,6 @@ def squared_difference_s8(in1: np.ndarray, in2: np.ndarray, p) -> np.ndarray:
 
 def tflite_mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
     """TFLM QuantizedMeanOrSum: QuantizeMultiplier(s_in / s_out), then fold 1/count in by an integer division."""
-    from mcuc.quant import quantize_multiplier
-
     mult, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
     s = int(count).bit_length() - 1
     s = min(s, 32, 31 + shift)
@@ -337,8 +335,6 @@ class SoftmaxTfliteParams:
 
 def prepare_softmax_tflite(shape: tuple[int, ...], in_scale: float, beta: float = 1.0) -> SoftmaxTfliteParams:
     """TFLite PreprocessSoftmaxScaling + CalculateInputRadius for int8 input with 5 integer bits."""
-    from mcuc.quant import quantize_multiplier
-
     real = min(float(beta) * float(np.float32(in_scale)) * (1 << (31 - SCALED_DIFF_INT_BITS)), (1 << 31) - 1.0)
     mult, shift = quantize_multiplier(real)
     if shift < 0:

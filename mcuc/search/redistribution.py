@@ -27,6 +27,11 @@ from typing import Any
 
 import torch
 
+from mcuc.compiler import CompileOptions, compile_model
+from mcuc.ops import node_macs
+from mcuc.schedule.search import enumerate_candidates, layer_candidate
+from mcuc.zoo import randomize_bn_statistics
+from mcuc.zoo.export import export_onnx
 from mcuc.zoo.mcunet import MCUNET_VWW1, MBBlock, MCUNet, MCUNetConfig, _stage
 
 __all__ = [
@@ -146,8 +151,6 @@ def config_from_json(d: dict[str, Any]) -> MCUNetConfig:
 
 def build_model(cfg: MCUNetConfig, seed: int = 0) -> torch.nn.Module:
     """Seeded model in eval mode with non-trivial BN statistics (as the zoo builds)."""
-    from mcuc.zoo import randomize_bn_statistics
-
     torch.manual_seed(seed)
     model = MCUNet(cfg)
     randomize_bn_statistics(model, (1, cfg.in_channels, cfg.resolution, cfg.resolution), seed=seed)
@@ -171,11 +174,6 @@ def evaluate(cfg: MCUNetConfig, patch_blocks: int, r: Redistribution,
     The patch stage is the stem, the depthwise-separable block and ``patch_blocks`` MB blocks; among the
     grids whose whole-network overhead is within ``max_overhead`` the lowest arena wins (ties: less overhead).
     """
-    from mcuc.compiler import CompileOptions, compile_model
-    from mcuc.ops import node_macs
-    from mcuc.schedule.search import enumerate_candidates, layer_candidate
-    from mcuc.zoo.export import export_onnx
-
     model = build_model(cfg)
     with tempfile.TemporaryDirectory(prefix="mcuc-redist-") as td:
         path = export_onnx(model, (1, cfg.in_channels, cfg.resolution, cfg.resolution), Path(td) / "m.onnx")
@@ -269,8 +267,6 @@ def search(base: MCUNetConfig, split_block: int, mac_budget: int | None = None, 
 
 def write_result(res: SearchResult, out_dir: str | Path) -> Path:
     """config.json (chosen config + numbers + base numbers), model.pt (state dict), model.onnx."""
-    from mcuc.zoo.export import export_onnx
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = res.best.config

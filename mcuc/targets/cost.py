@@ -14,6 +14,7 @@ import numpy as np
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
 from mcuc.report import merge_measured, read_report
+from mcuc.targets.qemu import profile_qemu
 
 # model.c names each op in a comment right before its profile mark:
 #     /* 12: /features/features.4/conv/Conv (conv2d) -> 1x8x8x48 */
@@ -44,8 +45,6 @@ def count_instructions(outdir: Path, g: Graph, board: str, sample: np.ndarray) -
     Returns {"board", "total", "macs", "per_mac", "overhead", "per_op": [{index, name, op, macs,
     instructions, per_mac}]}; total == overhead + sum of the per-op instructions.
     """
-    from mcuc.targets.qemu import profile_qemu
-
     ops = marked_ops(outdir)
     report_ops = read_report(outdir)["ops"]
     out_bytes = sum(g.tensors[n].nbytes for n in g.outputs)

@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from elftools.elf.elffile import ELFFile
+
 from mcuc.boards import Board
 from mcuc.errors import MCUCError
+from mcuc.targets.build import build_firmware
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -57,11 +60,6 @@ def _region_of(board: Board, addr: int) -> str | None:
 
 def elf_sizes(elf_path: Path, board: Board) -> ElfSizes:
     """Measure ``elf_path`` (an mcuc firmware for ``board``)."""
-    try:
-        from elftools.elf.elffile import ELFFile
-    except ImportError as e:
-        raise MCUCError("measuring firmware size needs pyelftools: pip install pyelftools") from e
-
     text = data = bss = 0
     regions = {str(r["name"]): 0 for r in board.extra.get("sram", [])}
     with open(elf_path, "rb") as f:
@@ -95,8 +93,6 @@ def elf_sizes(elf_path: Path, board: Board) -> ElfSizes:
 
 def symbol_range(elf_path: Path, name: str) -> tuple[int, int]:
     """[start, end) address of function ``name`` in ``elf_path`` (Thumb bit cleared)."""
-    from elftools.elf.elffile import ELFFile
-
     with open(elf_path, "rb") as f:
         syms = _symbols(ELFFile(f))
     if name not in syms:
@@ -143,8 +139,6 @@ def measure_firmware(outdir: Path, board: Board, weights_bytes: int) -> dict[str
     When the linker rejects an image that overflows the board, the image is linked again without the
     check (build-<board>-unchecked) so that the error can say by how much it does not fit.
     """
-    from mcuc.targets.qemu import build_firmware
-
     outdir = Path(outdir).resolve()
     try:
         elf = build_firmware(outdir, board)

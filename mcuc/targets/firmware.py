@@ -11,8 +11,8 @@ from mcuc.codegen.firmware import FIRMWARE_KINDS
 from mcuc.compiler import Compiled
 from mcuc.progress import log
 from mcuc.report import write_report
+from mcuc.targets.build import have_arm_toolchain
 from mcuc.targets.elfsize import measure_firmware
-from mcuc.targets.qemu import have_arm_toolchain
 
 
 def build_and_measure(outdir: Path, compiled: Compiled,

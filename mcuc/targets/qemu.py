@@ -15,59 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from mcuc.boards import Board, load_board
-from mcuc.codegen.firmware import emit_firmware_support, toolchain_file
+from mcuc.boards import Board
 from mcuc.errors import MCUCError
+from mcuc.targets.build import board_of, build_firmware
+from mcuc.targets.elfsize import symbol_range
 from mcuc.targets.host import _run
 
 QEMU = "qemu-system-arm"
 DEFAULT_TIMEOUT_S = 120.0
 
 
-def _board(board: Board | str) -> Board:
-    return load_board(board) if isinstance(board, str) else board
-
-
-def have_arm_toolchain() -> bool:
-    """True when cmake and arm-none-eabi-gcc are installed (firmware can be built)."""
-    return all(shutil.which(t) is not None for t in ("cmake", "arm-none-eabi-gcc"))
-
-
-def firmware_build_dir(outdir: Path, board: Board, profile: bool = False, unchecked: bool = False) -> Path:
-    """OUTDIR/build-<board>, with -profile (profile marks) or -unchecked (link kept when too big) variants."""
-    suffix = ("-profile" if profile else "") + ("-unchecked" if unchecked else "")
-    return Path(outdir) / f"build-{board.name}{suffix}"
-
-
-def build_firmware(outdir: Path, board: Board | str, profile: bool = False, unchecked: bool = False) -> Path:
-    """Configure and build OUTDIR as firmware for ``board`` in OUTDIR/build-<board>; return the ELF.
-
-    Board files and the toolchain file are added to OUTDIR first if the compile did not write them.
-    ``profile`` builds with profile marks around every op (see profile_qemu); ``unchecked`` keeps the
-    ELF even when it overflows the board's memories, so that its size can be measured.
-    """
-    b = _board(board)
-    outdir = Path(outdir).resolve()
-    for tool in ("cmake", "arm-none-eabi-gcc"):
-        if shutil.which(tool) is None:
-            raise MCUCError(f"building firmware for '{b.name}' needs '{tool}', which is not installed: "
-                            "apt-get install --no-install-recommends cmake gcc-arm-none-eabi "
-                            "libnewlib-arm-none-eabi (or run 'make sysdeps')")
-    emit_firmware_support(outdir, [b])
-    bdir = firmware_build_dir(outdir, b, profile, unchecked)
-    _run(["cmake", "-S", str(outdir), "-B", str(bdir), "-DCMAKE_BUILD_TYPE=Release",
-          f"-DCMAKE_TOOLCHAIN_FILE={toolchain_file(outdir, b)}", f"-DMCUC_PROFILE={'ON' if profile else 'OFF'}",
-          f"-DMCUC_LINK_UNCHECKED={'ON' if unchecked else 'OFF'}"], f"cmake configure for board {b.name}")
-    _run(["cmake", "--build", str(bdir), "-j", "2"], f"firmware build for board {b.name}")
-    elf = bdir / "mcuc_firmware.elf"
-    if not elf.exists():
-        raise MCUCError(f"firmware build for board {b.name} produced no ELF at {elf}")
-    return elf
-
-
 def build_qemu(outdir: Path, board: Board | str) -> Path:
     """Build the firmware of QEMU board ``board`` (kind: qemu); return the ELF path."""
-    b = _board(board)
+    b = board_of(board)
     if b.kind != "qemu":
         raise MCUCError(f"board '{b.name}' does not run under QEMU (kind: {b.kind}); choose a qemu-* board "
                         "(see 'mcuc boards')")
@@ -143,7 +103,7 @@ def _run_elf_checked(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, t
 def run_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: int,
              timeout_s: float = DEFAULT_TIMEOUT_S) -> np.ndarray:
     """Run int8 ``samples`` (N x input bytes) through the firmware under QEMU; return N x out_bytes int8."""
-    b = _board(board)
+    b = board_of(board)
     if shutil.which(QEMU) is None:
         raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
                         "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
@@ -161,7 +121,7 @@ def run_qemu_checked(outdir: Path, board: Board | str, samples: np.ndarray, out_
     With ``progress``, more than QEMU_CHUNK_SAMPLES samples run in chunks of that many (one QEMU boot
     each) and progress(done, total) is called after each chunk.
     """
-    b = _board(board)
+    b = board_of(board)
     if shutil.which(QEMU) is None:
         raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
                         "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
@@ -219,9 +179,7 @@ def profile_qemu(outdir: Path, board: Board | str, sample: np.ndarray, out_bytes
     The counts are {"board", "total", "per_op": [instructions of op i], "overhead"} with
     total == sum(per_op) + overhead exactly (see the comment above for what each covers).
     """
-    from mcuc.targets.elfsize import symbol_range
-
-    b = _board(board)
+    b = board_of(board)
     if b.kind != "qemu":
         raise MCUCError(f"board '{b.name}' does not run under QEMU (kind: {b.kind}); choose a qemu-* board")
     elf = build_firmware(outdir, b, profile=True)
