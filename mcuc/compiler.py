@@ -12,6 +12,7 @@ import numpy as np
 from mcuc.boards import Board, list_boards, load_board
 from mcuc.calib import load_calibration
 from mcuc.errors import MCUCError
+from mcuc.frontend import model_file
 from mcuc.frontend.onnx import load_onnx
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir import Graph
@@ -63,16 +64,11 @@ def log(msg: str) -> None:
 
 def load_model(path: str) -> Graph:
     """Parse a model file into a Graph in its source layout (float for .onnx, int8 for .tflite)."""
-    p = Path(path)
-    if not p.exists():
-        raise MCUCError(f"model file '{path}' does not exist")
-    if p.is_dir():
-        raise MCUCError(f"'{path}' is a directory, not a model file (.onnx)")
-    suffix = p.suffix.lower()
+    suffix = model_file(path).suffix.lower()
     if suffix == ".onnx":
-        return load_onnx(str(p))
+        return load_onnx(path)
     if suffix == ".tflite":
-        return load_tflite(str(p))
+        return load_tflite(path)
     raise MCUCError(f"'{path}': unknown model format '{suffix}'; mcuc reads .onnx and .tflite files")
 
 

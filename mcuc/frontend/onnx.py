@@ -10,7 +10,6 @@ remember their per-channel parameters, so the quantizer can reuse the model's ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import onnx
 import onnx.numpy_helper as nph
 
 from mcuc.errors import MCUCError
+from mcuc.frontend import model_file
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.ops import infer_shapes
 
@@ -36,11 +36,7 @@ _ONNX_FLOAT = 1
 
 def load_onnx(path: str) -> Graph:
     """Read ``path`` and return a float Graph (layout NCHW, batch 1, shapes filled)."""
-    p = Path(path)
-    if not p.exists():
-        raise MCUCError(f"model file '{path}' does not exist")
-    if p.is_dir():
-        raise MCUCError(f"'{path}' is a directory, not an .onnx file")
+    p = model_file(path)
     try:
         model = onnx.load(str(p))
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-derived and others

@@ -12,12 +12,12 @@ TensorFlow itself is not needed. Anything unreadable or unsupported is a one-lin
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcuc.errors import MCUCError
+from mcuc.frontend import model_file
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.reference import tflite as rtfl
 
@@ -53,10 +53,7 @@ def op_names() -> dict[int, str]:
 def read_model(path: str) -> Any:
     """Parse ``path`` into the schema's object API (ModelT); MCUCError on a missing, corrupt or truncated file."""
     s = schema()
-    p = Path(path)
-    if not p.exists():
-        raise MCUCError(f"model file '{path}' does not exist")
-    buf = p.read_bytes()
+    buf = model_file(path).read_bytes()
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise MCUCError(f"'{path}' is not a valid .tflite model (no TFL3 flatbuffer identifier); re-export it")
     try:
