@@ -32,7 +32,7 @@ from mcuc.targets.elfsize import size_summary
 from mcuc.targets.firmware import build_and_measure
 
 CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-SCHEDULES = click.Choice(["layer", "patch", "auto"])
+SCHEDULES = click.Choice(["layer", "fused", "patch", "auto"])
 HALOS = click.Choice(["recompute", "cache", "auto"])
 TARGETS = click.Choice(["host", "qemu"])
 
@@ -119,8 +119,12 @@ def cli() -> None:
 @click.option("--planner", type=click.Choice(["greedy", "best"]), default="best", show_default=True,
               help="arena planning strategy")
 @click.option("--schedule", type=SCHEDULES, default="layer", show_default=True,
-              help="layer: op by op; patch: the first ops patch by patch (MCUNetV2); auto: patch only if "
-                   "layer-based does not fit")
+              help="layer: op by op; fused: the op ranges that set the peak run row by row as pipelines (no "
+                   "extra MACs); patch: the first ops patch by patch (MCUNetV2); auto: the first of layer, fused, "
+                   "patch (plain or fused) that fits")
+@click.option("--stream-input", is_flag=True,
+              help="the application hands the input over row by row while the model runs (a camera DMA), so "
+                   "the image never sits in SRAM (fused schedules; model.h: mcuc_model_invoke_streamed)")
 @click.option("--patch-grid", type=int, nargs=2, metavar="R C", help="patch grid  [default: searched]")
 @click.option("--split", type=int, metavar="N", help="the patch stage is the first N ops  [default: searched]")
 @click.option("--max-overhead", type=float, default=0.2, show_default=True, metavar="F",
@@ -136,8 +140,8 @@ def cli() -> None:
               help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
 def compile_command(model: str, board: str, sram: str | None, flash: str | None, calib: str | None,
                     mean: list[float] | None, std: list[float] | None, calib_method: str, planner: str,
-                    schedule: str, patch_grid: tuple[int, int] | None, split: int | None, max_overhead: float,
-                    halo: str, attention_block: str, output: str, no_build: bool) -> int:
+                    schedule: str, stream_input: bool, patch_grid: tuple[int, int] | None, split: int | None,
+                    max_overhead: float, halo: str, attention_block: str, output: str, no_build: bool) -> int:
     """Compile a model into a C project.
 
     MODEL is a float or QDQ .onnx file, or a full-integer .tflite file with its own quantization. OUTDIR gets
@@ -148,7 +152,7 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
                           flash=parse_size(flash) if flash else None, calib=calib, mean=mean, std=std,
                           calib_method=calib_method, planner=planner, schedule=schedule,
                           patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
-                          attention_block=parse_block(attention_block))
+                          attention_block=parse_block(attention_block), stream_input=stream_input)
     compiled = compile_model(model, opts)
     out = write_project(compiled, output)
     measured = None if no_build else build_and_measure(out, compiled)
@@ -303,9 +307,9 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
     """
     budget = parse_size(sram) if sram else None
     qg, _ = quantized_graph(model, CompileOptions(calib=calib))
-    log("searching layer-based and patch-based schedules ...")
+    log("searching layer-based, fused and patch-based schedules ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
-    cands = enumerate_candidates(qg, max_overhead=max_overhead, halos=halos,
+    cands = enumerate_candidates(qg, max_overhead=max_overhead, halos=halos, fused=True,
                                  progress=Progress("  planned patch schedules"))
     try:
         chosen = choose(cands, max_overhead, budget)
@@ -320,6 +324,8 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
     print(pareto_table(cands, chosen))
     flags = "--schedule layer" if chosen.kind == "layer" else (
         f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
+    if chosen.fused:
+        flags = "--schedule fused" if chosen.kind == "layer" else "--schedule auto"
     print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
           f"+{chosen.mac_overhead:.1%} MACs; compile with {flags}")
     return 0

@@ -46,6 +46,7 @@ class CompileOptions:
     max_overhead: float = 0.2  # --max-overhead: largest whole-network MAC overhead a patch schedule may add
     halo: str = "recompute"  # --halo: recompute | cache (rows kept for the patch below) | auto (search both)
     attention_block: str = "auto"  # --attention-block: auto | whole (unfused) | R query rows per block
+    stream_input: bool = False  # --stream-input: the input arrives row by row from the application
 
 
 @dataclass
@@ -124,7 +125,7 @@ def compile_model(model_path: str, opts: CompileOptions,
     try:
         sched = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None, opts.max_overhead,
                                 opts.split, opts.patch_grid,
-                                ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
+                                ("recompute", "cache") if opts.halo == "auto" else (opts.halo,), opts.stream_input)
     except MCUCError as e:
         if not str(e).startswith("no schedule fits"):
             raise

@@ -21,7 +21,7 @@ import numpy as np
 from mcuc.boards import Board
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
-from mcuc.memory import ALIGNMENT, MemoryPlan
+from mcuc.memory import ALIGNMENT, MemoryPlan, streamed_inputs
 from mcuc.plan import align_up
 
 # Beyond this many bytes the model covers only the arena plus a margin, not the whole region.
@@ -100,12 +100,16 @@ def simulate(g: Graph, mem: MemoryPlan, board: Board | None = None, arena_origin
     base = region.origin
     roots = list(mem.sizes)
     rid = {r: i for i, r in enumerate(roots)}
-    starts: dict[int, list[str]] = {}
-    ends: dict[int, list[str]] = {}
+    starts: dict[int, list[tuple[str, int]]] = {}  # step -> (root, bytes) of the pieces that begin there
+    ends: dict[int, list[tuple[str, int]]] = {}
     for r in roots:
-        f, la = mem.lifetimes[r]
-        starts.setdefault(f, []).append(r)
-        ends.setdefault(la, []).append(r)
+        pieces = mem.pieces.get(r, ())
+        for piece in pieces if len(pieces) > 1 else ((mem.sizes[r], *mem.lifetimes[r]),):
+            size, f, la = piece
+            starts.setdefault(f, []).append((r, size))
+            ends.setdefault(la, []).append((r, size))
+    size_now: dict[str, int] = {}  # bytes each live root holds at this step
+    streamed = streamed_inputs(g)  # delivered row by row by the application: not in the arena
     live: set[str] = set()
     occupied = 0
     arena_lo, arena_hi = origin, origin + mem.arena_bytes
@@ -124,8 +128,7 @@ def simulate(g: Graph, mem: MemoryPlan, board: Board | None = None, arena_origin
         return lo - base, hi - base
 
     for step, n in enumerate(g.nodes):
-        for r in starts.get(step, []):
-            size = mem.sizes[r]
+        for r, size in starts.get(step, []):
             if size == 0:
                 continue
             w = window(r, size)
@@ -137,13 +140,14 @@ def simulate(g: Graph, mem: MemoryPlan, board: Board | None = None, arena_origin
                 sim.problems.append(f"step {step} ({n.name}): buffer '{r}' [{mem.offsets[r]}, "
                                     f"{mem.offsets[r] + size}) overlaps live buffer '{roots[other]}' "
                                     f"[{mem.offsets[roots[other]]}, "
-                                    f"{mem.offsets[roots[other]] + mem.sizes[roots[other]]})")
+                                    f"{mem.offsets[roots[other]] + size_now.get(roots[other], 0)})")
             taken[taken < 0] = rid[r]
             live.add(r)
+            size_now[r] = size
             occupied += size
         # every activation the op touches must still own all of its bytes
         for t in [*n.inputs, *n.outputs]:
-            if not t or g.tensors[t].is_const:
+            if not t or g.tensors[t].is_const or t in streamed:
                 continue
             root = mem.roots.get(t)
             if root is None:
@@ -151,31 +155,31 @@ def simulate(g: Graph, mem: MemoryPlan, board: Board | None = None, arena_origin
                 continue
             r = root
             nbytes = g.tensors[t].nbytes
-            if nbytes > mem.sizes[r]:
+            if r in live and nbytes > size_now[r]:
                 sim.problems.append(f"step {step} ({n.name}): tensor '{t}' ({nbytes} B) is larger than its "
-                                    f"buffer '{r}' ({mem.sizes[r]} B)")
+                                    f"buffer '{r}' ({size_now[r]} B here)")
             if r not in live:
                 sim.problems.append(f"step {step} ({n.name}): tensor '{t}' accessed outside the lifetime of its "
                                     f"buffer '{r}' {mem.lifetimes[r]}")
                 continue
             lo = origin + mem.offsets[r] - base
-            own = owners[lo:lo + min(nbytes, mem.sizes[r])]
+            own = owners[lo:lo + min(nbytes, size_now[r])]
             if own.size and not bool((own == rid[r]).all()):
                 sim.problems.append(f"step {step} ({n.name}): tensor '{t}' of buffer '{r}' has bytes owned by "
                                     "another buffer")
         sim.occupied.append(occupied)
-        top = max((mem.offsets[r] + mem.sizes[r] for r in live), default=0)
+        top = max((mem.offsets[r] + size_now[r] for r in live), default=0)
         sim.extent.append(top)
         sim.high_water = max(sim.high_water, top)
         sim.live.append(sorted(live, key=lambda r: mem.offsets[r]))
-        for r in ends.get(step, []):
-            if r not in live:
+        for r, size in ends.get(step, []):
+            if r not in live or size == 0:
                 continue
             lo = origin + mem.offsets[r] - base
-            seg = owners[lo:lo + mem.sizes[r]]
+            seg = owners[lo:lo + size]
             seg[seg == rid[r]] = -1
             live.discard(r)
-            occupied -= mem.sizes[r]
+            occupied -= size
     return sim
 
 

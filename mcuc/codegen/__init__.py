@@ -11,7 +11,7 @@ from mcuc import RUNTIME_DIR
 from mcuc.codegen.firmware import FIRMWARE_KINDS, emit_firmware_support
 from mcuc.codegen.render import HEADER, environment
 from mcuc.errors import MCUCError
-from mcuc.memory import scratch_key
+from mcuc.memory import scratch_key, streamed_inputs
 from mcuc.ops import Arg, CExpr, Lowered, kernel_for
 
 CTYPES = {"int8": "int8_t", "int32": "int32_t", "uint32": "uint32_t", "uint8": "uint8_t", "int16": "int16_t",
@@ -48,6 +48,7 @@ class _Emitter:
         self.g = compiled.schedule.graph
         self.mem = compiled.schedule.planned
         self.isa = tuple(compiled.board.extra.get("isa", ()))
+        self.streamed = streamed_inputs(self.g)
         self.const_names: dict[str, str] = {}
         self.weights: list[dict[str, Any]] = []
         self.array_symbols: dict[tuple[str, bytes], str] = {}  # identical per-op arrays emitted once
@@ -69,6 +70,8 @@ class _Emitter:
         t = self.g.tensors[name]
         if t.is_const:
             return self.const_symbol(name)
+        if name in self.streamed:
+            return "NULL"  # delivered row by row through the reader passed to mcuc_model_invoke_streamed
         ctype = CTYPES[t.dtype]
         off = self.mem.offsets[name]
         return f"({ctype} *)(mcuc_arena + {off})" if ctype != "int8_t" else f"(mcuc_arena + {off})"
@@ -89,6 +92,8 @@ class _Emitter:
         snames = [f"{prefix}_s{j}" for j in range(len(low.structs))]
 
         def resolve(text: str) -> str:
+            if text.startswith("@&struct"):  # the address of an op-local struct (a pointer field)
+                return "&" + snames[int(text[8:])]
             if text.startswith("@struct"):
                 return snames[int(text[7:])]
             if text.startswith("@array"):
@@ -113,10 +118,15 @@ class _Emitter:
                 return arrays[a.value]
             if a.kind == "int":
                 return str(int(a.value))
+            if a.kind == "reader":
+                return "read_rows"
+            if a.kind == "reader_ctx":
+                return "read_ctx"
             if a.kind == "null":
                 return "NULL"
             if a.kind == "scratch":
-                return f"(mcuc_arena + {self.mem.offsets[scratch_key(low.node)]})"
+                key = scratch_key(low.node)
+                return f"(mcuc_arena + {self.mem.offsets[key]})" if key in self.mem.offsets else "NULL"
             raise MCUCError(f"unknown argument kind {a.kind}")
 
         n = low.node
@@ -128,7 +138,9 @@ class _Emitter:
         t = self.g.tensors[name]
         assert t.quant is not None
         return {"name": name, "shape": list(t.shape), "bytes": t.nbytes, "scale": repr(float(t.quant.s)),
-                "zero_point": t.quant.zp, "expr": self.tensor_expr(name), "layout": layout}
+                "zero_point": t.quant.zp, "expr": self.tensor_expr(name), "layout": layout,
+                "row_bytes": t.nbytes // t.shape[1] if len(t.shape) > 1 and t.shape[1] else t.nbytes,
+                "streamed": name in self.streamed}
 
 
 def emit_project(compiled, outdir: Path) -> None:
@@ -147,7 +159,7 @@ def emit_project(compiled, outdir: Path) -> None:
     runtime_sources = sorted(p.name for p in (RUNTIME_DIR / "src").glob("*.c"))
     ctx = {"header": HEADER, "model_name": name, "arena_bytes": max(int(em.mem.arena_bytes), 16),
            "ops": ops, "inputs": inputs, "outputs": outputs, "weights": em.weights,
-           "runtime_sources": runtime_sources, "board": compiled.board.name}
+           "runtime_sources": runtime_sources, "board": compiled.board.name, "streamed": bool(em.streamed)}
     env = environment()
     for tpl, out in (("model.h.j2", "model.h"), ("model.c.j2", "model.c"), ("weights.h.j2", "weights.h"),
                      ("weights.c.j2", "weights.c"), ("main.c.j2", "main.c"),

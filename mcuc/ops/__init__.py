@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, check_structure
-from mcuc.ops import attention, conv, elementwise, layout, matmul, norm, pool, softmax  # noqa: F401  (registers)
+from mcuc.ops import attention, conv, elementwise, layout, matmul, norm, pipeline, pool, softmax  # noqa: F401
 from mcuc.ops.base import (
     OPS,
     Arg,

@@ -6,7 +6,14 @@ buffers; `lower_bound` and `verify_plan` check any plan independently of the pla
 """
 
 from mcuc.plan.check import Buffer, InvalidPlanError, align_up, lower_bound, verify_plan
-from mcuc.plan.lifetimes import Lifetime, ScheduledOp, compute_lifetimes, merge_inplace, merged_buffers
+from mcuc.plan.lifetimes import (
+    Lifetime,
+    ScheduledOp,
+    compute_lifetimes,
+    merge_inplace,
+    merged_buffers,
+    merged_pieces,
+)
 from mcuc.plan.planner import (
     DEFAULT_ALIGNMENT,
     STRATEGIES,
@@ -35,6 +42,7 @@ __all__ = [
     "make_planner",
     "merge_inplace",
     "merged_buffers",
+    "merged_pieces",
     "plan_buffers",
     "verify_plan",
 ]

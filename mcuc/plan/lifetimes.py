@@ -119,3 +119,38 @@ def merged_buffers(
             size = max(prev.size, sizes[key])
             out[r] = Buffer(size, min(prev.first_use, lt.first), max(prev.last_use, lt.last))
     return out
+
+
+def merged_pieces(
+    lifetimes: Mapping[K, Lifetime], sizes: Mapping[K, int], alias: Mapping[K, K]
+) -> dict[K, tuple[Buffer, ...]]:
+    """Per alias root, the memory of its group over time as pieces sharing the root's offset.
+
+    At each op the group needs the largest of its members live there. Where that size is the same
+    over the whole group lifetime (same-size in-place ops, views) the group is one piece, the buffer
+    ``merged_buffers`` gives; an output smaller than the input whose memory it took (a row pipeline
+    writing behind its reads) makes the group shrink once the input dies: one piece per run of steps
+    with the same size.
+    """
+    members: dict[K, list[K]] = {}
+    for key in lifetimes:
+        members.setdefault(alias.get(key, key), []).append(key)
+    out: dict[K, tuple[Buffer, ...]] = {}
+    for r, keys in members.items():
+        first = min(lifetimes[k].first for k in keys)
+        last = max(lifetimes[k].last for k in keys)
+        need = [0] * (last - first + 1)
+        for k in keys:
+            for t in range(lifetimes[k].first, lifetimes[k].last + 1):
+                need[t - first] = max(need[t - first], sizes[k])
+        if min(need) == max(need) or len(keys) == 1:
+            out[r] = (Buffer(max(need), first, last),)
+            continue
+        pieces: list[Buffer] = []
+        start = 0
+        for t in range(1, len(need) + 1):
+            if t == len(need) or need[t] != need[start]:
+                pieces.append(Buffer(need[start], first + start, first + t - 1))
+                start = t
+        out[r] = tuple(pieces)
+    return out

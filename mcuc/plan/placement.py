@@ -3,6 +3,11 @@
 A problem is prepared once (`Problem`): sizes already rounded up to the alignment, so every
 offset a kernel produces is aligned for free, and for each buffer the list of buffers whose
 lifetimes intersect it, so that placing a buffer only looks at the buffers that can conflict.
+
+A buffer of the problem may consist of several pieces that share its offset (a tensor whose output
+takes over the start of a larger input's memory: the larger piece while the input lives, the
+smaller one afterwards). Such buffers are placed by the offsets every piece allows; a buffer of
+one piece, the usual case, by the plain gap scan.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from mcuc.plan.check import Buffer, align_up
 
 @dataclass(frozen=True)
 class Problem:
-    """Aligned sizes and the time-conflict graph of a buffer set."""
+    """Aligned sizes and the time-conflict graph of a buffer set (sizes, first, last: each buffer's
+    bounding box; pieces: its pieces, (aligned size, first, last), for buffers of more than one)."""
 
     sizes: tuple[int, ...]
     first: tuple[int, ...]
@@ -25,14 +31,26 @@ class Problem:
     neighbours: tuple[tuple[int, ...], ...]
     neighbour_arrays: tuple[np.ndarray, ...]
     size_array: np.ndarray
+    pieces: tuple[tuple[tuple[int, int, int], ...], ...] = ()
 
     @staticmethod
-    def build(buffers: Sequence[Buffer], alignment: int) -> Problem:
-        """Round sizes up and compute lifetime intersections with one vectorised comparison."""
+    def build(buffers: Sequence[Buffer], alignment: int,
+              pieces: Sequence[Sequence[Buffer]] | None = None) -> Problem:
+        """Round sizes up and compute lifetime intersections with one vectorised comparison.
+
+        ``pieces[i]``, when given, lists the pieces of buffer i (``buffers[i]`` is then their bounding
+        box); two buffers conflict when some pieces of theirs are live together."""
         first = np.array([b.first_use for b in buffers], dtype=np.int64)
         last = np.array([b.last_use for b in buffers], dtype=np.int64)
         meets = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
         np.fill_diagonal(meets, False)
+        aligned: tuple[tuple[tuple[int, int, int], ...], ...] = ()
+        if pieces is not None:
+            aligned = tuple(tuple((align_up(p.size, alignment), p.first_use, p.last_use) for p in ps) for ps in pieces)
+            for i in np.flatnonzero([len(ps) > 1 for ps in aligned]):
+                for j in np.flatnonzero(meets[i]):
+                    if not _pieces_meet(aligned[i], aligned[j]):
+                        meets[i, j] = meets[j, i] = False
         neighbour_arrays = tuple(np.flatnonzero(row) for row in meets)
         sizes = tuple(align_up(b.size, alignment) for b in buffers)
         return Problem(
@@ -42,10 +60,47 @@ class Problem:
             neighbours=tuple(tuple(a.tolist()) for a in neighbour_arrays),
             neighbour_arrays=neighbour_arrays,
             size_array=np.array(sizes, dtype=np.int64),
+            pieces=aligned if any(len(ps) > 1 for ps in aligned) else (),
         )
 
     def __len__(self) -> int:
         return len(self.sizes)
+
+    def pieces_of(self, buf: int) -> tuple[tuple[int, int, int], ...]:
+        if self.pieces:
+            return self.pieces[buf]
+        return ((self.sizes[buf], self.first[buf], self.last[buf]),)
+
+    def multi(self, buf: int) -> bool:
+        return bool(self.pieces) and len(self.pieces[buf]) > 1
+
+
+def _pieces_meet(a: Sequence[tuple[int, int, int]], b: Sequence[tuple[int, int, int]]) -> bool:
+    return any(fa <= lb and fb <= la for _, fa, la in a for _, fb, lb in b)
+
+
+def _allowed(problem: Problem, buf: int, offsets: Sequence[int]) -> list[tuple[int, int]]:
+    """Offsets where ``buf`` (pieces allowed) fits among the placed conflicting buffers: the free
+    intervals [start, end) of offsets, ascending; the last one is unbounded (end -1)."""
+    forbidden = []
+    mine = problem.pieces_of(buf)
+    for j in problem.neighbours[buf]:
+        off = offsets[j]
+        if off < 0:
+            continue
+        for size_p, fp, lp in mine:
+            for size_q, fq, lq in problem.pieces_of(j):
+                if size_p and size_q and fp <= lq and fq <= lp:
+                    forbidden.append((off - size_p + 1, off + size_q))  # base offsets that would overlap
+    forbidden.sort()
+    free = []
+    candidate = 0
+    for lo, hi in forbidden:
+        if lo > candidate:
+            free.append((candidate, lo))
+        candidate = max(candidate, hi)
+    free.append((candidate, -1))
+    return free
 
 
 # Above this many conflicting buffers a vectorised gap scan beats the Python loop.
@@ -81,6 +136,8 @@ def first_fit(
     `offsets_np`, a numpy copy of `offsets`, enables the vectorised scan for dense conflicts.
     """
     size = problem.sizes[buf]
+    if problem.pieces and (problem.multi(buf) or any(problem.multi(j) for j in problem.neighbours[buf])):
+        return _allowed(problem, buf, offsets)[0][0]
     if offsets_np is not None and len(problem.neighbours[buf]) >= _VECTOR_MIN:
         gaps, candidates = _gaps_np(problem, buf, offsets_np)
         hits = np.flatnonzero(gaps >= size)
@@ -100,6 +157,10 @@ def best_fit(problem: Problem, buf: int, offsets: Sequence[int], offsets_np: np.
     squanders when an early small buffer lands in a big hole.
     """
     size = problem.sizes[buf]
+    if problem.pieces and (problem.multi(buf) or any(problem.multi(j) for j in problem.neighbours[buf])):
+        free = _allowed(problem, buf, offsets)
+        bounded = [(hi - lo, lo) for lo, hi in free if hi >= 0]
+        return min(bounded)[1] if bounded else free[-1][0]
     if offsets_np is not None and len(problem.neighbours[buf]) >= _VECTOR_MIN:
         gaps, candidates = _gaps_np(problem, buf, offsets_np)
         fits = np.flatnonzero(gaps >= size)

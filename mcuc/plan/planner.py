@@ -40,6 +40,7 @@ class MemoryPlanner:
             raise ValueError(f"alignment must be >= 1, got {alignment}")
         self.alignment = alignment
         self._buffers: list[Buffer] = []
+        self._pieces: list[tuple[Buffer, ...]] = []
         self._plan: Plan | None = None
 
     def add_buffer(self, size: int, first_use: int, last_use: int) -> int:
@@ -47,6 +48,21 @@ class MemoryPlanner:
         if size < 0 or first_use < 0 or last_use < first_use:
             raise ValueError(f"bad buffer: size={size} first_use={first_use} last_use={last_use}")
         self._buffers.append(Buffer(size, first_use, last_use))
+        self._pieces.append((self._buffers[-1],))
+        self._plan = None
+        return len(self._buffers) - 1
+
+    def add_pieces(self, pieces: Sequence[Buffer]) -> int:
+        """Record a buffer made of pieces that share one offset (each live over its own op range, of its
+        own size: memory that shrinks or grows over time); return its id."""
+        if not pieces:
+            raise ValueError("a buffer needs at least one piece")
+        for p in pieces:
+            if p.size < 0 or p.first_use < 0 or p.last_use < p.first_use:
+                raise ValueError(f"bad piece: {p}")
+        self._buffers.append(Buffer(max(p.size for p in pieces), min(p.first_use for p in pieces),
+                                    max(p.last_use for p in pieces)))
+        self._pieces.append(tuple(pieces))
         self._plan = None
         return len(self._buffers) - 1
 
@@ -61,7 +77,8 @@ class MemoryPlanner:
             if not self._buffers:
                 self._plan = Plan((), 0)
             else:
-                problem = Problem.build(self._buffers, self.alignment)
+                multi = any(len(ps) > 1 for ps in self._pieces)
+                problem = Problem.build(self._buffers, self.alignment, self._pieces if multi else None)
                 offsets = self._place(problem)
                 top = max(off + self._buffers[i].size for i, off in enumerate(offsets))
                 self._plan = Plan(tuple(offsets), align_up(top, self.alignment))
@@ -144,8 +161,7 @@ class BestPlanner(MemoryPlanner):
 
     def _place(self, problem: Problem) -> list[int]:
         n = len(problem)
-        spans = zip(problem.sizes, problem.first, problem.last, strict=True)
-        target = lower_bound([Buffer(s, f, la) for s, f, la in spans])
+        target = lower_bound([Buffer(s, f, la) for i in range(n) for s, f, la in problem.pieces_of(i)])
         best_offsets, best_top = place(problem, _greedy_order(problem))
         best_order, best_fit_mode = _greedy_order(problem), False
         for order in _heuristic_orders(problem):

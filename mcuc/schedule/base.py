@@ -9,13 +9,14 @@ so every number shown is a number of the code that runs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
 from mcuc.memory import MemoryPlan, plan_memory
 from mcuc.ops import Lowered, lower, node_macs
+from mcuc.schedule.fuse import choose_segments, fuse_segments
 
 STACK_ESTIMATE_BYTES = 2048  # call depth of invoke + kernel frames; no kernel recurses or uses VLAs
 SCRATCH_OUTSIDE_ARENA_BYTES = 0  # every kernel scratch (attention's) is planned in the arena
@@ -103,6 +104,8 @@ class Schedule:
     layer_macs: int
     patch: PatchStage | None = None
     memory: MemoryPlan | None = None
+    fused: tuple[tuple[int, int], ...] = ()  # op ranges (of the unfused schedule) run as row pipelines
+    streamed: bool = False  # the first pipeline reads the graph input row by row from the application
     _lowered: list[Lowered] | None = field(default=None, repr=False)
 
     # ---- what kind of schedule -------------------------------------------------------------
@@ -139,18 +142,25 @@ class Schedule:
         return (self.patch.macs - self.patch.layer_macs) / max(self.patch.layer_macs, 1)
 
     def label(self) -> str:
+        fused = f" + {len(self.fused)} fused segments" if self.fused else ""
+        fused += ", streamed input" if self.streamed else ""
         if self.patch is None:
-            return "layer"
+            return "layer" + fused
         cached = ", cached halos" if self.halo == "cache" else ""
-        return f"patch split {self.split} grid {self.grid[0]}x{self.grid[1]}{cached}"
+        return f"patch split {self.split} grid {self.grid[0]}x{self.grid[1]}{cached}{fused}"
 
     def describe(self) -> dict[str, Any]:
         """The ``schedule`` entry of report.json."""
-        if self.patch is None:
-            return {"kind": "layer"}
-        return {"kind": "patch", "split_layer": self.split, "grid": list(self.grid), "halo": self.halo,
-                "mac_overhead": round(self.mac_overhead, 6), "stage_mac_overhead": round(self.stage_mac_overhead, 6),
-                "macs_layer_based": self.layer_macs, "stage_output": self.source.nodes[self.split - 1].outputs[0]}
+        d: dict[str, Any] = {"kind": "layer"}
+        if self.patch is not None:
+            d = {"kind": "patch", "split_layer": self.split, "grid": list(self.grid), "halo": self.halo,
+                 "mac_overhead": round(self.mac_overhead, 6), "stage_mac_overhead": round(self.stage_mac_overhead, 6),
+                 "macs_layer_based": self.layer_macs, "stage_output": self.source.nodes[self.split - 1].outputs[0]}
+        if self.fused:
+            d["fused_segments"] = [list(s) for s in self.fused]
+        if self.streamed:
+            d["input"] = "streamed"
+        return d
 
     # ---- what runs ---------------------------------------------------------------------------
     def lowered(self) -> list[Lowered]:
@@ -198,3 +208,20 @@ def layer_schedule(g: Graph) -> Schedule:
     """``g`` run op by op."""
     macs = sum(node_macs(n, g) for n in g.nodes)
     return Schedule(g, g, macs, macs)
+
+
+def fused_schedule(sched: Schedule, stream_input: bool = False) -> Schedule:
+    """``sched`` with the op ranges that lower the bytes live at its worst op run as row pipelines
+    (mcuc/schedule/fuse.py); ``stream_input``: the first pipeline reads the graph input from the
+    application, so the input never sits in the arena (MCUCError when the first op cannot)."""
+    choice = choose_segments(sched.graph, stream_input)
+    if stream_input and not (choice.segments and choice.segments[0][0] == 0 and choice.sources[0] == "stream"):
+        raise MCUCError("the input cannot be streamed: the first op of the schedule cannot read it row by row "
+                        "(it is not a convolution, pool or elementwise op on the image, or the image is read again)")
+    graph = fuse_segments(sched.graph, list(choice.segments), choice.sources)
+    patch = sched.patch
+    if patch is not None:
+        merged = sum(e - s - 1 for s, e in choice.segments if e <= patch.ops)
+        patch = replace(patch, ops=patch.ops - merged)
+    return Schedule(sched.source, graph, sched.macs, sched.layer_macs, patch, fused=choice.segments,
+                    streamed=stream_input)

@@ -7,13 +7,14 @@ an estimate, so the table's numbers are the numbers of the code a chosen row com
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
 from mcuc.memory import ALIGNMENT, MemoryPlan, arena_lower_bound
 from mcuc.ops import node_macs
 from mcuc.plan import Buffer, align_up, verify_plan
-from mcuc.schedule.base import Schedule, layer_schedule, peak_sram_bytes
+from mcuc.schedule.base import Schedule, fused_schedule, layer_schedule, peak_sram_bytes
 from mcuc.schedule.patch import build_schedule, grid_stage_macs, patch_windows, stage_macs_of, valid_splits
 
 DEFAULT_GRIDS: tuple[tuple[int, int], ...] = tuple(
@@ -40,25 +41,32 @@ def patch_candidate(g: Graph, split: int, grid: tuple[int, int], strategy: str =
     """The patch schedule (built unless given) planned with ``strategy``; a schedule given is copied, so one
     built schedule can be planned by several strategies."""
     sched = schedule if schedule is not None else build_schedule(g, split, grid)
-    return Schedule(sched.source, sched.graph, sched.macs, sched.layer_macs, sched.patch).plan(strategy)
+    return replace(sched, memory=None).plan(strategy)
 
 
 def enumerate_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GRIDS,
                          strategies: Sequence[str] = DEFAULT_STRATEGIES, splits: Sequence[int] | None = None,
                          include_layer: bool = True, max_overhead: float | None = None,
                          halos: Sequence[str] = ("recompute",),
-                         progress: Callable[[int, int], None] | None = None) -> list[Schedule]:
+                         progress: Callable[[int, int], None] | None = None, fused: bool = False) -> list[Schedule]:
     """Layer-based schedule plus every valid (split, grid, planner) patch schedule; with
-    ``max_overhead``, only schedules adding at most that many MACs. ``progress(done, total)`` is
-    called after each patch schedule is planned."""
+    ``max_overhead``, only schedules adding at most that many MACs. ``fused``: also the layer-based
+    schedule and the patch schedules with the lowest live-bytes bounds with their peak-setting op ranges
+    run as row pipelines. ``progress(done, total)`` is called after each patch schedule is planned."""
     out: list[Schedule] = []
     if include_layer:
         out.extend(layer_candidate(g, s) for s in strategies)
+        if fused:
+            layer = layer_schedule(g)
+            out.extend(fused_schedule(layer).plan(s) for s in strategies)
     scheds = _schedules(g, splits if splits is not None else valid_splits(g), list(grids), max_overhead, halos)
     for k, sched in enumerate(scheds):
         out.extend(patch_candidate(g, sched.split, sched.grid, s, sched) for s in strategies)
         if progress is not None:
             progress(k + 1, len(scheds))
+    if fused:
+        for sched in sorted(scheds, key=lambda s: arena_lower_bound(s.graph))[:FUSED_PATCH_TRIES]:
+            out.extend(fused_schedule(sched).plan(s) for s in strategies)
     return out
 
 
@@ -98,25 +106,40 @@ def pareto_table(cands: Sequence[Schedule], chosen: Schedule | None = None) -> s
         mark = " (chosen)" if chosen is not None and c is chosen else ""
         grid = "-" if c.kind == "layer" else f"{c.grid[0]}x{c.grid[1]}"
         split = "-" if c.kind == "layer" else str(c.split)
-        lines.append(f"| {c.kind}{mark} | {split} | {grid} | {c.halo} | {c.strategy} | {c.arena_bytes:,} | "
+        kind = c.kind + (" + fused" if c.fused else "") + (", streamed input" if c.streamed else "")
+        lines.append(f"| {kind}{mark} | {split} | {grid} | {c.halo} | {c.strategy} | {c.arena_bytes:,} | "
                      f"{c.peak_sram_bytes:,} | {c.macs:,} | {c.mac_overhead:+.1%} | {c.bottleneck} |")
     return "\n".join(lines)
 
 
+SCHEDULE_KINDS = ("layer", "fused", "patch", "auto")
+
+
 def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: bool, max_overhead: float,
                     split: int | None = None, grid: tuple[int, int] | None = None,
-                    halos: Sequence[str] = ("recompute",)) -> Schedule:
-    """The schedule ``mcuc compile --schedule kind`` uses (``layer``, ``patch`` or ``auto``).
+                    halos: Sequence[str] = ("recompute",), stream_input: bool = False) -> Schedule:
+    """The schedule ``mcuc compile --schedule kind`` uses (``layer``, ``fused``, ``patch`` or ``auto``).
 
-    ``patch`` with both split and grid builds exactly that schedule; otherwise the search runs
-    over the given split and/or grid (all when absent). ``auto`` keeps the layer-based schedule
-    when it fits ``budget`` and searches patch schedules only when it does not.
+    ``fused`` runs the op ranges that lower the peak as row pipelines (no extra MACs). ``patch``
+    with both split and grid builds exactly that schedule; otherwise the search runs over the given
+    split and/or grid (all when absent). ``auto`` takes the first that fits ``budget`` of: layer-based,
+    fused, then the patch schedules (plain or fused) with the least MAC overhead. ``stream_input``
+    (fused schedules) reads the graph input row by row from the application.
     """
-    if kind not in ("layer", "patch", "auto"):
-        raise MCUCError(f"unknown schedule '{kind}': use layer, patch or auto")
+    if kind not in SCHEDULE_KINDS:
+        raise MCUCError(f"unknown schedule '{kind}': use {', '.join(SCHEDULE_KINDS)}")
+    if stream_input and kind in ("layer", "patch"):
+        raise MCUCError(f"a streamed input needs a fused schedule (--schedule fused or auto), not '{kind}'")
     layer = layer_candidate(g, planner)
-    if kind == "layer" or (kind == "auto" and layer.peak_sram_bytes <= budget):
+    if kind == "layer" or (kind == "auto" and layer.peak_sram_bytes <= budget and not stream_input):
         return layer
+    if kind in ("fused", "auto"):
+        fused = fused_schedule(layer, stream_input).plan(planner)
+        if kind == "fused" or fused.peak_sram_bytes <= budget:
+            if kind == "fused" and sram_given and fused.peak_sram_bytes > budget:
+                return choose([fused], max_overhead, budget)
+            return fused
+        return _patch_or_fused_patch(g, planner, budget, max_overhead, split, grid, halos, stream_input, fused)
     if split is not None and grid is not None and len(halos) == 1:
         return patch_candidate(g, split, grid, planner, build_schedule(g, split, grid, halo=halos[0]))
     splits = [split] if split is not None else valid_splits(g)
@@ -173,3 +196,27 @@ def _schedules(g: Graph, splits: Sequence[int], grids: Sequence[tuple[int, int]]
 def _grid_fits(g: Graph, split: int, grid: tuple[int, int]) -> bool:
     _, oh, ow, _ = g.tensors[g.nodes[split - 1].outputs[0]].shape
     return oh * ow >= 4 and grid[0] <= oh and grid[1] <= ow
+
+
+FUSED_PATCH_TRIES = 6  # patch schedules (lowest arenas first) that auto also tries fused
+
+
+def _patch_or_fused_patch(g: Graph, planner: str, budget: int, max_overhead: float, split: int | None,
+                          grid: tuple[int, int] | None, halos: Sequence[str], stream_input: bool,
+                          fused: Schedule) -> Schedule:
+    """auto when neither layer-based nor fused fits: the patch schedules within ``max_overhead``, each also with
+    its own op ranges fused; the least MAC overhead that fits ``budget``, else the lowest peak (which then
+    does not fit, and choose() says by how much)."""
+    splits = [split] if split is not None else valid_splits(g)
+    grids = [grid] if grid is not None else list(DEFAULT_GRIDS)
+    scheds = _schedules(g, splits, grids, max_overhead, halos)
+    cands: list[Schedule] = [fused]
+    if not stream_input:
+        cands.extend(patch_candidate(g, s.split, s.grid, planner, s) for s in scheds)
+    by_bound = sorted(scheds, key=lambda s: (arena_lower_bound(s.graph), s.mac_overhead))
+    for s in by_bound[:FUSED_PATCH_TRIES]:
+        try:
+            cands.append(fused_schedule(s, stream_input).plan(planner))
+        except MCUCError:
+            continue
+    return choose(cands, max_overhead, budget)
