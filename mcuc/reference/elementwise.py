@@ -1,7 +1,7 @@
 """Integer-exact int8 elementwise ops (add, sub, mul, LUT, requantize): prepare + numpy reference.
 
 Each ``prepare_*`` turns float quantization parameters into the integer parameters of the C
-kernel (mcuc/runtime_c/include/mcuc_nn.h); each ``*_s8`` function computes exactly what the C
+kernel (mcuc/runtime_c/include/mcuc_elementwise.h); each ``*_s8`` function computes exactly what the C
 kernel computes, vectorised over whole tensors.
 """
 from __future__ import annotations

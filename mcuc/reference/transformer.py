@@ -1,8 +1,8 @@
 """Integer-exact int8 transformer kernels (layernorm, batch matmul, mean, slice, gather): prepare + reference.
 
 Each ``prepare_*`` turns shapes and float quantization parameters into the integer parameters of
-the C kernel declared in mcuc/runtime_c/include/mcuc_transformer.h (dataclass fields = C struct fields,
-in order); each ``*_s8`` function computes exactly what the C kernel computes.
+the C kernel (declared in mcuc/runtime_c/include/mcuc_norm.h, mcuc_matmul.h and mcuc_layout.h; dataclass
+fields = C struct fields, in order); each ``*_s8`` function computes exactly what the C kernel computes.
 
 LayerNorm over the last axis (row length C), input q int8 with scale s_x (its zero point cancels):
 

@@ -1,4 +1,4 @@
-/* mcuc_conv.h: int8 convolution-family kernels (conv2d, depthwise conv2d, fully connected).
+/* mcuc_conv.h: int8 kernels of the conv family (conv2d, depthwise conv2d, fully connected).
  *
  * Numerics follow the TFLite int8 specification and are bit-exact with mcuc/reference/conv.py:
  *   acc  = bias[oc] + sum over in-bounds taps of (x - input_zp) * w
@@ -19,13 +19,15 @@
 
 #include <stdint.h>
 
+#include "mcuc_support.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Per-output-channel requantization: real scale in_scale * w_scale[oc] / out_scale is
  * multiplier[oc] * 2^(shift[oc] - 31). Arrays have one entry per output channel;
- * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_fixedpoint.h). */
+ * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_support.h). */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
@@ -77,18 +79,6 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
 } mcuc_fully_connected_params_t;
-
-/* Kernel taps [*first, *end) of one spatial axis that land inside the input, for a window
- * starting at input coordinate origin (may be negative when padded). Shared by the conv kernels
- * so bounds are computed once per output pixel instead of tested per tap. */
-static inline void mcuc_conv_tap_range(int32_t origin, int32_t dilation, int32_t kernel,
-                                       int32_t size, int32_t *first, int32_t *end)
-{
-    const int32_t last_offset = size - 1 - origin;
-    int32_t e = last_offset < 0 ? 0 : last_offset / dilation + 1;
-    *first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
-    *end = e < kernel ? e : kernel;
-}
 
 /* General grouped int8 convolution, NHWC in / NHWC out.
  *   params  geometry as documented at mcuc_conv2d_params_t (any groups, strides, dilations, pads)

@@ -1,5 +1,6 @@
 /* mcuc_add_s8.c: int8 elementwise addition with 4-D broadcasting (TFLite ADD reference semantics). */
-#include "mcuc_nn.h"
+#include "mcuc_elementwise.h"
+#include "mcuc_internal.h"
 
 void mcuc_add_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output)

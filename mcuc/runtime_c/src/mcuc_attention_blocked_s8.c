@@ -1,5 +1,6 @@
 /* mcuc_attention_blocked_s8.c: int8 attention head by head in blocks of query rows, scores in a small scratch. */
-#include "mcuc_transformer.h"
+#include "mcuc_attention.h"
+#include "mcuc_softmax.h"
 
 void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
                                const int8_t *q, const int8_t *k, const int8_t *v, int8_t *scratch,

@@ -1,7 +1,7 @@
 /* mcuc_concat_s8.c: int8 concatenation along one axis with per-input requantization. */
 #include <string.h>
 
-#include "mcuc_nn.h"
+#include "mcuc_layout.h"
 
 void mcuc_concat_s8(const mcuc_concat_params_t *params, const int8_t *const *inputs,
                     int8_t *restrict output)

@@ -1,6 +1,5 @@
 /* mcuc_fully_connected_s8.c: portable C99 int8 fully connected layer, per-channel requantization. */
 #include "mcuc_conv.h"
-#include "mcuc_fixedpoint.h"
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /* mcuc_lut_s8.c: int8 -> int8 table look-up for unary activations (sigmoid, GELU, ...). */
-#include "mcuc_nn.h"
+#include "mcuc_elementwise.h"
 
 void mcuc_lut_s8(const int8_t *input, int8_t *output, int32_t size, const int8_t *table)
 {

@@ -1,5 +1,5 @@
 /* mcuc_requantize_s8.c: int8 -> int8 change of scale and zero point. */
-#include "mcuc_nn.h"
+#include "mcuc_elementwise.h"
 
 void mcuc_requantize_s8(const mcuc_requant_params_t *params, const int8_t *input,
                         int8_t *output, int32_t size)

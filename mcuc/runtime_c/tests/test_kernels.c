@@ -1,8 +1,7 @@
 /* test_kernels.c: small hand-computed cases for conv, depthwise, fully connected, pooling and LUT. */
 #include <string.h>
 
-#include "mcuc_conv.h"
-#include "mcuc_nn.h"
+#include "mcuc.h"
 #include "mcuc_test.h"
 
 static const int32_t unit_mult[4] = {1 << 30, 1 << 30, 1 << 30, 1 << 30}; /* 0.5 * 2^(shift+1) */
