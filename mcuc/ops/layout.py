@@ -109,7 +109,7 @@ def _lower_concat(g: Graph, n: Node) -> Lowered:
     inputs = [{"inner": i.inner, "rescale": int(i.rescale), "requant": c_fields(i.requant)} for i in params.inputs]
     ptrs = [CExpr(f"@tensor:{x}") for x in xs]
     return Lowered(n, "mcuc_concat_s8", [Arg("struct", 2), Arg("struct", 1), Arg("tensor", y)],
-                   structs=[Struct("mcuc_concat_input_t[]", inputs),
+                   structs=[Struct("mcuc_concat_input_params_t[]", inputs),
                             Struct("int8_t *const[]", ptrs),
                             Struct("mcuc_concat_params_t", {"outer": params.outer, "n_inputs": len(xs),
                                                             "inputs": CExpr("@struct0")})],

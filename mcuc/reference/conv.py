@@ -20,7 +20,7 @@ from mcuc.shapes import conv_out_dim
 
 @dataclass(frozen=True)
 class PerChannelQuant:
-    """Per-output-channel requantization, as mcuc_per_channel_quant_t: int32 [O] each."""
+    """Per-output-channel requantization, as mcuc_per_channel_quant_params_t: int32 [O] each."""
 
     multiplier: np.ndarray
     shift: np.ndarray
@@ -99,7 +99,8 @@ def conv2d_output_hw(in_hw: tuple[int, int], kernel_hw: tuple[int, int],
 
 def conv2d_kernel_fields(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                          params: Conv2dParams) -> dict[str, int]:
-    """Field values of mcuc_conv2d_params_t, in declaration order, for codegen and tests."""
+    """Field values of struct mcuc_conv_params (mcuc_conv2d_params_t, mcuc_depthwise_conv2d_params_t), in
+    declaration order, for codegen and tests."""
     n, h, w, c = x_shape
     o, kh, kw, _ = w_shape
     oh, ow = conv2d_output_hw((h, w), (kh, kw), params)

@@ -28,7 +28,7 @@ def _check_act(act_min: int, act_max: int) -> None:
 
 @dataclass(frozen=True)
 class BroadcastShape:
-    """mcuc_broadcast_t: 4-D output dims and per-input element strides (0 on broadcast axes)."""
+    """mcuc_broadcast_params_t: 4-D output dims and per-input element strides (0 on broadcast axes)."""
 
     out_dims: tuple[int, int, int, int]
     in1_strides: tuple[int, int, int, int]
@@ -66,7 +66,7 @@ def prepare_broadcast(shape1: tuple[int, ...], shape2: tuple[int, ...]) -> Broad
 
 @dataclass(frozen=True)
 class AddParams:
-    """mcuc_add_params_t, shared by add and sub."""
+    """struct mcuc_add_sub_params (mcuc_add_params_t, mcuc_sub_params_t, mcuc_squared_difference_params_t)."""
 
     in1_offset: int
     in2_offset: int
@@ -168,7 +168,7 @@ def mul_s8(in1: np.ndarray, in2: np.ndarray, params: MulParams) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RequantParams:
-    """mcuc_requant_params_t: out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
+    """mcuc_requantize_params_t: out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
 
     in_zp: int
     out_zp: int

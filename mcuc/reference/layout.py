@@ -10,7 +10,7 @@ from mcuc.reference.elementwise import RequantParams, prepare_requantize, requan
 
 @dataclass(frozen=True)
 class ConcatInput:
-    """mcuc_concat_input_t: an input viewed as [outer, inner], copied or requantized."""
+    """mcuc_concat_input_params_t: an input viewed as [outer, inner], copied or requantized."""
 
     inner: int
     rescale: bool

@@ -12,7 +12,9 @@ MAX_WINDOW = 1 << 23  # keeps the int32 window sum of int8 values exact
 
 @dataclass(frozen=True)
 class PoolParams:
-    """mcuc_pool_params_t. Bottom/right padding only shows in out_h/out_w."""
+    """struct mcuc_pool_params (mcuc_avgpool_params_t, mcuc_maxpool_params_t).
+
+    Bottom/right padding only shows in out_h/out_w."""
 
     batches: int
     in_h: int

@@ -286,7 +286,7 @@ def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> n
 
 def prepare_squared_difference(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
                                act_min: int = -128, act_max: int = 127):
-    """TFLM SQUARED_DIFFERENCE int8 preparation (left shift 7), as the add kernel's parameter struct."""
+    """TFLM SQUARED_DIFFERENCE int8 preparation (left shift 7): mcuc_squared_difference_params_t, the add/sub layout."""
     from mcuc.quant import quantize_multiplier
     from mcuc.reference.elementwise import AddParams
 

@@ -22,15 +22,15 @@ typedef struct {
     int32_t out_dims[4];
     int32_t in1_strides[4];
     int32_t in2_strides[4];
-} mcuc_broadcast_t;
+} mcuc_broadcast_params_t;
 
-/* Add and sub (TFLite int8 ADD/SUB reference semantics).
+/* Add and sub (TFLite int8 ADD/SUB reference semantics), and squared difference.
  * in_offset = -zero_point of the input (in [-127, 128]); out_offset = output zero point.
  * left_shift = 20. in*_mult/in*_shift quantize s_k / (2 * max(s1, s2)) (< 1, shift <= 0);
  * out_mult/out_shift quantize 2 * max(s1, s2) / (2^20 * s_out) (< 1, shift <= 0).
  * Per element: v_k = requant((q_k + in_offset_k) << 20, in_mult_k, in_shift_k);
  * out = clamp(requant(v1 +/- v2, out_mult, out_shift) + out_offset, act_min, act_max). */
-typedef struct {
+struct mcuc_add_sub_params {
     int32_t in1_offset;
     int32_t in2_offset;
     int32_t out_offset;
@@ -43,7 +43,13 @@ typedef struct {
     int32_t out_shift;
     int32_t act_min;
     int32_t act_max;
-} mcuc_add_params_t;
+};
+
+/* add, sub and squared difference share one parameter layout, struct mcuc_add_sub_params; each has its
+ * own name for it. */
+typedef struct mcuc_add_sub_params mcuc_add_params_t;
+typedef struct mcuc_add_sub_params mcuc_sub_params_t;
+typedef struct mcuc_add_sub_params mcuc_squared_difference_params_t;
 
 /* Mul (TFLite int8 MUL reference semantics).
  * out = clamp(requant((q1 + in1_offset) * (q2 + in2_offset), out_mult, out_shift)
@@ -61,21 +67,21 @@ typedef struct {
 
 /* output = in1 + in2. output may alias in1 (or in2) when that input has the full output shape (its
  * strides are the output's contiguous strides); otherwise buffers must not overlap. */
-void mcuc_add_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
+void mcuc_add_s8(const mcuc_add_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);
 
 /* output = in1 - in2; params as mcuc_add_s8 (same prepare); aliasing as mcuc_add_s8. */
-void mcuc_sub_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
+void mcuc_sub_s8(const mcuc_sub_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);
 
 /* output = (in1 - in2)^2 (TFLite int8 SQUARED_DIFFERENCE: left_shift 7, the square of the rescaled
  * difference requantized by out_mult/out_shift); params from mcuc.reference.tflite.prepare_squared_difference;
  * aliasing as mcuc_add_s8. */
-void mcuc_squared_difference_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
-                                const int8_t *in1, const int8_t *in2, int8_t *output);
+void mcuc_squared_difference_s8(const mcuc_squared_difference_params_t *params,
+                                const mcuc_broadcast_params_t *shape, const int8_t *in1, const int8_t *in2, int8_t *output);
 
 /* output = in1 * in2; aliasing as mcuc_add_s8. */
-void mcuc_mul_s8(const mcuc_mul_params_t *params, const mcuc_broadcast_t *shape,
+void mcuc_mul_s8(const mcuc_mul_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);
 
 /* ------------------------------------------------------------------------------------------
@@ -94,9 +100,9 @@ typedef struct {
     int32_t out_zp;
     int32_t mult;
     int32_t shift;
-} mcuc_requant_params_t;
+} mcuc_requantize_params_t;
 
-void mcuc_requantize_s8(const mcuc_requant_params_t *params, const int8_t *input,
+void mcuc_requantize_s8(const mcuc_requantize_params_t *params, const int8_t *input,
                         int8_t *output, int32_t size);
 
 #ifdef __cplusplus

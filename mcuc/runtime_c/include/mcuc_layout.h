@@ -23,13 +23,13 @@ extern "C" {
 typedef struct {
     int32_t inner;
     int32_t rescale;
-    mcuc_requant_params_t requant;
-} mcuc_concat_input_t;
+    mcuc_requantize_params_t requant;
+} mcuc_concat_input_params_t;
 
 typedef struct {
     int32_t outer;
     int32_t n_inputs;
-    const mcuc_concat_input_t *inputs; /* n_inputs entries */
+    const mcuc_concat_input_params_t *inputs; /* n_inputs entries */
 } mcuc_concat_params_t;
 
 /* inputs: n_inputs pointers; output must not overlap any input. */

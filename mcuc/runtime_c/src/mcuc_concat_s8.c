@@ -12,8 +12,8 @@ void mcuc_concat_s8(const mcuc_concat_params_t *params, const int8_t *const *inp
     }
     int32_t col = 0;
     for (int32_t k = 0; k < params->n_inputs; ++k) {
-        const mcuc_concat_input_t *in = &params->inputs[k];
-        const mcuc_requant_params_t *q = &in->requant;
+        const mcuc_concat_input_params_t *in = &params->inputs[k];
+        const mcuc_requantize_params_t *q = &in->requant;
         const int32_t inner = in->inner;
         for (int32_t o = 0; o < params->outer; ++o) {
             const int8_t *src = inputs[k] + (int64_t)o * inner;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 void mcuc_conv2d_s8(const mcuc_conv2d_params_t *params,
-                    const mcuc_per_channel_quant_t *quant,
+                    const mcuc_per_channel_quant_params_t *quant,
                     const int8_t *restrict input,
                     const int8_t *restrict weights,
                     const int32_t *restrict bias,

@@ -22,8 +22,8 @@ static int32_t mcuc_dw3x3_partial(const int8_t *base, ptrdiff_t origin, const in
     return acc;
 }
 
-void mcuc_depthwise_conv2d_3x3_s8(const mcuc_conv2d_params_t *params,
-                                  const mcuc_per_channel_quant_t *quant,
+void mcuc_depthwise_conv2d_3x3_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
                                   const int8_t *restrict input,
                                   const int8_t *restrict weights,
                                   const int32_t *restrict bias,

@@ -23,7 +23,7 @@ static inline void mcuc_tap_range(int32_t origin, int32_t dilation, int32_t kern
 
 /* Element offsets into in1 and in2 of the first element of output row `row`, where rows
  * index out_dims[0] x out_dims[1] x out_dims[2] in order. */
-static inline void mcuc_broadcast_row(const mcuc_broadcast_t *shape, int32_t row,
+static inline void mcuc_broadcast_row(const mcuc_broadcast_params_t *shape, int32_t row,
                                       int32_t *off1, int32_t *off2)
 {
     const int32_t i2 = row % shape->out_dims[2];
@@ -36,8 +36,8 @@ static inline void mcuc_broadcast_row(const mcuc_broadcast_t *shape, int32_t row
 
 /* Add (sign = 1), sub (sign = -1) or squared difference (sign = 0), the body of mcuc_add_s8, mcuc_sub_s8 and
  * mcuc_squared_difference_s8. */
-static inline void mcuc_add_sub_s8_impl(const mcuc_add_params_t *params,
-                                        const mcuc_broadcast_t *shape, const int8_t *in1,
+static inline void mcuc_add_sub_s8_impl(const struct mcuc_add_sub_params *params,
+                                        const mcuc_broadcast_params_t *shape, const int8_t *in1,
                                         const int8_t *in2, int8_t *output, int32_t sign)
 {
     const int32_t rows = shape->out_dims[0] * shape->out_dims[1] * shape->out_dims[2];
@@ -64,7 +64,7 @@ static inline void mcuc_add_sub_s8_impl(const mcuc_add_params_t *params,
 /* Average (is_max = 0) or max (is_max = 1) pooling, the body of mcuc_avgpool_s8 and
  * mcuc_maxpool_s8. Taps are clipped to the input
  * (mcuc_tap_range), so padding is never read. */
-static inline void mcuc_pool_s8_impl(const mcuc_pool_params_t *params, const int8_t *input,
+static inline void mcuc_pool_s8_impl(const struct mcuc_pool_params *params, const int8_t *input,
                                      int8_t *output, int32_t is_max)
 {
     const int32_t c_n = params->channels;

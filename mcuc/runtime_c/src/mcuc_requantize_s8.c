@@ -1,7 +1,7 @@
 /* mcuc_requantize_s8.c: int8 -> int8 change of scale and zero point. */
 #include "mcuc_elementwise.h"
 
-void mcuc_requantize_s8(const mcuc_requant_params_t *params, const int8_t *input,
+void mcuc_requantize_s8(const mcuc_requantize_params_t *params, const int8_t *input,
                         int8_t *output, int32_t size)
 {
     for (int32_t i = 0; i < size; ++i) {

@@ -19,7 +19,7 @@ static void test_conv_3x3_padded(void)
                                     .out_c = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,
                                     .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_left = 1, .groups = 1,
                                     .input_zp = -1, .output_zp = 0, .act_min = -128, .act_max = 127};
-    const mcuc_per_channel_quant_t q = {unit_mult, shift_one};
+    const mcuc_per_channel_quant_params_t q = {unit_mult, shift_one};
     const int8_t want[9] = {9, 13, 9, 13, 19, 13, 9, 13, 9};
     mcuc_conv2d_s8(&p, &q, input, weights, bias, output);
     for (int i = 0; i < 9; ++i) {
@@ -43,7 +43,7 @@ static void test_fully_connected_relu(void)
     int8_t output[2];
     const mcuc_fully_connected_params_t p = {.rows = 1, .in_features = 3, .out_features = 2, .input_zp = 0,
                                              .output_zp = 5, .act_min = 5, .act_max = 127};
-    const mcuc_per_channel_quant_t q = {unit_mult, shift_one};
+    const mcuc_per_channel_quant_params_t q = {unit_mult, shift_one};
     mcuc_fully_connected_s8(&p, &q, input, weights, bias, output);
     MCUC_CHECK_EQ(output[0], 11); /* 6 + zp 5 */
     MCUC_CHECK_EQ(output[1], 5);  /* -6 + 5 = -1, clamped by the fused ReLU at the zero point */
@@ -54,7 +54,7 @@ static void test_avgpool_rounds_half_away(void)
     const int8_t input[4] = {1, 2, -1, -2};
     int8_t output[2];
     /* two 1x2 windows over a 1x4 row: (1+2)/2 = 1.5 -> 2, (-1-2)/2 = -1.5 -> -2 */
-    const mcuc_pool_params_t p = {.batches = 1, .in_h = 1, .in_w = 4, .channels = 1, .out_h = 1, .out_w = 2,
+    const mcuc_avgpool_params_t p = {.batches = 1, .in_h = 1, .in_w = 4, .channels = 1, .out_h = 1, .out_w = 2,
                                   .kernel_h = 1, .kernel_w = 2, .stride_h = 1, .stride_w = 2, .pad_top = 0,
                                   .pad_left = 0, .act_min = -128, .act_max = 127};
     mcuc_avgpool_s8(&p, input, output);
