@@ -97,8 +97,8 @@ def test_kernel_matches_reference_and_unfused_ops(lib: ctypes.CDLL, seed: int) -
         assert size == rows * scores.n
         scratch = np.full(size + 16, 77, np.int8)  # a guard past the end must stay untouched
         out = np.zeros(want.size + 16, np.int8)
-        lib.mcuc_attention_blocked_s8(ctypes.byref(cp), _ptr(p.exp_table, ctypes.c_uint32), _ptr(q), _ptr(k),
-                                      _ptr(v), _ptr(scratch), _ptr(out))
+        lib.mcuc_attention_blocked_s8(ctypes.byref(cp), _ptr(p.exp_table, ctypes.c_uint32), _ptr(scratch), _ptr(q),
+                                      _ptr(k), _ptr(v), _ptr(out))
         assert np.array_equal(out[:want.size].reshape(want.shape), want), rows
         assert np.all(scratch[size:] == 77) and np.all(out[want.size:] == 0)
 

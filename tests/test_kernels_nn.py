@@ -67,12 +67,16 @@ class CSoftmaxParams(ctypes.Structure):
     _fields_ = [("rows", I32), ("row_size", I32)]
 
 
-class CRequantParams(ctypes.Structure):
-    _fields_ = [("in_zp", I32), ("out_zp", I32), ("mult", I32), ("shift", I32)]
+class CLutParams(ctypes.Structure):
+    _fields_ = [("size", I32)]
+
+
+class CRequantizeParams(ctypes.Structure):
+    _fields_ = [("size", I32), ("in_zp", I32), ("out_zp", I32), ("mult", I32), ("shift", I32)]
 
 
 class CConcatInput(ctypes.Structure):
-    _fields_ = [("inner", I32), ("rescale", I32), ("requant", CRequantParams)]
+    _fields_ = [(n, I32) for n in ("inner", "rescale", "in_zp", "out_zp", "mult", "shift")]
 
 
 class CConcatParams(ctypes.Structure):
@@ -336,11 +340,11 @@ def test_lut_parity_and_float(lib: ctypes.CDLL, name: str) -> None:
         x = rand_i8(rng, (int(rng.integers(1, 400)),))
         ref = lut_s8(x, table)
         got = np.zeros_like(x)
-        lib.mcuc_lut_s8(ptr(x), ptr(got), I32(x.size), ptr(table))
+        lib.mcuc_lut_s8(ctypes.byref(CLutParams(x.size)), ptr(table), ptr(x), ptr(got))
         np.testing.assert_array_equal(got, ref)
         want = float_q(fn(dequantize_array(x, s_in, z_in).astype(np.float64)), s_out, z_out)
         np.testing.assert_array_equal(ref, want)
-        lib.mcuc_lut_s8(ptr(x), ptr(x), I32(x.size), ptr(table))  # in place
+        lib.mcuc_lut_s8(ctypes.byref(CLutParams(x.size)), ptr(table), ptr(x), ptr(x))  # in place
         np.testing.assert_array_equal(x, ref)
 
 
@@ -396,14 +400,14 @@ def test_requantize_parity_and_float(lib: ctypes.CDLL) -> None:
         s_in = rand_scale(rng, -3, -1)
         s_out = s_in / 10.0 ** ratio_exp
         zi, zo = rand_zp(rng), rand_zp(rng)
-        p = prepare_requantize(s_in, zi, s_out, zo)
         x = rand_i8(rng, (int(rng.integers(1, 300)),))
+        p = prepare_requantize(x.shape, s_in, zi, s_out, zo)
         ref = requantize_s8(x, p)
         got = np.zeros_like(x)
-        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantParams, p)), ptr(x), ptr(got), I32(x.size))
+        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantizeParams, p)), ptr(x), ptr(got))
         np.testing.assert_array_equal(got, ref)
         assert_within_1lsb(ref, float_q(dequantize_array(x, s_in, zi).astype(np.float64), s_out, zo))
-        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantParams, p)), ptr(x), ptr(x), I32(x.size))
+        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantizeParams, p)), ptr(x), ptr(x))
         np.testing.assert_array_equal(x, ref)
 
 
@@ -428,8 +432,7 @@ def test_concat_parity_and_float(lib: ctypes.CDLL) -> None:
         xs = [rand_i8(rng, s) for s in shapes]
         ref = concat_s8(xs, p)
         got = np.zeros(p.out_shape, dtype=np.int8)
-        cin = (CConcatInput * n_in)(*[
-            CConcatInput(ci.inner, int(ci.rescale), to_c(CRequantParams, ci.requant)) for ci in p.inputs])
+        cin = (CConcatInput * n_in)(*[to_c(CConcatInput, ci) for ci in p.inputs])
         cptrs = (P8 * n_in)(*[ptr(x) for x in xs])
         lib.mcuc_concat_s8(ctypes.byref(CConcatParams(p.outer, n_in, cin)), cptrs, ptr(got))
         np.testing.assert_array_equal(got, ref, err_msg=f"case {i}")

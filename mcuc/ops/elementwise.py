@@ -140,17 +140,16 @@ def _unary(name: str, fn: Callable[[np.ndarray, dict], np.ndarray]) -> OpDef:
 def _lower_lut(g: Graph, n: Node) -> Lowered:
     x, table, y = n.inputs[0], n.inputs[1], n.outputs[0]
     tdata = const_data(g, table)
-    return Lowered(n, "mcuc_lut_s8",
-                   [Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size), Arg("tensor", table)],
+    return Lowered(n, "mcuc_lut_s8", [Arg("struct", 0), Arg("tensor", table), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_lut_params_t", {"size": g.tensors[x].size})],
                    ref=lambda env: relem.lut_s8(env[x], tdata))
 
 
 def _lower_requantize(g: Graph, n: Node) -> Lowered:
     x, y = n.inputs[0], n.outputs[0]
     qx, qy = quant_of(g, x), quant_of(g, y)
-    params = relem.prepare_requantize(qx.s, qx.zp, qy.s, qy.zp)
-    return Lowered(n, "mcuc_requantize_s8",
-                   [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size)],
+    params = relem.prepare_requantize(tuple(g.tensors[x].shape), qx.s, qx.zp, qy.s, qy.zp)
+    return Lowered(n, "mcuc_requantize_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_requantize_params_t", c_fields(params))],
                    ref=lambda env: relem.requantize_s8(env[x], params))
 

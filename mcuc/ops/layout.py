@@ -106,7 +106,7 @@ def _lower_concat(g: Graph, n: Node) -> Lowered:
     qy = quant_of(g, y)
     params = rlayout.prepare_concat([tuple(g.tensors[x].shape) for x in xs], int(n.attrs["axis"]),
                                     [(quant_of(g, x).s, quant_of(g, x).zp) for x in xs], (qy.s, qy.zp))
-    inputs = [{"inner": i.inner, "rescale": int(i.rescale), "requant": c_fields(i.requant)} for i in params.inputs]
+    inputs = [c_fields(i) for i in params.inputs]
     ptrs = [CExpr(f"@tensor:{x}") for x in xs]
     return Lowered(n, "mcuc_concat_s8", [Arg("struct", 2), Arg("struct", 1), Arg("tensor", y)],
                    structs=[Struct("mcuc_concat_input_params_t[]", inputs),

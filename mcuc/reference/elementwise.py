@@ -167,9 +167,10 @@ def mul_s8(in1: np.ndarray, in2: np.ndarray, params: MulParams) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RequantParams:
-    """mcuc_requantize_params_t: out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
+class RequantizeParams:
+    """mcuc_requantize_params_t: ``size`` elements, out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
 
+    size: int
     in_zp: int
     out_zp: int
     mult: int
@@ -179,21 +180,27 @@ class RequantParams:
 MAX_REQUANT_SHIFT = 23  # 255 << 23 still fits int32
 
 
-def prepare_requantize(s_in: float, zp_in: int, s_out: float, zp_out: int) -> RequantParams:
+def prepare_requantize(shape: tuple[int, ...], s_in: float, zp_in: int, s_out: float,
+                       zp_out: int) -> RequantizeParams:
     _check_zp(zp_in)
     _check_zp(zp_out)
     m, sh = quantize_multiplier(s_in / s_out)
     if sh > MAX_REQUANT_SHIFT:
         raise ValueError(f"requantize ratio {s_in / s_out} too large for int32 fixed point")
-    return RequantParams(zp_in, zp_out, m, sh)
+    return RequantizeParams(int(np.prod(shape, dtype=np.int64)), zp_in, zp_out, m, sh)
 
 
-def requantize_s8(x: np.ndarray, params: RequantParams) -> np.ndarray:
+def requantize_values(x: np.ndarray, in_zp: int, out_zp: int, mult: int, shift: int) -> np.ndarray:
+    """clamp(out_zp + MBQM(x - in_zp, mult, shift)) of int8 ``x``: requantize's and concat's arithmetic."""
+    q = np.arange(-128, 128, dtype=np.int64)
+    table = np.clip(multiply_by_quantized_multiplier(q - in_zp, mult, shift) + out_zp, -128, 127)
+    return table.astype(np.int8)[x.astype(np.intp) + 128]  # exact: one entry per int8 value
+
+
+def requantize_s8(x: np.ndarray, params: RequantizeParams) -> np.ndarray:
     """mcuc_requantize_s8: int8 -> int8 with new scale and zero point (TFLite Requantize)."""
     p = params
-    q = np.arange(-128, 128, dtype=np.int64)
-    table = np.clip(multiply_by_quantized_multiplier(q - p.in_zp, p.mult, p.shift) + p.out_zp, -128, 127)
-    return table.astype(np.int8)[x.astype(np.intp) + 128]  # exact: one entry per int8 value
+    return requantize_values(x, p.in_zp, p.out_zp, p.mult, p.shift)
 
 
 def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int, out_scale: float,

@@ -5,16 +5,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuc.reference.elementwise import RequantParams, prepare_requantize, requantize_s8
+from mcuc.reference.elementwise import prepare_requantize, requantize_values
 
 
 @dataclass(frozen=True)
 class ConcatInput:
-    """mcuc_concat_input_params_t: an input viewed as [outer, inner], copied or requantized."""
+    """mcuc_concat_input_params_t: an input viewed as [outer, inner], copied or requantized (as
+    mcuc_requantize_s8 with in_zp, out_zp, mult, shift)."""
 
     inner: int
     rescale: bool
-    requant: RequantParams
+    in_zp: int
+    out_zp: int
+    mult: int
+    shift: int
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,11 @@ def prepare_concat(shapes: list[tuple[int, ...]], axis: int, in_quant: list[tupl
     inputs = []
     for shape, (s_in, zp_in) in zip(shapes, in_quant, strict=True):
         inner = int(np.prod(shape[axis:], dtype=np.int64))
-        same = s_in == s_out and zp_in == zp_out
-        rq = RequantParams(zp_in, zp_out, 0, 0) if same else prepare_requantize(s_in, zp_in, s_out, zp_out)
-        inputs.append(ConcatInput(inner, not same, rq))
+        if s_in == s_out and zp_in == zp_out:
+            inputs.append(ConcatInput(inner, False, zp_in, zp_out, 0, 0))
+        else:
+            rq = prepare_requantize((inner,), s_in, zp_in, s_out, zp_out)
+            inputs.append(ConcatInput(inner, True, rq.in_zp, rq.out_zp, rq.mult, rq.shift))
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
     return ConcatParams(outer, tuple(inputs), tuple(out_shape), axis)
@@ -54,7 +60,7 @@ def prepare_concat(shapes: list[tuple[int, ...]], axis: int, in_quant: list[tupl
 
 def concat_s8(inputs: list[np.ndarray], params: ConcatParams) -> np.ndarray:
     """mcuc_concat_s8."""
-    parts = [requantize_s8(x, ci.requant) if ci.rescale else x.astype(np.int8)
+    parts = [requantize_values(x, ci.in_zp, ci.out_zp, ci.mult, ci.shift) if ci.rescale else x.astype(np.int8)
              for x, ci in zip(inputs, params.inputs, strict=True)]
     return np.concatenate(parts, axis=params.axis)
 

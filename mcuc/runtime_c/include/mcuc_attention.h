@@ -37,8 +37,8 @@ typedef struct {
 int32_t mcuc_attention_blocked_s8_get_buffer_size(const mcuc_attention_params_t *params);
 
 void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
-                               const int8_t *q, const int8_t *k, const int8_t *v, int8_t *scratch,
-                               int8_t *output);
+                               int8_t *restrict scratch, const int8_t *restrict q, const int8_t *restrict k,
+                               const int8_t *restrict v, int8_t *restrict output);
 
 #ifdef __cplusplus
 }

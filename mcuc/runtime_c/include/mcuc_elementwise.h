@@ -85,25 +85,30 @@ void mcuc_mul_s8(const mcuc_mul_params_t *params, const mcuc_broadcast_params_t 
                  const int8_t *in1, const int8_t *in2, int8_t *output);
 
 /* ------------------------------------------------------------------------------------------
- * Look-up table: output[i] = table[input[i] + 128]; table is int8[256] built by
- * mcuc.reference.elementwise.make_lut. size >= 0. output may equal input.
+ * Look-up table: output[i] = table[input[i] + 128] for i < size; table is int8[256] built by
+ * mcuc.reference.elementwise.make_lut (or a TFLite-specific builder in mcuc.reference.tflite).
+ * size >= 0. output may equal input.
  * ---------------------------------------------------------------------------------------- */
-void mcuc_lut_s8(const int8_t *input, int8_t *output, int32_t size, const int8_t *table);
+typedef struct {
+    int32_t size;
+} mcuc_lut_params_t;
+
+void mcuc_lut_s8(const mcuc_lut_params_t *params, const int8_t *table, const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------------------------
- * Requantize int8 -> int8: out = clamp(out_zp + requant(q - in_zp, mult, shift), -128, 127)
- * with mult/shift quantizing s_in / s_out; shift <= 23 so that (q - in_zp) << shift fits
+ * Requantize int8 -> int8, size >= 0 elements: out = clamp(out_zp + requant(q - in_zp, mult, shift),
+ * -128, 127) with mult/shift quantizing s_in / s_out; shift <= 23 so that (q - in_zp) << shift fits
  * int32. output may equal input.
  * ---------------------------------------------------------------------------------------- */
 typedef struct {
+    int32_t size;
     int32_t in_zp;
     int32_t out_zp;
     int32_t mult;
     int32_t shift;
 } mcuc_requantize_params_t;
 
-void mcuc_requantize_s8(const mcuc_requantize_params_t *params, const int8_t *input,
-                        int8_t *output, int32_t size);
+void mcuc_requantize_s8(const mcuc_requantize_params_t *params, const int8_t *input, int8_t *output);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,6 @@
 
 #include <stdint.h>
 
-#include "mcuc_elementwise.h"
 #include "mcuc_support.h"
 
 #ifdef __cplusplus
@@ -18,12 +17,16 @@ extern "C" {
  * before the axis, inner_k = product of its dims from the axis on); the output is
  * [outer, sum of inner_k] and input k fills columns starting at the sum of the previous
  * inner_j. An input with rescale == 0 is copied; with rescale != 0 it is requantized to the
- * output parameters as mcuc_requantize_s8 does.
+ * output parameters as mcuc_requantize_s8 does: out = clamp(out_zp + requant(q - in_zp, mult, shift),
+ * -128, 127), shift <= 23.
  * ---------------------------------------------------------------------------------------- */
 typedef struct {
     int32_t inner;
     int32_t rescale;
-    mcuc_requantize_params_t requant;
+    int32_t in_zp;
+    int32_t out_zp;
+    int32_t mult;
+    int32_t shift;
 } mcuc_concat_input_params_t;
 
 typedef struct {

@@ -1,19 +1,49 @@
-/* mcuc_support.h: conventions shared by every mcuc kernel, and the TFLite-compatible fixed-point helpers
+/* mcuc_support.h: the rules every mcuc kernel follows, and the TFLite-compatible fixed-point helpers
  * (bit-exact with mcuc/quant.py).
  *
- * Conventions:
+ * Names. Kernels are mcuc_<op>[_<variant>]_s8. A variant computes the same result from the same
+ * parameters in another way, chosen per shape or core (mcuc_depthwise_conv2d_3x3_s8,
+ * mcuc_attention_blocked_s8); a kernel with parameters of its own has a name of its own
+ * (mcuc_softmax_tflite_s8). Public headers hold declarations only, one per family of the compiler's op
+ * registry (mcuc/ops/<family>.py); mcuc.h includes them all. Each public function is in its own
+ * src/<function>.c; helpers shared by several kernels are in src/mcuc_internal.h.
+ *
+ * Parameter structs. Kernel mcuc_<op>[_<variant>]_s8 takes const mcuc_<op>_params_t *params. Where
+ * several kernels share one layout, it is declared once as struct mcuc_<name>_params and each kernel
+ * has its own typedef of it (struct mcuc_conv_params is mcuc_conv2d_params_t and
+ * mcuc_depthwise_conv2d_params_t). A struct that is a further part of a call or of another params
+ * struct is mcuc_<part>_params_t (mcuc_per_channel_quant_params_t, mcuc_broadcast_params_t,
+ * mcuc_concat_input_params_t). Params hold only integers (plus pointers to const data), so generated
+ * code emits them as `static const` initialisers; they are filled by the Python `prepare_*`
+ * functions in mcuc/reference/, which also define each kernel's integer-exact numpy reference.
+ *
+ * Argument order, the same for every kernel:
+ *   1. params: the kernel's params struct, then any further parameter struct of the call (the
+ *      broadcast shape of binary elementwise kernels). Every size and count is a params field; no
+ *      kernel takes a bare integer.
+ *   2. constants the compiler prepares for the op: per-channel multipliers and shifts
+ *      (mcuc_per_channel_quant_params_t), look-up and exp tables, gather indices, LayerNorm's folded
+ *      gamma/beta terms.
+ *   3. scratch, for a kernel that needs one.
+ *   4. activation inputs, in the op's operand order (concat: one array of pointers).
+ *   5. weights, then bias (conv family).
+ *   6. output, last.
+ * A kernel that needs scratch has the companion
+ *   int32_t mcuc_<op>[_<variant>]_s8_get_buffer_size(const mcuc_<op>_params_t *params)
+ * returning the bytes the scratch must hold; the compiler plans exactly that many in the arena.
+ * No kernel allocates memory.
+ *
+ * Aliasing. Buffers must not overlap unless a kernel's comment says that its output may alias an
+ * input (elementwise, look-up table, requantize, softmax, LayerNorm); pointers that no other argument
+ * may alias are `restrict`.
+ *
+ * Numbers.
  * - Activations are int8, asymmetric per tensor, row-major; 4-D activations are NHWC. Tensors of rank
  *   < 4 are described as 4-D with leading dimensions of 1.
- * - Parameter structs hold only integers (plus pointers to const data), so generated code emits them
- *   as `static const` initialisers. They are filled by the Python `prepare_*` functions in
- *   mcuc/reference/, which also define the integer-exact numpy reference of each kernel.
  * - Fixed-point multipliers (`*_mult`, `*_shift`, `multiplier`/`shift`) come from
  *   mcuc.quant.quantize_multiplier: mult in [2^30, 2^31) or 0, shift in [-31, 30]; they are applied
  *   with mcuc_requantize below (TFLite's MultiplyByQuantizedMultiplier).
  * - act_min <= act_max, both in [-128, 127].
- * - No kernel allocates memory. A kernel that needs scratch memory takes it from the caller, sized by
- *   its _get_buffer_size companion (the compiler plans it in the arena).
- * - Buffers must not overlap unless a kernel's comment says that its output may alias an input.
  * - `>>` on negative signed values is an arithmetic (flooring) shift, as on every compiler mcuc
  *   targets (GCC, Clang, Arm Compiler).
  */

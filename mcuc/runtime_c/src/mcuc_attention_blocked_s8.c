@@ -3,8 +3,8 @@
 #include "mcuc_softmax.h"
 
 void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
-                               const int8_t *q, const int8_t *k, const int8_t *v, int8_t *scratch,
-                               int8_t *output)
+                               int8_t *restrict scratch, const int8_t *restrict q, const int8_t *restrict k,
+                               const int8_t *restrict v, int8_t *restrict output)
 {
     const mcuc_batch_matmul_params_t *sp = &params->scores;
     const mcuc_batch_matmul_params_t *op = &params->output;

@@ -72,7 +72,8 @@ static void test_lut_in_place(void)
         table[i] = (int8_t)(i < 128 ? 0 : i - 128); /* ReLU with zero point 0 */
     }
     int8_t data[4] = {-128, -1, 0, 127};
-    mcuc_lut_s8(data, data, 4, table);
+    const mcuc_lut_params_t p = {.size = 4};
+    mcuc_lut_s8(&p, table, data, data);
     MCUC_CHECK_EQ(data[0], 0);
     MCUC_CHECK_EQ(data[1], 0);
     MCUC_CHECK_EQ(data[2], 0);
