@@ -79,8 +79,8 @@ def _case(rng: np.random.Generator) -> tuple[Any, ...]:
 
 
 def _unfused(q: np.ndarray, k: np.ndarray, v: np.ndarray, scores: Any, softmax: Any, output: Any) -> np.ndarray:
-    s = batch_matmul_s8(q, k, scores)
-    return batch_matmul_s8(softmax_s8(s, softmax), v, output)
+    s = batch_matmul_s8(scores, q, k)
+    return batch_matmul_s8(output, softmax_s8(softmax, s), v)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -90,7 +90,7 @@ def test_kernel_matches_reference_and_unfused_ops(lib: ctypes.CDLL, seed: int) -
     want = _unfused(q, k, v, scores, softmax, output)
     for rows in sorted({1, int(rng.integers(1, tq + 1)), tq}):
         p = prepare_attention(scores, softmax, output, rows)
-        ref = attention_s8(q, k, v, p)
+        ref = attention_s8(p, q, k, v)
         assert np.array_equal(ref.reshape(want.shape), want), rows
         cp = CAttentionParams(_bmm_struct(scores), _bmm_struct(output), rows)
         size = lib.mcuc_attention_blocked_s8_get_buffer_size(ctypes.byref(cp))

@@ -80,7 +80,7 @@ def _lower(g: Graph, n: Node) -> Lowered:
                    structs=[Struct("mcuc_attention_params_t", {"scores": c_fields(scores), "output": c_fields(output),
                                                                "block_rows": params.block_rows})],
                    arrays=[Array1D("uint32_t", params.exp_table)],
-                   ref=lambda env: rattn.attention_s8(env[q], env[k], env[v], params).reshape(out_shape))
+                   ref=lambda env: rattn.attention_s8(params, env[q], env[k], env[v]).reshape(out_shape))
 
 
 register(OpDef("attention", "attention", _shape, macs=_macs, scratch=_scratch, lower=_lower))

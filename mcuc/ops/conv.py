@@ -103,7 +103,7 @@ def _lower_conv(g: Graph, n: Node) -> Lowered:
         [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b), Arg("tensor", y)],
         structs=[Struct(f"mcuc_{kernel}_params_t", fields), _QUANT_STRUCT],
         arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
-        ref=lambda env: ref_fn(env[x], wdata, bdata, params, quant))
+        ref=lambda env: ref_fn(params, quant, env[x], wdata, bdata))
 
 
 def _depthwise_3x3(low: Lowered) -> bool:
@@ -147,7 +147,7 @@ def _lower_fc(g: Graph, n: Node) -> Lowered:
         [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b), Arg("tensor", y)],
         structs=[Struct("mcuc_fully_connected_params_t", fields), _QUANT_STRUCT],
         arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
-        ref=lambda env: rconv.fully_connected_s8(env[x], wdata, bdata, params, quant))
+        ref=lambda env: rconv.fully_connected_s8(params, quant, env[x], wdata, bdata))
 
 
 # ---- batchnorm (float graphs only: mcuc/passes/fold_bn.py folds it away) ---------------------

@@ -77,7 +77,7 @@ def _lower_binary(g: Graph, n: Node) -> Lowered:
                    [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
                    structs=[Struct(f"mcuc_{n.op}_params_t", c_fields(params)),
                             Struct("mcuc_broadcast_params_t", c_fields(shape))],
-                   ref=lambda env: ref_fn(env[a], env[b], params).reshape(out_shape))
+                   ref=lambda env: ref_fn(params, env[a], env[b]).reshape(out_shape))
 
 
 def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
@@ -92,7 +92,7 @@ def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
                    [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
                    structs=[Struct("mcuc_squared_difference_params_t", c_fields(params)),
                             Struct("mcuc_broadcast_params_t", c_fields(shape))],
-                   ref=lambda env: rtfl.squared_difference_s8(env[a], env[b], params).reshape(out_shape))
+                   ref=lambda env: rtfl.squared_difference_s8(params, env[a], env[b]).reshape(out_shape))
 
 
 def _binary(name: str, **facts: Any) -> OpDef:
@@ -142,7 +142,7 @@ def _lower_lut(g: Graph, n: Node) -> Lowered:
     tdata = const_data(g, table)
     return Lowered(n, "mcuc_lut_s8", [Arg("struct", 0), Arg("tensor", table), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_lut_params_t", {"size": g.tensors[x].size})],
-                   ref=lambda env: relem.lut_s8(env[x], tdata))
+                   ref=lambda env: relem.lut_s8(tdata, env[x]))
 
 
 def _lower_requantize(g: Graph, n: Node) -> Lowered:
@@ -151,7 +151,7 @@ def _lower_requantize(g: Graph, n: Node) -> Lowered:
     params = relem.prepare_requantize(tuple(g.tensors[x].shape), qx.s, qx.zp, qy.s, qy.zp)
     return Lowered(n, "mcuc_requantize_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_requantize_params_t", c_fields(params))],
-                   ref=lambda env: relem.requantize_s8(env[x], params))
+                   ref=lambda env: relem.requantize_s8(params, env[x]))
 
 
 register(

@@ -49,7 +49,7 @@ def _lower_pool(g: Graph, n: Node) -> Lowered:
     ref_fn = rpool.avgpool_s8 if n.op == "avgpool" else rpool.maxpool_s8
     return Lowered(n, f"mcuc_{n.op}_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct(f"mcuc_{n.op}_params_t", c_fields(params))],
-                   ref=lambda env: ref_fn(env[x], params))
+                   ref=lambda env: ref_fn(params, env[x]))
 
 
 register(

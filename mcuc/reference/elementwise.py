@@ -123,12 +123,12 @@ def _apply_pair_table(table: np.ndarray, in1: np.ndarray, in2: np.ndarray) -> np
     return np.asarray(table[in1.astype(np.intp) + 128, in2.astype(np.intp) + 128])
 
 
-def add_s8(in1: np.ndarray, in2: np.ndarray, params: AddParams) -> np.ndarray:
+def add_s8(params: AddParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_add_s8 with numpy broadcasting (TFLite AddElementwise per element)."""
     return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, 1), in1, in2)
 
 
-def sub_s8(in1: np.ndarray, in2: np.ndarray, params: AddParams) -> np.ndarray:
+def sub_s8(params: AddParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_sub_s8 with numpy broadcasting (TFLite SubElementwise per element)."""
     return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, -1), in1, in2)
 
@@ -158,7 +158,7 @@ def prepare_mul(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: 
     return MulParams(-zp1, -zp2, zp_out, m, sh, act_min, act_max)
 
 
-def mul_s8(in1: np.ndarray, in2: np.ndarray, params: MulParams) -> np.ndarray:
+def mul_s8(params: MulParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_mul_s8 with numpy broadcasting (TFLite MulElementwise per element)."""
     p = params
     prod = (_Q_ROW + p.in1_offset) * (_Q_COL + p.in2_offset)
@@ -197,7 +197,7 @@ def requantize_values(x: np.ndarray, in_zp: int, out_zp: int, mult: int, shift: 
     return table.astype(np.int8)[x.astype(np.intp) + 128]  # exact: one entry per int8 value
 
 
-def requantize_s8(x: np.ndarray, params: RequantizeParams) -> np.ndarray:
+def requantize_s8(params: RequantizeParams, x: np.ndarray) -> np.ndarray:
     """mcuc_requantize_s8: int8 -> int8 with new scale and zero point (TFLite Requantize)."""
     p = params
     return requantize_values(x, p.in_zp, p.out_zp, p.mult, p.shift)
@@ -218,7 +218,7 @@ def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int
     return np.clip(y, -128, 127).astype(np.int8)
 
 
-def lut_s8(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+def lut_s8(table: np.ndarray, x: np.ndarray) -> np.ndarray:
     """mcuc_lut_s8: output = table[x + 128]."""
     if table.shape != (256,) or table.dtype != np.int8:
         raise ValueError("LUT must be int8[256]")

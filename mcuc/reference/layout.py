@@ -58,7 +58,7 @@ def prepare_concat(shapes: list[tuple[int, ...]], axis: int, in_quant: list[tupl
     return ConcatParams(outer, tuple(inputs), tuple(out_shape), axis)
 
 
-def concat_s8(inputs: list[np.ndarray], params: ConcatParams) -> np.ndarray:
+def concat_s8(params: ConcatParams, inputs: list[np.ndarray]) -> np.ndarray:
     """mcuc_concat_s8."""
     parts = [requantize_values(x, ci.in_zp, ci.out_zp, ci.mult, ci.shift) if ci.rescale else x.astype(np.int8)
              for x, ci in zip(inputs, params.inputs, strict=True)]
@@ -90,7 +90,7 @@ def prepare_pad(shape: tuple[int, ...], pads: list[tuple[int, int]], pad_value: 
                      (before[0], before[1], before[2], before[3]), int(pad_value))
 
 
-def pad_s8(x: np.ndarray, params: PadParams) -> np.ndarray:
+def pad_s8(params: PadParams, x: np.ndarray) -> np.ndarray:
     """mcuc_pad_s8 (the result has the input's rank)."""
     p = params
     lead = 4 - x.ndim
@@ -123,6 +123,6 @@ def prepare_transpose(shape: tuple[int, ...], perm: tuple[int, ...]) -> Transpos
     return TransposeParams((out[0], out[1], out[2], out[3]), (ins[0], ins[1], ins[2], ins[3]), tuple(perm))
 
 
-def transpose_s8(x: np.ndarray, params: TransposeParams) -> np.ndarray:
+def transpose_s8(params: TransposeParams, x: np.ndarray) -> np.ndarray:
     """mcuc_transpose_s8."""
     return np.ascontiguousarray(np.transpose(x, params.perm))
