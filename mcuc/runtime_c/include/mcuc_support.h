@@ -31,8 +31,9 @@
  *   6. output, last.
  * A kernel that needs scratch has the companion
  *   int32_t mcuc_<op>[_<variant>]_s8_get_buffer_size(const mcuc_<op>_params_t *params)
- * returning the bytes the scratch must hold; the compiler plans exactly that many in the arena.
- * No kernel allocates memory.
+ * returning the bytes the scratch must hold; the compiler plans exactly that many in the arena
+ * (generated code built with MCUC_CHECK_BUFFER_SIZES checks that the two agree). No kernel allocates
+ * memory.
  *
  * Aliasing. Buffers must not overlap unless a kernel's comment says that its output may alias an
  * input (elementwise, look-up table, requantize, softmax, LayerNorm); pointers that no other argument

@@ -1,4 +1,5 @@
-/* test_kernels.c: small hand-computed cases for conv, depthwise, fully connected, pooling and LUT. */
+/* test_kernels.c: small hand-computed cases for conv, depthwise, fully connected, pooling, LUT and attention's
+ * scratch size. */
 #include <string.h>
 
 #include "mcuc.h"
@@ -80,11 +81,22 @@ static void test_lut_in_place(void)
     MCUC_CHECK_EQ(data[3], 127);
 }
 
+static void test_attention_buffer_size(void)
+{
+    /* one int8 score row of Tk = scores.n bytes per query row of a block */
+    mcuc_attention_params_t p;
+    memset(&p, 0, sizeof p);
+    p.scores.n = 7;
+    p.block_rows = 3;
+    MCUC_CHECK_EQ(mcuc_attention_blocked_s8_get_buffer_size(&p), 21);
+}
+
 int main(void)
 {
     test_conv_3x3_padded();
     test_fully_connected_relu();
     test_avgpool_rounds_half_away();
     test_lut_in_place();
+    test_attention_buffer_size();
     MCUC_TEST_DONE("test_kernels");
 }
