@@ -15,8 +15,10 @@
  * struct is mcuc_<part>_params_t (mcuc_per_channel_quant_params_t, mcuc_broadcast_params_t,
  * mcuc_concat_input_params_t). Params hold only integers (plus pointers to const data), so generated
  * code emits them as `static const` initialisers; they are filled by the Python `prepare_*`
- * functions in mcuc/reference/, which also define each kernel's integer-exact numpy reference, taking
- * the same arguments in the same order (the output is returned; sizes come from the arrays).
+ * functions in mcuc/reference/, which also define each kernel's integer-exact numpy reference: the same
+ * arguments in the same order, except that it returns the output, reads sizes and broadcast shapes off
+ * the arrays, and finds a constant in the params dataclass when prepare_* made it (exp tables, gather
+ * indices, LayerNorm's gamma/beta terms).
  *
  * Argument order, the same for every kernel:
  *   1. params: the kernel's params struct, then any further parameter struct of the call (the
