@@ -1,6 +1,6 @@
 """TFLite-compatible fixed-point arithmetic shared by the reference interpreter and codegen.
 
-The C side of every function here lives in mcuc/runtime_c/include/mcuc_fixedpoint.h and must
+The C side of every function here lives in mcuc/runtime_c/include/mcuc_support.h and must
 produce identical integers; tests/test_fixedpoint.py checks both against each other.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ def build_shared(sources: list[str], tmp_root: Path | None = None) -> ctypes.CDL
     srcs = [Path(s) if Path(s).is_absolute() else RUNTIME / "src" / (s if s.endswith(".c") else s + ".c")
             for s in sources]
     h = hashlib.sha256()
-    for p in sorted(srcs) + sorted((RUNTIME / "include").glob("*.h")):
+    for p in sorted(srcs) + sorted((RUNTIME / "include").glob("*.h")) + sorted((RUNTIME / "src").glob("*.h")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     out_dir = (tmp_root or ROOT / "build" / "ctypes")

@@ -10,10 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mcuc.compiler import Compiled, CompileOptions, compile_model
+from mcuc.boards import load_board
+from mcuc.compiler import Compiled, CompileOptions, assemble, compile_model
 from mcuc.errors import MCUCError
 from mcuc.execute import run_int8
+from mcuc.ir import Graph
 from mcuc.memory import op_scratch_bytes, plan_memory, scratch_key
+from mcuc.ops import OPS, verify
+from mcuc.ops.quant_rules import SOFTMAX_QUANT
 from mcuc.passes.attention import attention_nodes, fuse_attention, parse_block
 from mcuc.plan import Buffer, verify_plan
 from mcuc.project import write_project
@@ -21,7 +25,9 @@ from mcuc.reference.attention import attention_s8, prepare_attention
 from mcuc.reference.softmax import prepare_softmax, softmax_s8
 from mcuc.reference.transformer import batch_matmul_s8, prepare_batch_matmul
 from mcuc.runner import verify_project
+from mcuc.schedule.base import layer_schedule
 from tests.cbuild import build_shared
+from tests.int8_graphs import Int8GraphBuilder
 
 I32 = ctypes.c_int32
 I32x2 = I32 * 2
@@ -79,8 +85,8 @@ def _case(rng: np.random.Generator) -> tuple[Any, ...]:
 
 
 def _unfused(q: np.ndarray, k: np.ndarray, v: np.ndarray, scores: Any, softmax: Any, output: Any) -> np.ndarray:
-    s = batch_matmul_s8(q, k, scores)
-    return batch_matmul_s8(softmax_s8(s, softmax), v, output)
+    s = batch_matmul_s8(scores, q, k)
+    return batch_matmul_s8(output, softmax_s8(softmax, s), v)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -90,17 +96,65 @@ def test_kernel_matches_reference_and_unfused_ops(lib: ctypes.CDLL, seed: int) -
     want = _unfused(q, k, v, scores, softmax, output)
     for rows in sorted({1, int(rng.integers(1, tq + 1)), tq}):
         p = prepare_attention(scores, softmax, output, rows)
-        ref = attention_s8(q, k, v, p)
+        ref = attention_s8(p, q, k, v)
         assert np.array_equal(ref.reshape(want.shape), want), rows
         cp = CAttentionParams(_bmm_struct(scores), _bmm_struct(output), rows)
         size = lib.mcuc_attention_blocked_s8_get_buffer_size(ctypes.byref(cp))
         assert size == rows * scores.n
         scratch = np.full(size + 16, 77, np.int8)  # a guard past the end must stay untouched
         out = np.zeros(want.size + 16, np.int8)
-        lib.mcuc_attention_blocked_s8(ctypes.byref(cp), _ptr(p.exp_table, ctypes.c_uint32), _ptr(q), _ptr(k),
-                                      _ptr(v), _ptr(scratch), _ptr(out))
+        lib.mcuc_attention_blocked_s8(ctypes.byref(cp), _ptr(p.exp_table, ctypes.c_uint32), _ptr(scratch), _ptr(q),
+                                      _ptr(k), _ptr(v), _ptr(out))
         assert np.array_equal(out[:want.size].reshape(want.shape), want), rows
         assert np.all(scratch[size:] == 77) and np.all(out[want.size:] == 0)
+
+
+def _attention_graph(seed: int) -> Graph:
+    """Inputs q, k, v into one int8 attention op: random heads, lengths, k stored either way, block rows."""
+    b = Int8GraphBuilder(seed)
+    r = b.rng
+    tq, tk, d, dv = (int(x) for x in r.integers(1, 20, 4))
+    heads = int(r.integers(1, 4))
+    transpose_b = bool(r.random() < 0.5)
+    q = b.act((1, heads, tq, d))
+    k = b.act((1, heads) + ((tk, d) if transpose_b else (d, tk)))
+    v = b.act((1, heads, tk, dv))
+    y = b.node("attention", [q, k, v], (1, heads, tq, dv), scores_quant=b.quant(), probs_quant=SOFTMAX_QUANT,
+               scores_act=(-128, 127), alpha=float(d) ** -0.5, transpose_b=transpose_b, beta=1.0, alpha_v=1.0,
+               transpose_v=False, act_min=-128, act_max=127, block_rows=int(r.integers(1, tq + 1)))
+    b.g.inputs, b.g.outputs = [q, k, v], [y]
+    verify(b.g, quantized=True)
+    return b.g
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_registry_scratch_equals_kernel_buffer_size(lib: ctypes.CDLL, seed: int) -> None:
+    """The scratch the compiler plans (the registry's fact) is what the C companion asks for, from the very
+    struct the lowering emits."""
+    g = _attention_graph(seed)
+    (n,) = g.nodes
+    low = OPS["attention"].lower(g, n)  # type: ignore[misc]
+    fields = low.structs[0].value
+    cp = CAttentionParams(*(CBatchMatmulParams(**{f: I32x2(*v) if isinstance(v, tuple) else v
+                                                  for f, v in fields[part].items()})
+                            for part in ("scores", "output")), fields["block_rows"])
+    assert lib.mcuc_attention_blocked_s8_get_buffer_size(ctypes.byref(cp)) == op_scratch_bytes(g, n) > 0
+
+
+def test_generated_code_checks_scratch(tmp_path: Path) -> None:
+    """model.c built with MCUC_CHECK_BUFFER_SIZES (the sanitized host build) compares the planned scratch with
+    the kernel's _get_buffer_size before the call, and invoke fails when they differ."""
+    g = _attention_graph(7)
+    c = assemble(layer_schedule(g).plan("best"), load_board("host"), CompileOptions())
+    out = write_project(c, str(tmp_path / "proj"))
+    res = verify_project(out, g, samples=3, seed=1, target="host")
+    assert res["mismatched"] == 0 and res["elements"] > 0, res
+    model_c = out / "model.c"
+    check = f"mcuc_attention_blocked_s8_get_buffer_size(&mcuc_op0_s0) != {op_scratch_bytes(g, g.nodes[0])})"
+    assert check in model_c.read_text()
+    model_c.write_text(model_c.read_text().replace(check, check.replace(" != ", " != 1 + ")))
+    with pytest.raises(MCUCError, match="invoke failed with status 1"):
+        verify_project(out, g, samples=1, seed=1, target="host")
 
 
 def test_prepare_rejects_mismatched_pieces() -> None:

@@ -1,4 +1,4 @@
-"""mcuc/quant.py and mcuc/runtime_c/include/mcuc_fixedpoint.h compute identical integers."""
+"""mcuc/quant.py and mcuc/runtime_c/include/mcuc_support.h compute identical integers."""
 from __future__ import annotations
 
 import math

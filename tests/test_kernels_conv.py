@@ -87,15 +87,15 @@ def _call(fn: Callable, params_c: ctypes.Structure, quant: PerChannelQuant, x: n
     return out
 
 
-def c_conv2d(fn: Callable, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, params: Conv2dParams,
-             quant: PerChannelQuant) -> np.ndarray:
+def c_conv2d(fn: Callable, params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w: np.ndarray,
+             bias: np.ndarray | None) -> np.ndarray:
     fields = conv2d_kernel_fields(x.shape, w.shape, params)
     out_shape = (fields["batch"], fields["out_h"], fields["out_w"], fields["out_c"])
     return _call(fn, _Conv2dParamsC(**fields), quant, x, w, bias, out_shape)
 
 
-def c_fully_connected(fn: Callable, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
-                      params: FullyConnectedParams, quant: PerChannelQuant) -> np.ndarray:
+def c_fully_connected(fn: Callable, params: FullyConnectedParams, quant: PerChannelQuant, x: np.ndarray,
+                      w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     fields = fully_connected_kernel_fields(x.shape, w.shape, params)
     out = _call(fn, _FullyConnectedParamsC(**fields), quant, x, w, bias, (fields["rows"], w.shape[0]))
     return out.reshape(*x.shape[:-1], w.shape[0])
@@ -237,8 +237,8 @@ def _assert_within_one_lsb(ref: np.ndarray, approx: np.ndarray) -> None:
 def test_conv2d_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     kind = ("dense", "dense", "depthwise", "depthwise2")[seed % 4]
     case = conv_case(seed, kind)
-    ref = conv2d_s8(case.x, case.w, case.bias, case.params, case.quant)
-    got = c_conv2d(lib.mcuc_conv2d_s8, case.x, case.w, case.bias, case.params, case.quant)
+    ref = conv2d_s8(case.params, case.quant, case.x, case.w, case.bias)
+    got = c_conv2d(lib.mcuc_conv2d_s8, case.params, case.quant, case.x, case.w, case.bias)
     np.testing.assert_array_equal(got, ref)
     _assert_within_one_lsb(ref, _float_conv(case))
 
@@ -246,8 +246,8 @@ def test_conv2d_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
 @pytest.mark.parametrize("seed", range(1000, 1080))
 def test_depthwise_conv2d_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     case = conv_case(seed, "depthwise2" if seed % 3 == 0 else "depthwise")
-    ref = depthwise_conv2d_s8(case.x, case.w, case.bias, case.params, case.quant)
-    got = c_conv2d(lib.mcuc_depthwise_conv2d_s8, case.x, case.w, case.bias, case.params, case.quant)
+    ref = depthwise_conv2d_s8(case.params, case.quant, case.x, case.w, case.bias)
+    got = c_conv2d(lib.mcuc_depthwise_conv2d_s8, case.params, case.quant, case.x, case.w, case.bias)
     np.testing.assert_array_equal(got, ref)
     _assert_within_one_lsb(ref, _float_conv(case))
 
@@ -255,17 +255,16 @@ def test_depthwise_conv2d_matches_reference(lib: ctypes.CDLL, seed: int) -> None
 @pytest.mark.parametrize("seed", range(3000, 3040))
 def test_depthwise_conv2d_3x3_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     case = conv_case(seed, "depthwise", only_3x3=True)
-    ref = depthwise_conv2d_s8(case.x, case.w, case.bias, case.params, case.quant)
-    got = c_conv2d(lib.mcuc_depthwise_conv2d_3x3_s8, case.x, case.w, case.bias, case.params, case.quant)
+    ref = depthwise_conv2d_s8(case.params, case.quant, case.x, case.w, case.bias)
+    got = c_conv2d(lib.mcuc_depthwise_conv2d_3x3_s8, case.params, case.quant, case.x, case.w, case.bias)
     np.testing.assert_array_equal(got, ref)
 
 
 @pytest.mark.parametrize("seed", range(2000, 2040))
 def test_fully_connected_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     case = fc_case(seed)
-    ref = fully_connected_s8(case.x, case.w, case.bias, case.params, case.quant)
-    got = c_fully_connected(lib.mcuc_fully_connected_s8, case.x, case.w, case.bias,
-                            case.params, case.quant)
+    ref = fully_connected_s8(case.params, case.quant, case.x, case.w, case.bias)
+    got = c_fully_connected(lib.mcuc_fully_connected_s8, case.params, case.quant, case.x, case.w, case.bias)
     np.testing.assert_array_equal(got, ref)
     _assert_within_one_lsb(ref, _float_fc(case))
 
@@ -277,18 +276,18 @@ def test_window_entirely_in_padding_gives_bias_only(lib: ctypes.CDLL) -> None:
     bias = np.array([5, -7], dtype=np.int32)
     params = Conv2dParams(pads=(2, 2, 2, 2), groups=2, input_zp=-3, output_zp=1)
     quant = PerChannelQuant(np.full(2, 1 << 30, dtype=np.int32), np.ones(2, dtype=np.int32))  # x1.0
-    ref = depthwise_conv2d_s8(x, w, bias, params, quant)
+    ref = depthwise_conv2d_s8(params, quant, x, w, bias)
     assert ref.shape == (1, 6, 6, 2)
     assert ref[0, 0, 0].tolist() == [6, -6]
     assert ref[0, 2, 2].tolist() == [109, 97]
     for fn in (lib.mcuc_conv2d_s8, lib.mcuc_depthwise_conv2d_s8):
-        np.testing.assert_array_equal(c_conv2d(fn, x, w, bias, params, quant), ref)
+        np.testing.assert_array_equal(c_conv2d(fn, params, quant, x, w, bias), ref)
     w3 = np.arange(18, dtype=np.int8).reshape(2, 3, 3, 1)
     params3 = Conv2dParams(strides=(2, 1), pads=(4, 3, 4, 5), groups=2, input_zp=-3, output_zp=1)
-    ref3 = depthwise_conv2d_s8(x, w3, bias, params3, quant)
+    ref3 = depthwise_conv2d_s8(params3, quant, x, w3, bias)
     assert ref3[0, 0, 0].tolist() == [6, -6]
     for fn in (lib.mcuc_conv2d_s8, lib.mcuc_depthwise_conv2d_s8, lib.mcuc_depthwise_conv2d_3x3_s8):
-        np.testing.assert_array_equal(c_conv2d(fn, x, w3, bias, params3, quant), ref3)
+        np.testing.assert_array_equal(c_conv2d(fn, params3, quant, x, w3, bias), ref3)
 
 
 def test_mobilenet_like_layers(lib: ctypes.CDLL) -> None:
@@ -304,16 +303,16 @@ def test_mobilenet_like_layers(lib: ctypes.CDLL) -> None:
         quant, *_ = _quant_for(rng, taps, w_shape[0], 1.0)
         params = Conv2dParams((stride, stride), (1, 1), pads, groups, -128, -128, -128, 40)
         bias = rng.integers(-5000, 5000, size=w_shape[0]).astype(np.int32)
-        ref = conv2d_s8(x, w, bias, params, quant)
-        np.testing.assert_array_equal(c_conv2d(fn, x, w, bias, params, quant), ref)
+        ref = conv2d_s8(params, quant, x, w, bias)
+        np.testing.assert_array_equal(c_conv2d(fn, params, quant, x, w, bias), ref)
         x = ref
     w = _random_int8(rng, (10, x.shape[-1]))
     quant, *_ = _quant_for(rng, x.shape[-1], 10, 1.0)
     feats = x.reshape(x.shape[0], -1, x.shape[-1])[:, 0, :]
     fc_params = FullyConnectedParams(-128, 3)
-    ref = fully_connected_s8(feats, w, None, fc_params, quant)
-    np.testing.assert_array_equal(c_fully_connected(lib.mcuc_fully_connected_s8, feats, w, None, fc_params,
-                                                    quant), ref)
+    ref = fully_connected_s8(fc_params, quant, feats, w, None)
+    np.testing.assert_array_equal(c_fully_connected(lib.mcuc_fully_connected_s8, fc_params, quant, feats, w, None),
+                                  ref)
 
 
 def test_prepare_per_channel_quant_matches_quantize_multiplier() -> None:
@@ -338,11 +337,10 @@ def test_reference_rejects_bad_arguments() -> None:
     x = np.zeros((1, 4, 4, 4), dtype=np.int8)
     quant = prepare_per_channel_quant(0.1, np.full(4, 0.1), 0.1)
     with pytest.raises(ValueError, match="groups"):
-        conv2d_s8(x, np.zeros((4, 3, 3, 3), dtype=np.int8), None, Conv2dParams(groups=2), quant)
+        conv2d_s8(Conv2dParams(groups=2), quant, x, np.zeros((4, 3, 3, 3), dtype=np.int8), None)
     with pytest.raises(ValueError, match="depthwise"):
-        depthwise_conv2d_s8(x, np.zeros((4, 3, 3, 4), dtype=np.int8), None, Conv2dParams(), quant)
+        depthwise_conv2d_s8(Conv2dParams(), quant, x, np.zeros((4, 3, 3, 4), dtype=np.int8), None)
     with pytest.raises(ValueError, match="activation range"):
-        conv2d_s8(x, np.zeros((4, 1, 1, 4), dtype=np.int8), None, Conv2dParams(act_min=5, act_max=4), quant)
+        conv2d_s8(Conv2dParams(act_min=5, act_max=4), quant, x, np.zeros((4, 1, 1, 4), dtype=np.int8), None)
     with pytest.raises(ValueError, match="bias"):
-        conv2d_s8(x, np.zeros((4, 1, 1, 4), dtype=np.int8), np.zeros(4, dtype=np.int64), Conv2dParams(),
-                  quant)
+        conv2d_s8(Conv2dParams(), quant, x, np.zeros((4, 1, 1, 4), dtype=np.int8), np.zeros(4, dtype=np.int64))

@@ -67,12 +67,16 @@ class CSoftmaxParams(ctypes.Structure):
     _fields_ = [("rows", I32), ("row_size", I32)]
 
 
-class CRequantParams(ctypes.Structure):
-    _fields_ = [("in_zp", I32), ("out_zp", I32), ("mult", I32), ("shift", I32)]
+class CLutParams(ctypes.Structure):
+    _fields_ = [("size", I32)]
+
+
+class CRequantizeParams(ctypes.Structure):
+    _fields_ = [("size", I32), ("in_zp", I32), ("out_zp", I32), ("mult", I32), ("shift", I32)]
 
 
 class CConcatInput(ctypes.Structure):
-    _fields_ = [("inner", I32), ("rescale", I32), ("requant", CRequantParams)]
+    _fields_ = [(n, I32) for n in ("inner", "rescale", "in_zp", "out_zp", "mult", "shift")]
 
 
 class CConcatParams(ctypes.Structure):
@@ -183,10 +187,10 @@ def test_binary_parity_and_float(lib: ctypes.CDLL, op: str) -> None:
         if op == "mul":
             cls: type[ctypes.Structure] = CMulParams
             p: Any = prepare_mul(s1, z1, s2, z2, so, zo, lo, hi)
-            ref, fy = mul_s8(a, b, p), fa * fb
+            ref, fy = mul_s8(p, a, b), fa * fb
         else:
             p = (prepare_add if op == "add" else prepare_sub)(s1, z1, s2, z2, so, zo, lo, hi)
-            ref = (add_s8 if op == "add" else sub_s8)(a, b, p)
+            ref = (add_s8 if op == "add" else sub_s8)(p, a, b)
             fy, cls = (fa + fb if op == "add" else fa - fb), CAddParams
         got = _run_binary(lib, f"mcuc_{op}_s8", a, b, p, cls)
         assert got.shape == ref.shape
@@ -203,10 +207,10 @@ def test_binary_extreme_scale_ratios(lib: ctypes.CDLL) -> None:
                 cls: type[ctypes.Structure] = CMulParams
                 if op == "mul":
                     p: Any = prepare_mul(s1, zp, s2, -zp - 1, so, zp)
-                    ref = mul_s8(a, b, p)
+                    ref = mul_s8(p, a, b)
                 else:
                     p = prepare_add(s1, zp, s2, -zp - 1, so, zp)
-                    ref, cls = (add_s8 if op == "add" else sub_s8)(a, b, p), CAddParams
+                    ref, cls = (add_s8 if op == "add" else sub_s8)(p, a, b), CAddParams
                 np.testing.assert_array_equal(_run_binary(lib, f"mcuc_{op}_s8", a, b, p, cls), ref)
 
 
@@ -214,12 +218,12 @@ def test_binary_in_place(lib: ctypes.CDLL) -> None:
     rng = np.random.default_rng(5)
     a, b = rand_i8(rng, (1, 6, 5, 7)), rand_i8(rng, (1, 1, 5, 1))
     p = prepare_add(0.05, 3, 0.02, -7, 0.06, -1)
-    ref = add_s8(a, b, p)
+    ref = add_s8(p, a, b)
     out = a.copy()
     _run_binary(lib, "mcuc_add_s8", out, b, p, CAddParams, out=out)
     np.testing.assert_array_equal(out, ref)
     pm = prepare_mul(0.05, 3, 0.02, -7, 0.01, -1)
-    refm = mul_s8(b, a, pm)
+    refm = mul_s8(pm, b, a)
     out = a.copy()
     _run_binary(lib, "mcuc_mul_s8", b, out, pm, CMulParams, out=out)
     np.testing.assert_array_equal(out, refm)
@@ -229,9 +233,9 @@ def test_binary_large_squeeze_excite(lib: ctypes.CDLL) -> None:
     rng = np.random.default_rng(6)
     a, b = rand_i8(rng, (1, 112, 112, 96)), rand_i8(rng, (1, 1, 1, 96))
     pm = prepare_mul(0.02, -5, 1 / 255, -128, 0.03, 4)
-    np.testing.assert_array_equal(_run_binary(lib, "mcuc_mul_s8", a, b, pm, CMulParams), mul_s8(a, b, pm))
+    np.testing.assert_array_equal(_run_binary(lib, "mcuc_mul_s8", a, b, pm, CMulParams), mul_s8(pm, a, b))
     pa = prepare_add(0.02, -5, 0.07, 3, 0.05, -2, 0, 127)
-    np.testing.assert_array_equal(_run_binary(lib, "mcuc_add_s8", a, a, pa, CAddParams), add_s8(a, a, pa))
+    np.testing.assert_array_equal(_run_binary(lib, "mcuc_add_s8", a, a, pa, CAddParams), add_s8(pa, a, a))
 
 
 # -------------------------------------------------------------------------------- pooling
@@ -270,7 +274,7 @@ def test_pool_parity_and_float(lib: ctypes.CDLL, kind: str) -> None:
     ref_fn, cfn = (avgpool_s8, lib.mcuc_avgpool_s8) if kind == "avg" else (maxpool_s8, lib.mcuc_maxpool_s8)
     for i in range(80):
         x, p = _rand_pool(rng)
-        ref = ref_fn(x, p)
+        ref = ref_fn(p, x)
         got = np.zeros(p.out_shape, dtype=np.int8)
         cfn(ctypes.byref(to_c(CPoolParams, p)), ptr(x), ptr(got))
         np.testing.assert_array_equal(got, ref, err_msg=f"case {i}: {p}")
@@ -291,7 +295,7 @@ def test_global_avgpool_large(lib: ctypes.CDLL) -> None:
     rng = np.random.default_rng(12)
     x = rand_i8(rng, (1, 112, 112, 96))
     p = prepare_global_avgpool(x.shape)  # type: ignore[arg-type]
-    ref = avgpool_s8(x, p)
+    ref = avgpool_s8(p, x)
     got = np.zeros(p.out_shape, dtype=np.int8)
     lib.mcuc_avgpool_s8(ctypes.byref(to_c(CPoolParams, p)), ptr(x), ptr(got))
     np.testing.assert_array_equal(got, ref)
@@ -306,7 +310,7 @@ def test_maxpool_large_reference_matches_c(lib: ctypes.CDLL) -> None:
     p = prepare_pool(x.shape, (3, 3), (2, 2), (1, 1, 1, 1), act_min=-3)  # type: ignore[arg-type]
     got = np.zeros(p.out_shape, dtype=np.int8)
     lib.mcuc_maxpool_s8(ctypes.byref(to_c(CPoolParams, p)), ptr(x), ptr(got))
-    np.testing.assert_array_equal(got, maxpool_s8(x, p))
+    np.testing.assert_array_equal(got, maxpool_s8(p, x))
 
 
 # -------------------------------------------------------------------------------- LUT
@@ -334,13 +338,13 @@ def test_lut_parity_and_float(lib: ctypes.CDLL, name: str) -> None:
         z_in, z_out = rand_zp(rng), rand_zp(rng)
         table = make_lut(fn, s_in, z_in, s_out, z_out)
         x = rand_i8(rng, (int(rng.integers(1, 400)),))
-        ref = lut_s8(x, table)
+        ref = lut_s8(table, x)
         got = np.zeros_like(x)
-        lib.mcuc_lut_s8(ptr(x), ptr(got), I32(x.size), ptr(table))
+        lib.mcuc_lut_s8(ctypes.byref(CLutParams(x.size)), ptr(table), ptr(x), ptr(got))
         np.testing.assert_array_equal(got, ref)
         want = float_q(fn(dequantize_array(x, s_in, z_in).astype(np.float64)), s_out, z_out)
         np.testing.assert_array_equal(ref, want)
-        lib.mcuc_lut_s8(ptr(x), ptr(x), I32(x.size), ptr(table))  # in place
+        lib.mcuc_lut_s8(ctypes.byref(CLutParams(x.size)), ptr(table), ptr(x), ptr(x))  # in place
         np.testing.assert_array_equal(x, ref)
 
 
@@ -364,7 +368,7 @@ def test_softmax_parity_and_float(lib: ctypes.CDLL) -> None:
         if i % 5 == 0:  # peaked rows: most entries far below the max
             x = np.where(rng.random(shape) < 0.9, np.int8(-128), x).astype(np.int8)
         p = prepare_softmax(shape, s_in, beta)
-        ref = softmax_s8(x, p)
+        ref = softmax_s8(p, x)
         np.testing.assert_array_equal(_run_softmax(lib, x, p), ref, err_msg=f"case {i}")
         xf = dequantize_array(x, s_in, zp).astype(np.float64) * beta
         e = np.exp(xf - xf.max(axis=-1, keepdims=True))
@@ -382,7 +386,7 @@ def test_softmax_long_rows(lib: ctypes.CDLL) -> None:
         x[1] = rand_i8(rng, (n,))
         for s_in in (1e-4, 0.1):
             p = prepare_softmax(x.shape, s_in)
-            ref = softmax_s8(x, p)
+            ref = softmax_s8(p, x)
             np.testing.assert_array_equal(_run_softmax(lib, x, p), ref)
     with pytest.raises(ValueError):
         prepare_softmax((1, 65536), 0.1)
@@ -396,14 +400,14 @@ def test_requantize_parity_and_float(lib: ctypes.CDLL) -> None:
         s_in = rand_scale(rng, -3, -1)
         s_out = s_in / 10.0 ** ratio_exp
         zi, zo = rand_zp(rng), rand_zp(rng)
-        p = prepare_requantize(s_in, zi, s_out, zo)
         x = rand_i8(rng, (int(rng.integers(1, 300)),))
-        ref = requantize_s8(x, p)
+        p = prepare_requantize(x.shape, s_in, zi, s_out, zo)
+        ref = requantize_s8(p, x)
         got = np.zeros_like(x)
-        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantParams, p)), ptr(x), ptr(got), I32(x.size))
+        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantizeParams, p)), ptr(x), ptr(got))
         np.testing.assert_array_equal(got, ref)
         assert_within_1lsb(ref, float_q(dequantize_array(x, s_in, zi).astype(np.float64), s_out, zo))
-        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantParams, p)), ptr(x), ptr(x), I32(x.size))
+        lib.mcuc_requantize_s8(ctypes.byref(to_c(CRequantizeParams, p)), ptr(x), ptr(x))
         np.testing.assert_array_equal(x, ref)
 
 
@@ -426,10 +430,9 @@ def test_concat_parity_and_float(lib: ctypes.CDLL) -> None:
                 for _ in shapes]
         p = prepare_concat(shapes, axis - rank if i % 3 == 0 else axis, in_q, out_q)
         xs = [rand_i8(rng, s) for s in shapes]
-        ref = concat_s8(xs, p)
+        ref = concat_s8(p, xs)
         got = np.zeros(p.out_shape, dtype=np.int8)
-        cin = (CConcatInput * n_in)(*[
-            CConcatInput(ci.inner, int(ci.rescale), to_c(CRequantParams, ci.requant)) for ci in p.inputs])
+        cin = (CConcatInput * n_in)(*[to_c(CConcatInput, ci) for ci in p.inputs])
         cptrs = (P8 * n_in)(*[ptr(x) for x in xs])
         lib.mcuc_concat_s8(ctypes.byref(CConcatParams(p.outer, n_in, cin)), cptrs, ptr(got))
         np.testing.assert_array_equal(got, ref, err_msg=f"case {i}")
@@ -451,7 +454,7 @@ def test_pad_parity(lib: ctypes.CDLL) -> None:
         zp = rand_zp(rng)
         p = prepare_pad(shape, pads, zp)
         x = rand_i8(rng, shape)
-        ref = pad_s8(x, p)
+        ref = pad_s8(p, x)
         np.testing.assert_array_equal(ref, np.pad(x, pads, constant_values=zp))
         got = np.zeros(ref.shape, dtype=np.int8)
         lib.mcuc_pad_s8(ctypes.byref(to_c(CPadParams, p)), ptr(x), ptr(got))
@@ -466,7 +469,7 @@ def test_transpose_parity(lib: ctypes.CDLL) -> None:
         perm = tuple(int(a) for a in rng.permutation(rank))
         p = prepare_transpose(shape, perm)
         x = rand_i8(rng, shape)
-        ref = transpose_s8(x, p)
+        ref = transpose_s8(p, x)
         np.testing.assert_array_equal(ref, np.transpose(x, perm))
         got = np.zeros(ref.shape, dtype=np.int8)
         lib.mcuc_transpose_s8(ctypes.byref(to_c(CTransposeParams, p)), ptr(x), ptr(got))

@@ -112,7 +112,7 @@ def test_layernorm_c_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     eps = float(rng.choice([0.0, 1e-6, 1e-5, 1e-2]))
     p = prepare_layernorm(shape, s_in, gamma, beta, eps, s_out, _zp(rng))
     x = _rand_int8(rng, shape)
-    ref = layernorm_s8(x, p)
+    ref = layernorm_s8(p, x)
     got = _run_layernorm(lib, x, p)
     assert np.array_equal(ref, got)
     # in place, as the planner may place it
@@ -136,7 +136,7 @@ def test_layernorm_reference_close_to_float(seed: int) -> None:
     mu = xf.mean(-1, keepdims=True)
     yf = (xf - mu) / np.sqrt(((xf - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * gamma + beta
     want = quantize_array(yf, s_out, zp_out).astype(np.int32)
-    got = layernorm_s8(x, p).astype(np.int32)
+    got = layernorm_s8(p, x).astype(np.int32)
     assert np.abs(want - got).max() <= 1
 
 
@@ -182,13 +182,13 @@ def test_batch_matmul_c_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     lo, zps = int(rng.integers(-128, 0)), (_zp(rng), _zp(rng), _zp(rng))
     hi = int(rng.integers(lo, 128))
     p = prepare_batch_matmul(sa_, sb_, sa, zps[0], sb, zps[1], s_out, zps[2], lo, hi)
-    ref = batch_matmul_s8(a, b, p)
+    ref = batch_matmul_s8(p, a, b)
     assert ref.shape == np.matmul(np.zeros(sa_), np.zeros(sb_)).shape
     assert np.array_equal(ref, _run_bmm(lib, a, b, p, ref.shape))
     # the same product with b stored transposed ([..., N, K])
     bt = np.ascontiguousarray(np.swapaxes(b, -1, -2))
     pt = prepare_batch_matmul(sa_, bt.shape, sa, zps[0], sb, zps[1], s_out, zps[2], lo, hi, transpose_b=True)
-    assert np.array_equal(batch_matmul_s8(a, bt, pt), ref)
+    assert np.array_equal(batch_matmul_s8(pt, a, bt), ref)
     assert np.array_equal(_run_bmm(lib, a, bt, pt, ref.shape), ref)
 
 
@@ -201,7 +201,7 @@ def test_batch_matmul_reference_close_to_float(seed: int) -> None:
     real = np.matmul(dequantize_array(a, sa, za).astype(np.float64), dequantize_array(b, sb, zb).astype(np.float64))
     s_out = float(np.abs(real).max()) / 120.0
     p = prepare_batch_matmul(sa_, sb_, sa, za, sb, zb, s_out, 0)
-    got = batch_matmul_s8(a, b, p).astype(np.int32)
+    got = batch_matmul_s8(p, a, b).astype(np.int32)
     assert np.abs(got - quantize_array(real, s_out, 0).astype(np.int32)).max() <= 1
 
 
@@ -218,7 +218,7 @@ def test_mean_c_matches_reference(lib: ctypes.CDLL, seed: int) -> None:
     s_in, s_out = float(10 ** rng.uniform(-3, 0)), float(10 ** rng.uniform(-3, 0))
     p = prepare_mean(shape, axes, s_in, _zp(rng), s_out, _zp(rng))
     x = _rand_int8(rng, shape)
-    ref = mean_s8(x, p)
+    ref = mean_s8(p, x)
     out = np.zeros((p.outer, p.inner), np.int8)
     lib.mcuc_mean_s8(ctypes.byref(_struct(CMeanParams, p)), _ptr(x), _ptr(out))
     assert np.array_equal(ref, out)
@@ -248,7 +248,7 @@ def test_slice_c_matches_numpy(lib: ctypes.CDLL, seed: int) -> None:
     want = x[tuple(slice(s, e, k) for s, e, k in zip(starts, ends, steps, strict=True))]
     sh, st, en, sp = simplify_slice(shape, starts, ends, steps)
     p = prepare_slice(sh, st, en, sp)
-    assert np.array_equal(slice_s8(x, p).reshape(want.shape), want)
+    assert np.array_equal(slice_s8(p, x).reshape(want.shape), want)
     out = np.zeros(want.size, np.int8)
     lib.mcuc_slice_s8(ctypes.byref(_struct(CSliceParams, p)), _ptr(np.ascontiguousarray(x)), _ptr(out))
     assert np.array_equal(out.reshape(want.shape), want)
@@ -263,7 +263,7 @@ def test_gather_c_matches_numpy(lib: ctypes.CDLL, seed: int) -> None:
     x = rng.integers(-128, 128, shape).astype(np.int8)
     p = prepare_gather(shape, axis, idx)
     want = np.take(x, list(idx), axis=axis)
-    assert np.array_equal(gather_s8(x, p).reshape(want.shape), want)
+    assert np.array_equal(gather_s8(p, x).reshape(want.shape), want)
     out = np.zeros(want.size, np.int8)
     ind = np.ascontiguousarray(p.indices, np.int32)
     lib.mcuc_gather_s8(ctypes.byref(_struct(CGatherParams, p)), _ptr(ind, I32), _ptr(x), _ptr(out))

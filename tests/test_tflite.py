@@ -267,7 +267,7 @@ def test_softmax_tflite_kernel_equals_tflm_and_c():
         g.inputs, g.outputs = ["x"], ["y"]
         x = rng.integers(-128, 128, (rows, n)).astype(np.int8)
         p = rtfl.prepare_softmax_tflite((rows, n), s_in)
-        ref = rtfl.softmax_tflite_s8(x, p)
+        ref = rtfl.softmax_tflite_s8(p, x)
         np.testing.assert_array_equal(run_tflm(export_tflite(g).data, [{"x": x}], g)[0][0], ref)
         params = (ctypes.c_int32 * 5)(p.rows, p.row_size, p.input_multiplier, p.input_left_shift, p.diff_min)
         out = np.zeros_like(x)
@@ -399,7 +399,7 @@ def test_squared_difference_kernel_c_equals_reference():
                                             s_out, int(rng.integers(-128, 0)))
         a = rng.integers(-128, 128, out).astype(np.int8)
         b = rng.integers(-128, 128, shape_b).astype(np.int8)
-        ref = rtfl.squared_difference_s8(a, b, p)
+        ref = rtfl.squared_difference_s8(p, a, b)
         bc = relem.prepare_broadcast(out, shape_b)
         params = (ctypes.c_int32 * 12)(*astuple(p))
         shape = (ctypes.c_int32 * 12)(*bc.out_dims, *bc.in1_strides, *bc.in2_strides)

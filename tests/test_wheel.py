@@ -89,5 +89,6 @@ def test_wheel_compiles_and_verifies_outside_the_repository(tmp_path: Path) -> N
     _run([mcuc, "compile", data_dir / "demo_fmnist.onnx", "--board", "host", "--calib", data_dir / "demo_calib.npy",
           "-o", "out"], cwd=work)
     assert (work / "out" / "runtime" / "src" / "mcuc_conv2d_s8.c").is_file()
+    assert (work / "out" / "runtime" / "src" / "mcuc_internal.h").is_file()  # the kernels' private helpers
     out = _run([mcuc, "verify", "out", "--target", "host", "--samples", "4"], cwd=work)
     assert any(line.startswith("PASS: 4 samples") for line in out.splitlines()), out

@@ -11,7 +11,7 @@ from mcuc import RUNTIME_DIR
 from mcuc.codegen.firmware import FIRMWARE_KINDS, emit_firmware_support
 from mcuc.codegen.render import HEADER, environment
 from mcuc.errors import MCUCError
-from mcuc.memory import scratch_key, streamed_inputs
+from mcuc.memory import op_scratch_bytes, scratch_key, streamed_inputs
 from mcuc.ops import Arg, CExpr, Lowered, kernel_for
 
 CTYPES = {"int8": "int8_t", "int32": "int32_t", "uint32": "uint32_t", "uint8": "uint8_t", "int16": "int16_t",
@@ -130,8 +130,15 @@ class _Emitter:
             raise MCUCError(f"unknown argument kind {a.kind}")
 
         n = low.node
-        return {"index": index, "name": n.name, "op": n.op, "func": kernel_for(low, self.isa),
-                "args": [arg(a) for a in low.args], "structs": structs,
+        func = kernel_for(low, self.isa)
+        args = [arg(a) for a in low.args]
+        # A kernel with scratch has a _get_buffer_size companion taking its params (the first argument);
+        # model.c built with MCUC_CHECK_BUFFER_SIZES compares it with the bytes planned here.
+        scratch = any(a.kind == "scratch" for a in low.args)
+        buffer_size = {"func": func + "_get_buffer_size", "params": args[0],
+                       "bytes": op_scratch_bytes(self.g, n)} if scratch else None
+        return {"index": index, "name": n.name, "op": n.op, "func": func, "args": args, "structs": structs,
+                "buffer_size": buffer_size,
                 "shape": "x".join(map(str, self.g.tensors[(n.outputs or n.inputs[-1:])[0]].shape))}
 
     def io(self, name: str, layout: str) -> dict[str, Any]:

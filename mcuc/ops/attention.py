@@ -75,12 +75,12 @@ def _lower(g: Graph, n: Node) -> Lowered:
     params = prepared(n, rattn.prepare_attention, scores, softmax, output, int(a["block_rows"]))
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, "mcuc_attention_blocked_s8",
-                   [Arg("struct", 0), Arg("array", 0), Arg("tensor", q), Arg("tensor", k), Arg("tensor", v),
-                    Arg("scratch"), Arg("tensor", y)],
+                   [Arg("struct", 0), Arg("array", 0), Arg("scratch"), Arg("tensor", q), Arg("tensor", k),
+                    Arg("tensor", v), Arg("tensor", y)],
                    structs=[Struct("mcuc_attention_params_t", {"scores": c_fields(scores), "output": c_fields(output),
                                                                "block_rows": params.block_rows})],
                    arrays=[Array1D("uint32_t", params.exp_table)],
-                   ref=lambda env: rattn.attention_s8(env[q], env[k], env[v], params).reshape(out_shape))
+                   ref=lambda env: rattn.attention_s8(params, env[q], env[k], env[v]).reshape(out_shape))
 
 
 register(OpDef("attention", "attention", _shape, macs=_macs, scratch=_scratch, lower=_lower))

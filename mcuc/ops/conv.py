@@ -81,7 +81,8 @@ def _per_channel(g: Graph, x: str, w: str, y: str) -> rconv.PerChannelQuant:
                                            out_channels=g.tensors[w].shape[0])
 
 
-_QUANT_STRUCT = Struct("mcuc_per_channel_quant_t", {"multiplier": CExpr("@array0"), "shift": CExpr("@array1")})
+_QUANT_STRUCT = Struct("mcuc_per_channel_quant_params_t", {"multiplier": CExpr("@array0"),
+                                                          "shift": CExpr("@array1")})
 
 
 def _lower_conv(g: Graph, n: Node) -> Lowered:
@@ -96,12 +97,13 @@ def _lower_conv(g: Graph, n: Node) -> Lowered:
     fields = rconv.conv2d_kernel_fields(g.tensors[x].shape, wdata.shape, params)
     depthwise = params.groups == g.tensors[x].shape[3] and wdata.shape[3] == 1 and params.groups > 1
     ref_fn = rconv.depthwise_conv2d_s8 if depthwise else rconv.conv2d_s8
+    kernel = "depthwise_conv2d" if depthwise else "conv2d"
     return Lowered(
-        n, "mcuc_depthwise_conv2d_s8" if depthwise else "mcuc_conv2d_s8",
+        n, f"mcuc_{kernel}_s8",
         [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b), Arg("tensor", y)],
-        structs=[Struct("mcuc_conv2d_params_t", fields), _QUANT_STRUCT],
+        structs=[Struct(f"mcuc_{kernel}_params_t", fields), _QUANT_STRUCT],
         arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
-        ref=lambda env: ref_fn(env[x], wdata, bdata, params, quant))
+        ref=lambda env: ref_fn(params, quant, env[x], wdata, bdata))
 
 
 def _depthwise_3x3(low: Lowered) -> bool:
@@ -145,7 +147,7 @@ def _lower_fc(g: Graph, n: Node) -> Lowered:
         [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", w), Arg("tensor", b), Arg("tensor", y)],
         structs=[Struct("mcuc_fully_connected_params_t", fields), _QUANT_STRUCT],
         arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
-        ref=lambda env: rconv.fully_connected_s8(env[x], wdata, bdata, params, quant))
+        ref=lambda env: rconv.fully_connected_s8(params, quant, env[x], wdata, bdata))
 
 
 # ---- batchnorm (float graphs only: mcuc/passes/fold_bn.py folds it away) ---------------------

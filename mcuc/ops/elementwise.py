@@ -68,15 +68,16 @@ def _lower_binary(g: Graph, n: Node) -> Lowered:
     ref_fn: Callable[..., np.ndarray]
     if n.op == "mul":
         params = relem.prepare_mul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-        func, ctype, ref_fn = "mcuc_mul_s8", "mcuc_mul_params_t", relem.mul_s8
+        ref_fn = relem.mul_s8
     else:
         params = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-        func, ctype = ("mcuc_add_s8", "mcuc_add_params_t") if n.op == "add" else ("mcuc_sub_s8", "mcuc_add_params_t")
         ref_fn = relem.add_s8 if n.op == "add" else relem.sub_s8
     out_shape = tuple(g.tensors[y].shape)
-    return Lowered(n, func, [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
-                   structs=[Struct(ctype, c_fields(params)), Struct("mcuc_broadcast_t", c_fields(shape))],
-                   ref=lambda env: ref_fn(env[a], env[b], params).reshape(out_shape))
+    return Lowered(n, f"mcuc_{n.op}_s8",
+                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
+                   structs=[Struct(f"mcuc_{n.op}_params_t", c_fields(params)),
+                            Struct("mcuc_broadcast_params_t", c_fields(shape))],
+                   ref=lambda env: ref_fn(params, env[a], env[b]).reshape(out_shape))
 
 
 def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
@@ -89,9 +90,9 @@ def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, "mcuc_squared_difference_s8",
                    [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
-                   structs=[Struct("mcuc_add_params_t", c_fields(params)),
-                            Struct("mcuc_broadcast_t", c_fields(shape))],
-                   ref=lambda env: rtfl.squared_difference_s8(env[a], env[b], params).reshape(out_shape))
+                   structs=[Struct("mcuc_squared_difference_params_t", c_fields(params)),
+                            Struct("mcuc_broadcast_params_t", c_fields(shape))],
+                   ref=lambda env: rtfl.squared_difference_s8(params, env[a], env[b]).reshape(out_shape))
 
 
 def _binary(name: str, **facts: Any) -> OpDef:
@@ -139,19 +140,18 @@ def _unary(name: str, fn: Callable[[np.ndarray, dict], np.ndarray]) -> OpDef:
 def _lower_lut(g: Graph, n: Node) -> Lowered:
     x, table, y = n.inputs[0], n.inputs[1], n.outputs[0]
     tdata = const_data(g, table)
-    return Lowered(n, "mcuc_lut_s8",
-                   [Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size), Arg("tensor", table)],
-                   ref=lambda env: relem.lut_s8(env[x], tdata))
+    return Lowered(n, "mcuc_lut_s8", [Arg("struct", 0), Arg("tensor", table), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_lut_params_t", {"size": g.tensors[x].size})],
+                   ref=lambda env: relem.lut_s8(tdata, env[x]))
 
 
 def _lower_requantize(g: Graph, n: Node) -> Lowered:
     x, y = n.inputs[0], n.outputs[0]
     qx, qy = quant_of(g, x), quant_of(g, y)
-    params = relem.prepare_requantize(qx.s, qx.zp, qy.s, qy.zp)
-    return Lowered(n, "mcuc_requantize_s8",
-                   [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y), Arg("int", g.tensors[x].size)],
-                   structs=[Struct("mcuc_requant_params_t", c_fields(params))],
-                   ref=lambda env: relem.requantize_s8(env[x], params))
+    params = relem.prepare_requantize(tuple(g.tensors[x].shape), qx.s, qx.zp, qy.s, qy.zp)
+    return Lowered(n, "mcuc_requantize_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct("mcuc_requantize_params_t", c_fields(params))],
+                   ref=lambda env: relem.requantize_s8(params, env[x]))
 
 
 register(

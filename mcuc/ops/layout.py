@@ -73,7 +73,7 @@ def _lower_transpose(g: Graph, n: Node) -> Lowered:
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, "mcuc_transpose_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_transpose_params_t", c_fields(params, drop=("perm",)))],
-                   ref=lambda env: rlayout.transpose_s8(env[x].reshape(shape), params).reshape(out_shape))
+                   ref=lambda env: rlayout.transpose_s8(params, env[x].reshape(shape)).reshape(out_shape))
 
 
 # ---- concat -----------------------------------------------------------------------------------
@@ -106,14 +106,14 @@ def _lower_concat(g: Graph, n: Node) -> Lowered:
     qy = quant_of(g, y)
     params = rlayout.prepare_concat([tuple(g.tensors[x].shape) for x in xs], int(n.attrs["axis"]),
                                     [(quant_of(g, x).s, quant_of(g, x).zp) for x in xs], (qy.s, qy.zp))
-    inputs = [{"inner": i.inner, "rescale": int(i.rescale), "requant": c_fields(i.requant)} for i in params.inputs]
+    inputs = [c_fields(i) for i in params.inputs]
     ptrs = [CExpr(f"@tensor:{x}") for x in xs]
     return Lowered(n, "mcuc_concat_s8", [Arg("struct", 2), Arg("struct", 1), Arg("tensor", y)],
-                   structs=[Struct("mcuc_concat_input_t[]", inputs),
+                   structs=[Struct("mcuc_concat_input_params_t[]", inputs),
                             Struct("int8_t *const[]", ptrs),
                             Struct("mcuc_concat_params_t", {"outer": params.outer, "n_inputs": len(xs),
                                                             "inputs": CExpr("@struct0")})],
-                   ref=lambda env: rlayout.concat_s8([env[x] for x in xs], params))
+                   ref=lambda env: rlayout.concat_s8(params, [env[x] for x in xs]))
 
 
 # ---- pad ----------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def _lower_pad(g: Graph, n: Node) -> Lowered:
                                  int(n.attrs.get("value", quant_of(g, x).zp)))
     return Lowered(n, "mcuc_pad_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_pad_params_t", c_fields(params))],
-                   ref=lambda env: rlayout.pad_s8(env[x], params))
+                   ref=lambda env: rlayout.pad_s8(params, env[x]))
 
 
 # ---- slice, gather ----------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def _lower_slice(g: Graph, n: Node) -> Lowered:
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, "mcuc_slice_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_slice_params_t", c_fields(params))],
-                   ref=lambda env: rtf.slice_s8(env[x], params).reshape(out_shape))
+                   ref=lambda env: rtf.slice_s8(params, env[x]).reshape(out_shape))
 
 
 def _gather_shape(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
@@ -200,7 +200,7 @@ def _lower_gather(g: Graph, n: Node) -> Lowered:
     return Lowered(n, "mcuc_gather_s8", [Arg("struct", 0), Arg("array", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_gather_params_t", c_fields(params, drop=("indices",)))],
                    arrays=[Array1D("int32_t", params.indices)],
-                   ref=lambda env: rtf.gather_s8(env[x], params).reshape(out_shape))
+                   ref=lambda env: rtf.gather_s8(params, env[x]).reshape(out_shape))
 
 
 # ---- copy_window (patch schedules) ----------------------------------------------------------------

@@ -47,7 +47,7 @@ def _lower(g: Graph, n: Node) -> Lowered:
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, "mcuc_batch_matmul_s8", [Arg("struct", 0), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
                    structs=[Struct("mcuc_batch_matmul_params_t", c_fields(params))],
-                   ref=lambda env: rtf.batch_matmul_s8(env[a], env[b], params).reshape(out_shape))
+                   ref=lambda env: rtf.batch_matmul_s8(params, env[a], env[b]).reshape(out_shape))
 
 
 register(OpDef("batch_matmul", "matmul", _shape, macs=_macs, eval=_eval, quantize=calibrated, lower=_lower))

@@ -66,7 +66,7 @@ def _lower_layernorm(g: Graph, n: Node) -> Lowered:
     return Lowered(n, "mcuc_layernorm_s8",
                    [Arg("struct", 0), Arg("tensor", gm), Arg("tensor", bb), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_layernorm_params_t", c_fields(params, drop=("gamma_mult", "beta_bias")))],
-                   ref=lambda env: rtf.layernorm_s8(env[x], params))
+                   ref=lambda env: rtf.layernorm_s8(params, env[x]))
 
 
 # ---- mean ---------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def _lower_mean(g: Graph, n: Node) -> Lowered:
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, "mcuc_mean_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_mean_params_t", c_fields(params))],
-                   ref=lambda env: rtf.mean_s8(env[x], params).reshape(out_shape))
+                   ref=lambda env: rtf.mean_s8(params, env[x]).reshape(out_shape))
 
 
 register(

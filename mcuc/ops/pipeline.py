@@ -247,7 +247,7 @@ def _lower(g: Graph, n: Node) -> Lowered:
     params = {"n_stages": len(stages), "stages": CExpr(f"@struct{len(structs)}"), "source": SOURCES.index(source),
               "in_h": xt.shape[1], "in_row_bytes": xt.nbytes // xt.shape[1], "in_ring_offset": x_ring[0],
               "in_ring_rows": x_ring[1]}
-    structs.append(Struct("mcuc_pipeline_stage_t[]", stages))
+    structs.append(Struct("mcuc_pipeline_stage_params_t[]", stages))
     structs.append(Struct("mcuc_pipeline_params_t", params))
 
     def ref(env: dict[str, np.ndarray]) -> np.ndarray:
@@ -291,9 +291,9 @@ def _stage(ig: Graph, op: Node, low: Lowered, base_s: int, base_a: int, index: d
         kind, func, consts = KIND_POOL, POOL_FUNCS.index(low.func), [arg(0), null, null, null]
     elif low.func in BINARY_FUNCS:  # (params, shape, in1, in2, output)
         kind, func, consts = KIND_BINARY, BINARY_FUNCS.index(low.func), [arg(0), arg(1), null, null]
-    elif low.func == "mcuc_lut_s8":  # (input, output, size, table)
-        kind, func, consts = KIND_LUT, 0, [null, null, arg(3), null]
-    elif low.func == "mcuc_requantize_s8":  # (params, input, output, size)
+    elif low.func == "mcuc_lut_s8":  # (params, table, input, output)
+        kind, func, consts = KIND_LUT, 0, [arg(0), null, arg(1), null]
+    elif low.func == "mcuc_requantize_s8":  # (params, input, output)
         kind, func, consts = KIND_REQUANTIZE, 0, [arg(0), null, null, null]
     else:
         raise MCUCError(f"op '{op.name}' ({op.op}) cannot run inside a row pipeline")

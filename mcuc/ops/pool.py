@@ -46,12 +46,10 @@ def _lower_pool(g: Graph, n: Node) -> Lowered:
     n_, h_, w_, c_ = g.tensors[x].shape
     params = rpool.prepare_pool((n_, h_, w_, c_), tuple(a["kernel"]), tuple(a["strides"]), tuple(a["pads"]),
                                 *act_bounds(n))
-    avg = n.op == "avgpool"
-    ref_fn = rpool.avgpool_s8 if avg else rpool.maxpool_s8
-    return Lowered(n, "mcuc_avgpool_s8" if avg else "mcuc_maxpool_s8",
-                   [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
-                   structs=[Struct("mcuc_pool_params_t", c_fields(params))],
-                   ref=lambda env: ref_fn(env[x], params))
+    ref_fn = rpool.avgpool_s8 if n.op == "avgpool" else rpool.maxpool_s8
+    return Lowered(n, f"mcuc_{n.op}_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
+                   structs=[Struct(f"mcuc_{n.op}_params_t", c_fields(params))],
+                   ref=lambda env: ref_fn(params, env[x]))
 
 
 register(

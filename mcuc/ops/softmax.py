@@ -40,12 +40,12 @@ def _lower_softmax(g: Graph, n: Node) -> Lowered:
         tparams = prepared(n, rtfl.prepare_softmax_tflite, shape, quant_of(g, x).s, beta)
         return Lowered(n, "mcuc_softmax_tflite_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                        structs=[Struct("mcuc_softmax_tflite_params_t", c_fields(tparams))],
-                       ref=lambda env: rtfl.softmax_tflite_s8(env[x], tparams))
+                       ref=lambda env: rtfl.softmax_tflite_s8(tparams, env[x]))
     params = rsoftmax.prepare_softmax(shape, quant_of(g, x).s, beta)
     return Lowered(n, "mcuc_softmax_s8", [Arg("struct", 0), Arg("array", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_softmax_params_t", c_fields(params, drop=("exp_table",)))],
                    arrays=[Array1D("uint32_t", params.exp_table)],
-                   ref=lambda env: rsoftmax.softmax_s8(env[x], params))
+                   ref=lambda env: rsoftmax.softmax_s8(params, env[x]))
 
 
 def _softmax_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:

@@ -59,7 +59,7 @@ def _heads(x: np.ndarray, batch: tuple[int, int]) -> np.ndarray:
     return np.broadcast_to(x.reshape(lead), (batch[0], batch[1], lead[2], lead[3]))
 
 
-def attention_s8(q: np.ndarray, k: np.ndarray, v: np.ndarray, params: AttentionParams) -> np.ndarray:
+def attention_s8(params: AttentionParams, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     """mcuc_attention_blocked_s8: out [B0, B1, Tq, dv], block by block as the C kernel runs."""
     p = params
     sp, op = p.scores, p.output
@@ -69,7 +69,7 @@ def attention_s8(q: np.ndarray, k: np.ndarray, v: np.ndarray, params: AttentionP
         for i1 in range(sp.batch[1]):
             for r0 in range(0, sp.m, p.block_rows):
                 r1 = min(r0 + p.block_rows, sp.m)
-                scratch = batch_matmul_s8(qh[i0, i1, r0:r1], kh[i0, i1], sp)
-                scratch = softmax_s8(scratch, SoftmaxParams(r1 - r0, sp.n, p.exp_table))
-                out[i0, i1, r0:r1] = batch_matmul_s8(scratch, vh[i0, i1], op)
+                scratch = batch_matmul_s8(sp, qh[i0, i1, r0:r1], kh[i0, i1])
+                scratch = softmax_s8(SoftmaxParams(r1 - r0, sp.n, p.exp_table), scratch)
+                out[i0, i1, r0:r1] = batch_matmul_s8(op, scratch, vh[i0, i1])
     return out

@@ -1,8 +1,9 @@
 """Integer-exact numpy reference for the int8 convolution family: conv2d, depthwise, fully connected.
 
-Each function mirrors a C kernel in mcuc/runtime_c/include/mcuc_conv.h (same arrays, a params dataclass
-standing in for the C params struct, and a PerChannelQuant for the multiplier/shift arrays) and
-produces the same int8 values bit for bit; tests/test_kernels_conv.py checks that.
+Each function mirrors a C kernel in mcuc/runtime_c/include/mcuc_conv.h: the same arguments in the same
+order (a params dataclass standing in for the C params struct, a PerChannelQuant for the multiplier/shift
+arrays, then input, weights and bias; the output is returned) and the same int8 values bit for bit;
+tests/test_kernels_conv.py checks that.
 
 Accumulation runs in float64: every product (x - zp) * w is an integer of magnitude <= 255 * 128
 and every partial sum stays far below 2^53, so BLAS matmuls are exact in any summation order and
@@ -20,7 +21,7 @@ from mcuc.shapes import conv_out_dim
 
 @dataclass(frozen=True)
 class PerChannelQuant:
-    """Per-output-channel requantization, as mcuc_per_channel_quant_t: int32 [O] each."""
+    """Per-output-channel requantization, as mcuc_per_channel_quant_params_t: int32 [O] each."""
 
     multiplier: np.ndarray
     shift: np.ndarray
@@ -99,7 +100,8 @@ def conv2d_output_hw(in_hw: tuple[int, int], kernel_hw: tuple[int, int],
 
 def conv2d_kernel_fields(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                          params: Conv2dParams) -> dict[str, int]:
-    """Field values of mcuc_conv2d_params_t, in declaration order, for codegen and tests."""
+    """Field values of struct mcuc_conv_params (mcuc_conv2d_params_t, mcuc_depthwise_conv2d_params_t), in
+    declaration order, for codegen and tests."""
     n, h, w, c = x_shape
     o, kh, kw, _ = w_shape
     oh, ow = conv2d_output_hw((h, w), (kh, kw), params)
@@ -192,8 +194,8 @@ def _to_int32_acc(acc: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     return acc64
 
 
-def conv2d_accumulate(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
-                      params: Conv2dParams) -> np.ndarray:
+def conv2d_accumulate(params: Conv2dParams, x: np.ndarray, w: np.ndarray,
+                      bias: np.ndarray | None) -> np.ndarray:
     """int32 accumulators (held in int64) of conv2d before requantization, [N, OH, OW, O]."""
     out_hw = conv2d_output_hw(x.shape[1:3], w.shape[1:3], params)
     xp = _centered_padded(x, params)
@@ -204,25 +206,25 @@ def conv2d_accumulate(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     return _to_int32_acc(acc, bias)
 
 
-def conv2d_s8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, params: Conv2dParams,
-              quant: PerChannelQuant) -> np.ndarray:
+def conv2d_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w: np.ndarray,
+              bias: np.ndarray | None) -> np.ndarray:
     """Reference of mcuc_conv2d_s8: x int8 [N,H,W,C], w int8 [O,kh,kw,C/groups] -> int8 [N,OH,OW,O]."""
     _check_conv(x, w, bias, params, quant)
-    acc = conv2d_accumulate(x, w, bias, params)
+    acc = conv2d_accumulate(params, x, w, bias)
     return requantize(acc, quant.multiplier, quant.shift, params.output_zp, params.act_min, params.act_max)
 
 
-def depthwise_conv2d_s8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, params: Conv2dParams,
-                        quant: PerChannelQuant) -> np.ndarray:
+def depthwise_conv2d_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w: np.ndarray,
+                        bias: np.ndarray | None) -> np.ndarray:
     """Reference of mcuc_depthwise_conv2d_s8: conv2d with groups == C, w [C*mult, kh, kw, 1]."""
     if params.groups != x.shape[3] or w.shape[3] != 1:
         raise ValueError(f"depthwise needs groups == in channels ({x.shape[3]}) and weights "
                          f"[O, kh, kw, 1], got groups={params.groups}, weights {w.shape}")
-    return conv2d_s8(x, w, bias, params, quant)
+    return conv2d_s8(params, quant, x, w, bias)
 
 
-def fully_connected_s8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
-                       params: FullyConnectedParams, quant: PerChannelQuant) -> np.ndarray:
+def fully_connected_s8(params: FullyConnectedParams, quant: PerChannelQuant, x: np.ndarray, w: np.ndarray,
+                       bias: np.ndarray | None) -> np.ndarray:
     """Reference of mcuc_fully_connected_s8: x int8 [..., K], w int8 [O, K] -> int8 [..., O].
 
     Leading dimensions of x are flattened into the C kernel's rows; each row is requantized

@@ -1,7 +1,7 @@
 """Integer-exact int8 elementwise ops (add, sub, mul, LUT, requantize): prepare + numpy reference.
 
 Each ``prepare_*`` turns float quantization parameters into the integer parameters of the C
-kernel (mcuc/runtime_c/include/mcuc_nn.h); each ``*_s8`` function computes exactly what the C
+kernel (mcuc/runtime_c/include/mcuc_elementwise.h); each ``*_s8`` function computes exactly what the C
 kernel computes, vectorised over whole tensors.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _check_act(act_min: int, act_max: int) -> None:
 
 @dataclass(frozen=True)
 class BroadcastShape:
-    """mcuc_broadcast_t: 4-D output dims and per-input element strides (0 on broadcast axes)."""
+    """mcuc_broadcast_params_t: 4-D output dims and per-input element strides (0 on broadcast axes)."""
 
     out_dims: tuple[int, int, int, int]
     in1_strides: tuple[int, int, int, int]
@@ -66,7 +66,7 @@ def prepare_broadcast(shape1: tuple[int, ...], shape2: tuple[int, ...]) -> Broad
 
 @dataclass(frozen=True)
 class AddParams:
-    """mcuc_add_params_t, shared by add and sub."""
+    """struct mcuc_add_sub_params (mcuc_add_params_t, mcuc_sub_params_t, mcuc_squared_difference_params_t)."""
 
     in1_offset: int
     in2_offset: int
@@ -123,12 +123,12 @@ def _apply_pair_table(table: np.ndarray, in1: np.ndarray, in2: np.ndarray) -> np
     return np.asarray(table[in1.astype(np.intp) + 128, in2.astype(np.intp) + 128])
 
 
-def add_s8(in1: np.ndarray, in2: np.ndarray, params: AddParams) -> np.ndarray:
+def add_s8(params: AddParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_add_s8 with numpy broadcasting (TFLite AddElementwise per element)."""
     return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, 1), in1, in2)
 
 
-def sub_s8(in1: np.ndarray, in2: np.ndarray, params: AddParams) -> np.ndarray:
+def sub_s8(params: AddParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_sub_s8 with numpy broadcasting (TFLite SubElementwise per element)."""
     return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, -1), in1, in2)
 
@@ -158,7 +158,7 @@ def prepare_mul(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: 
     return MulParams(-zp1, -zp2, zp_out, m, sh, act_min, act_max)
 
 
-def mul_s8(in1: np.ndarray, in2: np.ndarray, params: MulParams) -> np.ndarray:
+def mul_s8(params: MulParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_mul_s8 with numpy broadcasting (TFLite MulElementwise per element)."""
     p = params
     prod = (_Q_ROW + p.in1_offset) * (_Q_COL + p.in2_offset)
@@ -167,9 +167,10 @@ def mul_s8(in1: np.ndarray, in2: np.ndarray, params: MulParams) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RequantParams:
-    """mcuc_requant_params_t: out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
+class RequantizeParams:
+    """mcuc_requantize_params_t: ``size`` elements, out = clamp(out_zp + MBQM(q - in_zp, mult, shift))."""
 
+    size: int
     in_zp: int
     out_zp: int
     mult: int
@@ -179,21 +180,27 @@ class RequantParams:
 MAX_REQUANT_SHIFT = 23  # 255 << 23 still fits int32
 
 
-def prepare_requantize(s_in: float, zp_in: int, s_out: float, zp_out: int) -> RequantParams:
+def prepare_requantize(shape: tuple[int, ...], s_in: float, zp_in: int, s_out: float,
+                       zp_out: int) -> RequantizeParams:
     _check_zp(zp_in)
     _check_zp(zp_out)
     m, sh = quantize_multiplier(s_in / s_out)
     if sh > MAX_REQUANT_SHIFT:
         raise ValueError(f"requantize ratio {s_in / s_out} too large for int32 fixed point")
-    return RequantParams(zp_in, zp_out, m, sh)
+    return RequantizeParams(int(np.prod(shape, dtype=np.int64)), zp_in, zp_out, m, sh)
 
 
-def requantize_s8(x: np.ndarray, params: RequantParams) -> np.ndarray:
+def requantize_values(x: np.ndarray, in_zp: int, out_zp: int, mult: int, shift: int) -> np.ndarray:
+    """clamp(out_zp + MBQM(x - in_zp, mult, shift)) of int8 ``x``: requantize's and concat's arithmetic."""
+    q = np.arange(-128, 128, dtype=np.int64)
+    table = np.clip(multiply_by_quantized_multiplier(q - in_zp, mult, shift) + out_zp, -128, 127)
+    return table.astype(np.int8)[x.astype(np.intp) + 128]  # exact: one entry per int8 value
+
+
+def requantize_s8(params: RequantizeParams, x: np.ndarray) -> np.ndarray:
     """mcuc_requantize_s8: int8 -> int8 with new scale and zero point (TFLite Requantize)."""
     p = params
-    q = np.arange(-128, 128, dtype=np.int64)
-    table = np.clip(multiply_by_quantized_multiplier(q - p.in_zp, p.mult, p.shift) + p.out_zp, -128, 127)
-    return table.astype(np.int8)[x.astype(np.intp) + 128]  # exact: one entry per int8 value
+    return requantize_values(x, p.in_zp, p.out_zp, p.mult, p.shift)
 
 
 def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int, out_scale: float,
@@ -211,7 +218,7 @@ def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int
     return np.clip(y, -128, 127).astype(np.int8)
 
 
-def lut_s8(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+def lut_s8(table: np.ndarray, x: np.ndarray) -> np.ndarray:
     """mcuc_lut_s8: output = table[x + 128]."""
     if table.shape != (256,) or table.dtype != np.int8:
         raise ValueError("LUT must be int8[256]")

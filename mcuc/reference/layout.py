@@ -5,16 +5,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuc.reference.elementwise import RequantParams, prepare_requantize, requantize_s8
+from mcuc.reference.elementwise import prepare_requantize, requantize_values
 
 
 @dataclass(frozen=True)
 class ConcatInput:
-    """mcuc_concat_input_t: an input viewed as [outer, inner], copied or requantized."""
+    """mcuc_concat_input_params_t: an input viewed as [outer, inner], copied or requantized (as
+    mcuc_requantize_s8 with in_zp, out_zp, mult, shift)."""
 
     inner: int
     rescale: bool
-    requant: RequantParams
+    in_zp: int
+    out_zp: int
+    mult: int
+    shift: int
 
 
 @dataclass(frozen=True)
@@ -44,17 +48,19 @@ def prepare_concat(shapes: list[tuple[int, ...]], axis: int, in_quant: list[tupl
     inputs = []
     for shape, (s_in, zp_in) in zip(shapes, in_quant, strict=True):
         inner = int(np.prod(shape[axis:], dtype=np.int64))
-        same = s_in == s_out and zp_in == zp_out
-        rq = RequantParams(zp_in, zp_out, 0, 0) if same else prepare_requantize(s_in, zp_in, s_out, zp_out)
-        inputs.append(ConcatInput(inner, not same, rq))
+        if s_in == s_out and zp_in == zp_out:
+            inputs.append(ConcatInput(inner, False, zp_in, zp_out, 0, 0))
+        else:
+            rq = prepare_requantize((inner,), s_in, zp_in, s_out, zp_out)
+            inputs.append(ConcatInput(inner, True, rq.in_zp, rq.out_zp, rq.mult, rq.shift))
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
     return ConcatParams(outer, tuple(inputs), tuple(out_shape), axis)
 
 
-def concat_s8(inputs: list[np.ndarray], params: ConcatParams) -> np.ndarray:
+def concat_s8(params: ConcatParams, inputs: list[np.ndarray]) -> np.ndarray:
     """mcuc_concat_s8."""
-    parts = [requantize_s8(x, ci.requant) if ci.rescale else x.astype(np.int8)
+    parts = [requantize_values(x, ci.in_zp, ci.out_zp, ci.mult, ci.shift) if ci.rescale else x.astype(np.int8)
              for x, ci in zip(inputs, params.inputs, strict=True)]
     return np.concatenate(parts, axis=params.axis)
 
@@ -84,7 +90,7 @@ def prepare_pad(shape: tuple[int, ...], pads: list[tuple[int, int]], pad_value: 
                      (before[0], before[1], before[2], before[3]), int(pad_value))
 
 
-def pad_s8(x: np.ndarray, params: PadParams) -> np.ndarray:
+def pad_s8(params: PadParams, x: np.ndarray) -> np.ndarray:
     """mcuc_pad_s8 (the result has the input's rank)."""
     p = params
     lead = 4 - x.ndim
@@ -117,6 +123,6 @@ def prepare_transpose(shape: tuple[int, ...], perm: tuple[int, ...]) -> Transpos
     return TransposeParams((out[0], out[1], out[2], out[3]), (ins[0], ins[1], ins[2], ins[3]), tuple(perm))
 
 
-def transpose_s8(x: np.ndarray, params: TransposeParams) -> np.ndarray:
+def transpose_s8(params: TransposeParams, x: np.ndarray) -> np.ndarray:
     """mcuc_transpose_s8."""
     return np.ascontiguousarray(np.transpose(x, params.perm))

@@ -12,7 +12,9 @@ MAX_WINDOW = 1 << 23  # keeps the int32 window sum of int8 values exact
 
 @dataclass(frozen=True)
 class PoolParams:
-    """mcuc_pool_params_t. Bottom/right padding only shows in out_h/out_w."""
+    """struct mcuc_pool_params (mcuc_avgpool_params_t, mcuc_maxpool_params_t).
+
+    Bottom/right padding only shows in out_h/out_w."""
 
     batches: int
     in_h: int
@@ -63,7 +65,7 @@ def _window_bounds(out: int, stride: int, pad: int, k: int, size: int) -> tuple[
     return np.clip(start, 0, size), np.clip(start + k, 0, size)
 
 
-def avgpool_s8(x: np.ndarray, params: PoolParams) -> np.ndarray:
+def avgpool_s8(params: PoolParams, x: np.ndarray) -> np.ndarray:
     """mcuc_avgpool_s8: in-bounds window sums from an integral image, rounded half away from zero."""
     p = params
     if x.shape != (p.batches, p.in_h, p.in_w, p.channels):
@@ -84,7 +86,7 @@ def avgpool_s8(x: np.ndarray, params: PoolParams) -> np.ndarray:
     return np.clip(avg, p.act_min, p.act_max).astype(np.int8)
 
 
-def maxpool_s8(x: np.ndarray, params: PoolParams) -> np.ndarray:
+def maxpool_s8(params: PoolParams, x: np.ndarray) -> np.ndarray:
     """mcuc_maxpool_s8: padding with -128 equals skipping out-of-bounds taps (max starts at -128)."""
     p = params
     if x.shape != (p.batches, p.in_h, p.in_w, p.channels):

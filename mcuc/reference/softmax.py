@@ -49,7 +49,7 @@ def prepare_softmax(shape: tuple[int, ...], in_scale: float, beta: float = 1.0) 
     return SoftmaxParams(rows, int(shape[-1]), make_exp_table(in_scale, beta))
 
 
-def softmax_s8(x: np.ndarray, params: SoftmaxParams) -> np.ndarray:
+def softmax_s8(params: SoftmaxParams, x: np.ndarray) -> np.ndarray:
     """mcuc_softmax_s8 over the last axis of ``x``."""
     if x.shape[-1] != params.row_size or x.size != params.rows * params.row_size:
         raise ValueError(f"input shape {x.shape} does not match params")

@@ -289,7 +289,7 @@ def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> n
 
 def prepare_squared_difference(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
                                act_min: int = -128, act_max: int = 127):
-    """TFLM SQUARED_DIFFERENCE int8 preparation (left shift 7), as the add kernel's parameter struct."""
+    """TFLM SQUARED_DIFFERENCE int8 preparation (left shift 7): mcuc_squared_difference_params_t, the add/sub layout."""
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = quantize_multiplier(s1 / twice_max)
     m2, sh2 = quantize_multiplier(s2 / twice_max)
@@ -297,7 +297,7 @@ def prepare_squared_difference(s1: float, zp1: int, s2: float, zp2: int, s_out: 
     return AddParams(-zp1, -zp2, zp_out, 7, m1, sh1, m2, sh2, mo, sho, act_min, act_max)
 
 
-def squared_difference_s8(in1: np.ndarray, in2: np.ndarray, p) -> np.ndarray:
+def squared_difference_s8(p, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_squared_difference_s8 with numpy broadcasting (TFLM SquaredDifference per element)."""
     x1 = (in1.astype(I64) + p.in1_offset) << p.left_shift
     x2 = (in2.astype(I64) + p.in2_offset) << p.left_shift
@@ -354,7 +354,7 @@ def _reciprocal(x: np.ndarray, int_digits: int) -> tuple[np.ndarray, np.ndarray]
     return one_over_one_plus_x(shifted), bits_over_unit
 
 
-def softmax_tflite_s8(x: np.ndarray, params: SoftmaxTfliteParams) -> np.ndarray:
+def softmax_tflite_s8(params: SoftmaxTfliteParams, x: np.ndarray) -> np.ndarray:
     """TFLite/TFLM reference int8 softmax over the last axis (mcuc_softmax_tflite_s8)."""
     p = params
     if x.shape[-1] != p.row_size or x.size != p.rows * p.row_size:

@@ -1,8 +1,8 @@
 """Integer-exact int8 transformer kernels (layernorm, batch matmul, mean, slice, gather): prepare + reference.
 
 Each ``prepare_*`` turns shapes and float quantization parameters into the integer parameters of
-the C kernel declared in mcuc/runtime_c/include/mcuc_transformer.h (dataclass fields = C struct fields,
-in order); each ``*_s8`` function computes exactly what the C kernel computes.
+the C kernel (declared in mcuc/runtime_c/include/mcuc_norm.h, mcuc_matmul.h and mcuc_layout.h; dataclass
+fields = C struct fields, in order); each ``*_s8`` function computes exactly what the C kernel computes.
 
 LayerNorm over the last axis (row length C), input q int8 with scale s_x (its zero point cancels):
 
@@ -114,7 +114,7 @@ def isqrt_u62(w: np.ndarray) -> np.ndarray:
     return r
 
 
-def layernorm_s8(x: np.ndarray, params: LayerNormParams) -> np.ndarray:
+def layernorm_s8(params: LayerNormParams, x: np.ndarray) -> np.ndarray:
     """mcuc_layernorm_s8 over the last axis of ``x``."""
     p = params
     if x.shape[-1] != p.row_size or x.size != p.rows * p.row_size:
@@ -199,7 +199,7 @@ def prepare_batch_matmul(a_shape: tuple[int, ...], b_shape: tuple[int, ...], sa:
                              k if transpose_b else 1, -zpa, -zpb, zp_out, mult, shift, act_min, act_max)
 
 
-def batch_matmul_s8(a: np.ndarray, b: np.ndarray, params: BatchMatmulParams) -> np.ndarray:
+def batch_matmul_s8(params: BatchMatmulParams, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """mcuc_batch_matmul_s8 (float64 matmul of integers is exact: |acc| < 2^31 < 2^53)."""
     p = params
     bf = b.astype(np.float64) + p.b_offset
@@ -244,7 +244,7 @@ def prepare_mean(shape: tuple[int, ...], axes: tuple[int, ...], s_in: float, zp_
     return MeanParams(outer, red, inner, zp_in, zp_out, mult, shift)
 
 
-def mean_s8(x: np.ndarray, params: MeanParams) -> np.ndarray:
+def mean_s8(params: MeanParams, x: np.ndarray) -> np.ndarray:
     """mcuc_mean_s8, result [outer, inner] (the caller reshapes)."""
     p = params
     acc = (x.reshape(p.outer, p.reduce, p.inner).astype(np.int64) - p.in_zp).sum(axis=1)
@@ -281,7 +281,7 @@ def prepare_slice(shape: tuple[int, ...], starts: tuple[int, ...], ends: tuple[i
     return SliceParams(_pad4(tuple(out)), _pad4(tuple(st), 0), off)
 
 
-def slice_s8(x: np.ndarray, params: SliceParams) -> np.ndarray:
+def slice_s8(params: SliceParams, x: np.ndarray) -> np.ndarray:
     """mcuc_slice_s8 as a strided view of the flat input, returned 4-D (the caller reshapes)."""
     p = params
     flat = np.ascontiguousarray(x).reshape(-1)
@@ -309,7 +309,7 @@ def prepare_gather(shape: tuple[int, ...], axis: int, indices: tuple[int, ...]) 
                         int(np.prod(shape[axis + 1:], dtype=np.int64)), int(idx.size), idx.astype(np.int32))
 
 
-def gather_s8(x: np.ndarray, params: GatherParams) -> np.ndarray:
+def gather_s8(params: GatherParams, x: np.ndarray) -> np.ndarray:
     """mcuc_gather_s8, result [outer, n_indices, inner]."""
     p = params
     return np.ascontiguousarray(x.reshape(p.outer, p.axis_size, p.inner)[:, p.indices.astype(np.intp), :])

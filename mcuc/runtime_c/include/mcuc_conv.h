@@ -1,4 +1,4 @@
-/* mcuc_conv.h: int8 convolution-family kernels (conv2d, depthwise conv2d, fully connected).
+/* mcuc_conv.h: int8 kernels of the conv family (conv2d, depthwise conv2d, fully connected).
  *
  * Numerics follow the TFLite int8 specification and are bit-exact with mcuc/reference/conv.py:
  *   acc  = bias[oc] + sum over in-bounds taps of (x - input_zp) * w
@@ -19,17 +19,19 @@
 
 #include <stdint.h>
 
+#include "mcuc_support.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Per-output-channel requantization: real scale in_scale * w_scale[oc] / out_scale is
  * multiplier[oc] * 2^(shift[oc] - 31). Arrays have one entry per output channel;
- * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_fixedpoint.h). */
+ * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_support.h). */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
-} mcuc_per_channel_quant_t;
+} mcuc_per_channel_quant_params_t;
 
 /* Geometry and zero points of a 2-D convolution (also used by the depthwise kernel).
  * All fields are plain integers so generated code can emit `static const` initialisers.
@@ -42,7 +44,7 @@ typedef struct {
  *   out_w likewise, for some pad_bottom, pad_right >= 0
  *   input_zp, output_zp in [-128, 127]
  *   -128 <= act_min <= act_max <= 127 (fused ReLU / ReLU6 bounds in the output's quantized domain) */
-typedef struct {
+struct mcuc_conv_params {
     int32_t batch;
     int32_t in_h;
     int32_t in_w;
@@ -63,7 +65,12 @@ typedef struct {
     int32_t output_zp;
     int32_t act_min;
     int32_t act_max;
-} mcuc_conv2d_params_t;
+};
+
+/* conv2d and depthwise conv2d share one parameter layout, struct mcuc_conv_params; each has its own name
+ * for it. */
+typedef struct mcuc_conv_params mcuc_conv2d_params_t;
+typedef struct mcuc_conv_params mcuc_depthwise_conv2d_params_t;
 
 /* Shapes and zero points of a fully connected layer.
  * Ranges: rows, in_features, out_features >= 1; input_zp, output_zp in [-128, 127];
@@ -78,18 +85,6 @@ typedef struct {
     int32_t act_max;
 } mcuc_fully_connected_params_t;
 
-/* Kernel taps [*first, *end) of one spatial axis that land inside the input, for a window
- * starting at input coordinate origin (may be negative when padded). Shared by the conv kernels
- * so bounds are computed once per output pixel instead of tested per tap. */
-static inline void mcuc_conv_tap_range(int32_t origin, int32_t dilation, int32_t kernel,
-                                       int32_t size, int32_t *first, int32_t *end)
-{
-    const int32_t last_offset = size - 1 - origin;
-    int32_t e = last_offset < 0 ? 0 : last_offset / dilation + 1;
-    *first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
-    *end = e < kernel ? e : kernel;
-}
-
 /* General grouped int8 convolution, NHWC in / NHWC out.
  *   params  geometry as documented at mcuc_conv2d_params_t (any groups, strides, dilations, pads)
  *   quant   per-output-channel multiplier/shift, out_c entries each
@@ -99,7 +94,7 @@ static inline void mcuc_conv_tap_range(int32_t origin, int32_t dilation, int32_t
  *   bias    int32 [out_c], or NULL for zeros
  *   output  int8 [batch][out_h][out_w][out_c]; must not overlap input */
 void mcuc_conv2d_s8(const mcuc_conv2d_params_t *params,
-                    const mcuc_per_channel_quant_t *quant,
+                    const mcuc_per_channel_quant_params_t *quant,
                     const int8_t *restrict input,
                     const int8_t *restrict weights,
                     const int32_t *restrict bias,
@@ -110,8 +105,8 @@ void mcuc_conv2d_s8(const mcuc_conv2d_params_t *params,
  *   groups == in_c, out_c a multiple of in_c (depth_multiplier = out_c / in_c >= 1)
  *   weights int8 [out_c][kernel_h][kernel_w][1]; output channel oc = ic * depth_multiplier + m
  *           reads input channel ic */
-void mcuc_depthwise_conv2d_s8(const mcuc_conv2d_params_t *params,
-                              const mcuc_per_channel_quant_t *quant,
+void mcuc_depthwise_conv2d_s8(const mcuc_depthwise_conv2d_params_t *params,
+                              const mcuc_per_channel_quant_params_t *quant,
                               const int8_t *restrict input,
                               const int8_t *restrict weights,
                               const int32_t *restrict bias,
@@ -122,8 +117,8 @@ void mcuc_depthwise_conv2d_s8(const mcuc_conv2d_params_t *params,
  * and pads. Same arguments and results as mcuc_depthwise_conv2d_s8 for those params; interior
  * output pixels run a fully unrolled 9-tap loop without bounds checks.
  *   weights int8 [channels][3][3][1] */
-void mcuc_depthwise_conv2d_3x3_s8(const mcuc_conv2d_params_t *params,
-                                  const mcuc_per_channel_quant_t *quant,
+void mcuc_depthwise_conv2d_3x3_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
                                   const int8_t *restrict input,
                                   const int8_t *restrict weights,
                                   const int32_t *restrict bias,
@@ -138,7 +133,7 @@ void mcuc_depthwise_conv2d_3x3_s8(const mcuc_conv2d_params_t *params,
  *   bias    int32 [out_features], or NULL for zeros
  *   output  int8 [rows][out_features]; must not overlap input */
 void mcuc_fully_connected_s8(const mcuc_fully_connected_params_t *params,
-                             const mcuc_per_channel_quant_t *quant,
+                             const mcuc_per_channel_quant_params_t *quant,
                              const int8_t *restrict input,
                              const int8_t *restrict weights,
                              const int32_t *restrict bias,

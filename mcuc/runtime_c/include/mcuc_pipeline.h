@@ -35,10 +35,10 @@ enum { MCUC_SOURCE_RESIDENT = 0, MCUC_SOURCE_RING = 1, MCUC_SOURCE_STREAM = 2 };
 
 /* One op of the chain.
  * kind/func: CONV 0 mcuc_conv2d_s8, 1 mcuc_depthwise_conv2d_s8, 2 mcuc_depthwise_conv2d_3x3_s8
- * (params: mcuc_conv2d_params_t of the whole tensors, aux: mcuc_per_channel_quant_t, weights, bias);
- * POOL 0 avgpool, 1 maxpool (params: mcuc_pool_params_t of the whole tensors); BINARY 0 add, 1 sub,
- * 2 mul (params: the kernel's params, aux: mcuc_broadcast_t of one row); LUT (weights: the table);
- * REQUANTIZE (params: mcuc_requant_params_t).
+ * (params: mcuc_conv2d_params_t of the whole tensors, aux: mcuc_per_channel_quant_params_t, weights, bias);
+ * POOL 0 avgpool, 1 maxpool (params: mcuc_avgpool_params_t of the whole tensors); BINARY 0 add, 1 sub,
+ * 2 mul (params: the kernel's params, aux: mcuc_broadcast_params_t of one row); LUT (params:
+ * mcuc_lut_params_t of one row, weights: the table); REQUANTIZE (params: mcuc_requantize_params_t of one row).
  * in[0..n_in-1]: -1 the pipeline input, k the output of stage k (k < this stage).
  * Output row r reads rows [r * stride_h - pad_top, + window_h) of each input, clipped to the input.
  * ring_offset/ring_rows: the ring of this stage's output in the scratch buffer (ring_rows 0: the
@@ -59,14 +59,14 @@ typedef struct {
     int32_t window_h;
     int32_t ring_offset;
     int32_t ring_rows;
-} mcuc_pipeline_stage_t;
+} mcuc_pipeline_stage_params_t;
 
 /* The chain (stages in order, the last one writes the output) and how it reads its input:
  * in_h rows of in_row_bytes bytes; source as above; in_ring_offset/in_ring_rows: the input's ring
  * (sources 1 and 2). */
 typedef struct {
     int32_t n_stages;
-    const mcuc_pipeline_stage_t *stages;
+    const mcuc_pipeline_stage_params_t *stages;
     int32_t source;
     int32_t in_h;
     int32_t in_row_bytes;

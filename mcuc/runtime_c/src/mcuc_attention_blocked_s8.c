@@ -1,9 +1,10 @@
 /* mcuc_attention_blocked_s8.c: int8 attention head by head in blocks of query rows, scores in a small scratch. */
-#include "mcuc_transformer.h"
+#include "mcuc_attention.h"
+#include "mcuc_softmax.h"
 
 void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
-                               const int8_t *q, const int8_t *k, const int8_t *v, int8_t *scratch,
-                               int8_t *output)
+                               int8_t *restrict scratch, const int8_t *restrict q, const int8_t *restrict k,
+                               const int8_t *restrict v, int8_t *restrict output)
 {
     const mcuc_batch_matmul_params_t *sp = &params->scores;
     const mcuc_batch_matmul_params_t *op = &params->output;

@@ -1,7 +1,8 @@
 /* mcuc_avgpool_s8.c: int8 NHWC average pooling over in-bounds taps (TFLite AveragePool). */
-#include "mcuc_nn.h"
+#include "mcuc_pool.h"
+#include "mcuc_internal.h"
 
-void mcuc_avgpool_s8(const mcuc_pool_params_t *params, const int8_t *restrict input,
+void mcuc_avgpool_s8(const mcuc_avgpool_params_t *params, const int8_t *restrict input,
                      int8_t *restrict output)
 {
     mcuc_pool_s8_impl(params, input, output, 0);

@@ -1,5 +1,5 @@
 /* mcuc_batch_matmul_s8.c: int8 batched matrix product with batch broadcasting and requantization. */
-#include "mcuc_transformer.h"
+#include "mcuc_matmul.h"
 
 void mcuc_batch_matmul_s8(const mcuc_batch_matmul_params_t *params, const int8_t *restrict a,
                           const int8_t *restrict b, int8_t *restrict output)

@@ -1,11 +1,11 @@
 /* mcuc_conv2d_s8.c: portable C99 general grouped int8 convolution (NHWC, OHWI weights). */
 #include "mcuc_conv.h"
-#include "mcuc_fixedpoint.h"
+#include "mcuc_internal.h"
 
 #include <stddef.h>
 
 void mcuc_conv2d_s8(const mcuc_conv2d_params_t *params,
-                    const mcuc_per_channel_quant_t *quant,
+                    const mcuc_per_channel_quant_params_t *quant,
                     const int8_t *restrict input,
                     const int8_t *restrict weights,
                     const int32_t *restrict bias,
@@ -28,11 +28,11 @@ void mcuc_conv2d_s8(const mcuc_conv2d_params_t *params,
         for (int32_t oy = 0; oy < params->out_h; ++oy) {
             const int32_t iy0 = oy * params->stride_h - params->pad_top;
             int32_t ky_first, ky_end;
-            mcuc_conv_tap_range(iy0, params->dilation_h, kernel_h, in_h, &ky_first, &ky_end);
+            mcuc_tap_range(iy0, params->dilation_h, kernel_h, in_h, &ky_first, &ky_end);
             for (int32_t ox = 0; ox < params->out_w; ++ox) {
                 const int32_t ix0 = ox * params->stride_w - params->pad_left;
                 int32_t kx_first, kx_end;
-                mcuc_conv_tap_range(ix0, params->dilation_w, kernel_w, in_w, &kx_first, &kx_end);
+                mcuc_tap_range(ix0, params->dilation_w, kernel_w, in_w, &kx_first, &kx_end);
                 for (int32_t oc = 0; oc < out_c; ++oc) {
                     const int32_t in_c_base = (oc / group_out_c) * group_in_c;
                     const int8_t *oc_weights = weights + (size_t)oc * kernel_h * kernel_w * group_in_c;

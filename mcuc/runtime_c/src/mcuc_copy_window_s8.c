@@ -1,7 +1,7 @@
 /* mcuc_copy_window_s8.c: copy a rows x cols spatial window between two int8 NHWC tensors. */
 #include <string.h>
 
-#include "mcuc_window.h"
+#include "mcuc_layout.h"
 
 void mcuc_copy_window_s8(const mcuc_copy_window_params_t *params, const int8_t *restrict src,
                          int8_t *restrict dst)

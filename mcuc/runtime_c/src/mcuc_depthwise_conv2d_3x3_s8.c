@@ -1,6 +1,6 @@
 /* mcuc_depthwise_conv2d_3x3_s8.c: depthwise 3x3 int8 convolution, depth multiplier 1, dilation 1. */
 #include "mcuc_conv.h"
-#include "mcuc_fixedpoint.h"
+#include "mcuc_internal.h"
 
 #include <stddef.h>
 
@@ -22,8 +22,8 @@ static int32_t mcuc_dw3x3_partial(const int8_t *base, ptrdiff_t origin, const in
     return acc;
 }
 
-void mcuc_depthwise_conv2d_3x3_s8(const mcuc_conv2d_params_t *params,
-                                  const mcuc_per_channel_quant_t *quant,
+void mcuc_depthwise_conv2d_3x3_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
                                   const int8_t *restrict input,
                                   const int8_t *restrict weights,
                                   const int32_t *restrict bias,
@@ -43,11 +43,11 @@ void mcuc_depthwise_conv2d_3x3_s8(const mcuc_conv2d_params_t *params,
         for (int32_t oy = 0; oy < params->out_h; ++oy) {
             const int32_t iy0 = oy * params->stride_h - params->pad_top;
             int32_t ky_first, ky_end;
-            mcuc_conv_tap_range(iy0, 1, 3, in_h, &ky_first, &ky_end);
+            mcuc_tap_range(iy0, 1, 3, in_h, &ky_first, &ky_end);
             for (int32_t ox = 0; ox < params->out_w; ++ox) {
                 const int32_t ix0 = ox * params->stride_w - params->pad_left;
                 int32_t kx_first, kx_end;
-                mcuc_conv_tap_range(ix0, 1, 3, in_w, &kx_first, &kx_end);
+                mcuc_tap_range(ix0, 1, 3, in_w, &kx_first, &kx_end);
                 const int interior = ky_first == 0 && ky_end == 3 && kx_first == 0 && kx_end == 3;
                 /* Window origin as an offset, formed into a pointer only for in-bounds taps. */
                 const ptrdiff_t origin = (ptrdiff_t)iy0 * row_step + (ptrdiff_t)ix0 * col_step;

@@ -1,11 +1,11 @@
 /* mcuc_depthwise_conv2d_s8.c: portable C99 depthwise int8 convolution with depth multiplier. */
 #include "mcuc_conv.h"
-#include "mcuc_fixedpoint.h"
+#include "mcuc_internal.h"
 
 #include <stddef.h>
 
-void mcuc_depthwise_conv2d_s8(const mcuc_conv2d_params_t *params,
-                              const mcuc_per_channel_quant_t *quant,
+void mcuc_depthwise_conv2d_s8(const mcuc_depthwise_conv2d_params_t *params,
+                              const mcuc_per_channel_quant_params_t *quant,
                               const int8_t *restrict input,
                               const int8_t *restrict weights,
                               const int32_t *restrict bias,
@@ -32,11 +32,11 @@ void mcuc_depthwise_conv2d_s8(const mcuc_conv2d_params_t *params,
         for (int32_t oy = 0; oy < params->out_h; ++oy) {
             const int32_t iy0 = oy * params->stride_h - params->pad_top;
             int32_t ky_first, ky_end;
-            mcuc_conv_tap_range(iy0, dilation_h, kernel_h, in_h, &ky_first, &ky_end);
+            mcuc_tap_range(iy0, dilation_h, kernel_h, in_h, &ky_first, &ky_end);
             for (int32_t ox = 0; ox < params->out_w; ++ox) {
                 const int32_t ix0 = ox * params->stride_w - params->pad_left;
                 int32_t kx_first, kx_end;
-                mcuc_conv_tap_range(ix0, dilation_w, kernel_w, in_w, &kx_first, &kx_end);
+                mcuc_tap_range(ix0, dilation_w, kernel_w, in_w, &kx_first, &kx_end);
                 /* First in-bounds tap of this output pixel, channel 0 (row/column 0 when the window
                  * lies entirely in the padding, so the pointer stays inside the input). */
                 const int32_t iy = ky_first < ky_end ? iy0 + ky_first * dilation_h : 0;

@@ -1,11 +1,10 @@
 /* mcuc_fully_connected_s8.c: portable C99 int8 fully connected layer, per-channel requantization. */
 #include "mcuc_conv.h"
-#include "mcuc_fixedpoint.h"
 
 #include <stddef.h>
 
 void mcuc_fully_connected_s8(const mcuc_fully_connected_params_t *params,
-                             const mcuc_per_channel_quant_t *quant,
+                             const mcuc_per_channel_quant_params_t *quant,
                              const int8_t *restrict input,
                              const int8_t *restrict weights,
                              const int32_t *restrict bias,

@@ -1,5 +1,5 @@
 /* mcuc_gather_s8.c: gather of whole slices along one axis with constant indices. */
-#include "mcuc_transformer.h"
+#include "mcuc_layout.h"
 
 #include <string.h>
 

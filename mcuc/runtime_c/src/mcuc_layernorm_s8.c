@@ -1,5 +1,5 @@
 /* mcuc_layernorm_s8.c: integer LayerNorm over the last axis with a fixed-point inverse square root. */
-#include "mcuc_transformer.h"
+#include "mcuc_norm.h"
 
 /* floor(sqrt(w)) for w < 2^62, bit by bit (exact). */
 static uint64_t mcuc_isqrt_u64(uint64_t w)

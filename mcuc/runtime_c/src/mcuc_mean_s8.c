@@ -1,5 +1,5 @@
 /* mcuc_mean_s8.c: int8 mean over the middle axis of [outer, reduce, inner]. */
-#include "mcuc_transformer.h"
+#include "mcuc_norm.h"
 
 void mcuc_mean_s8(const mcuc_mean_params_t *params, const int8_t *restrict input,
                   int8_t *restrict output)

@@ -1,7 +1,8 @@
 /* mcuc_mul_s8.c: int8 elementwise multiplication with 4-D broadcasting (TFLite MUL reference semantics). */
-#include "mcuc_nn.h"
+#include "mcuc_elementwise.h"
+#include "mcuc_internal.h"
 
-void mcuc_mul_s8(const mcuc_mul_params_t *params, const mcuc_broadcast_t *shape,
+void mcuc_mul_s8(const mcuc_mul_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output)
 {
     const int32_t rows = shape->out_dims[0] * shape->out_dims[1] * shape->out_dims[2];

@@ -1,7 +1,7 @@
 /* mcuc_pad_s8.c: constant padding of a 4-D int8 tensor. */
 #include <string.h>
 
-#include "mcuc_nn.h"
+#include "mcuc_layout.h"
 
 void mcuc_pad_s8(const mcuc_pad_params_t *params, const int8_t *restrict input,
                  int8_t *restrict output)

@@ -1,7 +1,8 @@
 /* mcuc_pipeline_s8.c: a chain of int8 ops run row by row through rings (see mcuc_pipeline.h). */
 #include "mcuc_conv.h"
-#include "mcuc_nn.h"
+#include "mcuc_elementwise.h"
 #include "mcuc_pipeline.h"
+#include "mcuc_pool.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -64,11 +65,11 @@ static const int8_t *mcuc_pipeline_source_row(const mcuc_pipeline_run_t *run, in
         }
         return mcuc_ring_row(run->scratch + p->in_ring_offset, p->in_ring_rows, p->in_row_bytes, run->fetched, row);
     }
-    const mcuc_pipeline_stage_t *s = &p->stages[src];
+    const mcuc_pipeline_stage_params_t *s = &p->stages[src];
     return mcuc_ring_row(run->scratch + s->ring_offset, s->ring_rows, s->row_bytes, run->made[src], row);
 }
 
-static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_t *s, const int8_t *in0, const int8_t *in1,
+static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_params_t *s, const int8_t *in0, const int8_t *in1,
                                   int32_t in_rows, int32_t pad_top, int8_t *dst)
 {
     switch (s->kind) {
@@ -78,7 +79,7 @@ static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_t *s, const int8_t *
         rp.in_h = in_rows;
         rp.out_h = 1;
         rp.pad_top = pad_top;
-        const mcuc_per_channel_quant_t *quant = (const mcuc_per_channel_quant_t *)s->aux;
+        const mcuc_per_channel_quant_params_t *quant = (const mcuc_per_channel_quant_params_t *)s->aux;
         if (s->func == 0) {
             mcuc_conv2d_s8(&rp, quant, in0, s->weights, s->bias, dst);
         } else if (s->func == 1) {
@@ -89,7 +90,7 @@ static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_t *s, const int8_t *
         break;
     }
     case MCUC_STAGE_POOL: {
-        mcuc_pool_params_t rp = *(const mcuc_pool_params_t *)s->params;
+        mcuc_avgpool_params_t rp = *(const mcuc_avgpool_params_t *)s->params;
         rp.batches = 1;
         rp.in_h = in_rows;
         rp.out_h = 1;
@@ -102,21 +103,21 @@ static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_t *s, const int8_t *
         break;
     }
     case MCUC_STAGE_BINARY: {
-        const mcuc_broadcast_t *shape = (const mcuc_broadcast_t *)s->aux;
+        const mcuc_broadcast_params_t *shape = (const mcuc_broadcast_params_t *)s->aux;
         if (s->func == 0) {
             mcuc_add_s8((const mcuc_add_params_t *)s->params, shape, in0, in1, dst);
         } else if (s->func == 1) {
-            mcuc_sub_s8((const mcuc_add_params_t *)s->params, shape, in0, in1, dst);
+            mcuc_sub_s8((const mcuc_sub_params_t *)s->params, shape, in0, in1, dst);
         } else {
             mcuc_mul_s8((const mcuc_mul_params_t *)s->params, shape, in0, in1, dst);
         }
         break;
     }
     case MCUC_STAGE_LUT:
-        mcuc_lut_s8(in0, dst, s->row_bytes, s->weights);
+        mcuc_lut_s8((const mcuc_lut_params_t *)s->params, s->weights, in0, dst);
         break;
     default: /* MCUC_STAGE_REQUANTIZE */
-        mcuc_requantize_s8((const mcuc_requant_params_t *)s->params, in0, dst, s->row_bytes);
+        mcuc_requantize_s8((const mcuc_requantize_params_t *)s->params, in0, dst);
         break;
     }
 }
@@ -125,7 +126,7 @@ static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_t *s, const int8_t *
 static void mcuc_pipeline_make(mcuc_pipeline_run_t *run, int32_t index, int32_t upto)
 {
     const mcuc_pipeline_params_t *p = run->p;
-    const mcuc_pipeline_stage_t *s = &p->stages[index];
+    const mcuc_pipeline_stage_params_t *s = &p->stages[index];
     while (run->made[index] < upto) {
         const int32_t r = run->made[index];
         const int32_t top = r * s->stride_h - s->pad_top;
@@ -157,7 +158,7 @@ int32_t mcuc_pipeline_s8_get_buffer_size(const mcuc_pipeline_params_t *params)
     int32_t end = params->source == MCUC_SOURCE_RESIDENT ? 0
                                                           : params->in_ring_offset + params->in_ring_rows * params->in_row_bytes;
     for (int32_t i = 0; i < params->n_stages; ++i) {
-        const mcuc_pipeline_stage_t *s = &params->stages[i];
+        const mcuc_pipeline_stage_params_t *s = &params->stages[i];
         const int32_t stage_end = s->ring_offset + s->ring_rows * s->row_bytes;
         end = stage_end > end ? stage_end : end;
     }

@@ -1,5 +1,5 @@
 /* mcuc_slice_s8.c: strided slice of an int8 tensor of rank <= 4. */
-#include "mcuc_transformer.h"
+#include "mcuc_layout.h"
 
 void mcuc_slice_s8(const mcuc_slice_params_t *params, const int8_t *restrict input,
                    int8_t *restrict output)

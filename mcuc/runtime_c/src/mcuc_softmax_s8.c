@@ -1,5 +1,5 @@
 /* mcuc_softmax_s8.c: integer softmax over the last axis with a 256-entry exp table. */
-#include "mcuc_nn.h"
+#include "mcuc_softmax.h"
 
 void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,
                      const int8_t *input, int8_t *output)

@@ -1,6 +1,5 @@
 /* mcuc_softmax_tflite_s8.c: TFLite's reference int8 softmax (gemmlowp fixed point), bit-exact with TFLM. */
-#include "mcuc_fixedpoint.h"
-#include "mcuc_nn.h"
+#include "mcuc_softmax.h"
 
 #define MCUC_SM_DIFF_INT_BITS 5  /* Q5.26 scaled input differences */
 #define MCUC_SM_ACCUM_INT_BITS 12 /* Q12.19 sum of exponentials */

@@ -1,7 +1,8 @@
 /* mcuc_sub_s8.c: int8 elementwise subtraction with 4-D broadcasting (TFLite SUB reference semantics). */
-#include "mcuc_nn.h"
+#include "mcuc_elementwise.h"
+#include "mcuc_internal.h"
 
-void mcuc_sub_s8(const mcuc_add_params_t *params, const mcuc_broadcast_t *shape,
+void mcuc_sub_s8(const mcuc_sub_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output)
 {
     mcuc_add_sub_s8_impl(params, shape, in1, in2, output, -1);

@@ -1,5 +1,5 @@
 /* mcuc_transpose_s8.c: axis permutation of a 4-D int8 tensor. */
-#include "mcuc_nn.h"
+#include "mcuc_layout.h"
 
 void mcuc_transpose_s8(const mcuc_transpose_params_t *params, const int8_t *restrict input,
                        int8_t *restrict output)

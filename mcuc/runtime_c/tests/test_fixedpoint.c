@@ -1,5 +1,5 @@
 /* test_fixedpoint.c: hand-checked values of the TFLite-compatible requantization helpers. */
-#include "mcuc_fixedpoint.h"
+#include "mcuc_support.h"
 #include "mcuc_test.h"
 
 int main(void)

@@ -1,0 +1,55 @@
+/* mcuc_softmax.h: int8 kernels of the softmax family, over the last axis: mcuc's exp-table algorithm
+ * and TFLite's fixed-point one (for .tflite models). Conventions in mcuc_support.h. */
+#ifndef MCUC_SOFTMAX_H
+#define MCUC_SOFTMAX_H
+
+#include <stdint.h>
+
+#include "mcuc_support.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Softmax over the last axis of [rows, row_size]; output scale 1/256, zero point -128.
+ * Integer algorithm (identical in mcuc.reference.softmax):
+ *   d = max(row) - x                      in [0, 255]
+ *   e = exp_table[d]                      exp_table[d] = round(exp(-d * s_in) * 2^16),
+ *                                         built by prepare_softmax (s_in includes beta)
+ *   sum = sum of e over the row           uint32, exact for row_size <= 65535
+ *   out = min((e * 256 + sum / 2) / sum - 128, 127)   unsigned division
+ * rows >= 0, 1 <= row_size <= 65535. output may equal input (each element is read before
+ * it is written).
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    int32_t rows;
+    int32_t row_size;
+} mcuc_softmax_params_t;
+
+void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,
+                     const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------------------------
+ * TFLite's reference int8 softmax over the last axis of [rows, row_size] (for .tflite models;
+ * identical in mcuc.reference.tflite.softmax_tflite_s8 and bit-exact with TFLite Micro):
+ * d = x - max(row) scaled to Q5.26 by input_multiplier/input_left_shift, gemmlowp exp, Q12.19
+ * row sum, fixed-point reciprocal; elements with d < diff_min give -128. Output scale 1/256,
+ * zero point -128. rows >= 0, 1 <= row_size <= 4096, 0 <= input_left_shift <= 30.
+ * output may equal input.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    int32_t rows;
+    int32_t row_size;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;
+} mcuc_softmax_tflite_params_t;
+
+void mcuc_softmax_tflite_s8(const mcuc_softmax_tflite_params_t *params, const int8_t *input, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUC_SOFTMAX_H */
