@@ -580,30 +580,34 @@ class _Importer:
         if len(shp) != 4 or len(k) != 2:
             raise MCUCError(f"{node.op_type} '{node.name}' is not 2-D (input {shp}); "
                             "mcuc supports 2-D pooling only")
-        if int(a.get("ceil_mode", 0)):
-            raise MCUCError(f"{node.op_type} '{node.name}' uses ceil_mode=1; re-export with ceil_mode=False")
         strides = _as_tuple(a.get("strides", (1, 1)))
         dil = _as_tuple(a.get("dilations", (1, 1)))
         if dil != (1, 1):
             raise MCUCError(f"{node.op_type} '{node.name}' uses dilations {dil}; "
                             "mcuc supports dilation 1 only")
         pads = self.pads(node, a, shp[2:], (k[0], k[1]), strides, dil)
-        return (k[0], k[1]), strides, pads
+        ceil = (0, 0)
+        if int(a.get("ceil_mode", 0)):
+            ceil = _ceil_mode_extension((shp[2], shp[3]), (k[0], k[1]), (strides[0], strides[1]), pads)
+        return (k[0], k[1]), strides, pads, ceil
 
     def op_MaxPool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
-        k, s, p = self.pool_common(node, ins, a)
-        self.emit("maxpool", node.name, [ins[0]], self.single_output(node), kernel=k, strides=s, pads=p)
+        k, s, p, (eh, ew) = self.pool_common(node, ins, a)
+        self.emit("maxpool", node.name, [ins[0]], self.single_output(node), kernel=k, strides=s,
+                  pads=(p[0], p[1], p[2] + eh, p[3] + ew))
 
     def op_AveragePool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
-        k, s, p = self.pool_common(node, ins, a)
+        k, s, p, (eh, ew) = self.pool_common(node, ins, a)
         x = ins[0]
         if int(a.get("count_include_pad", 0)) and any(p):
-            # zero padding counted in the mean == explicit zero Pad then an unpadded average
+            # zero padding counted in the mean == explicit zero Pad then an unpadded average (the ceil_mode
+            # extension stays outside the padded input, so it is not counted, as in onnxruntime)
             padded = self.fresh(node.output[0] + "_padded")
             self.emit("pad", node.name + "_pad", [x], padded,
                       pads=[(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])], value=0.0)
             x, p = padded, (0, 0, 0, 0)
-        self.emit("avgpool", node.name, [x], node.output[0], kernel=k, strides=s, pads=p)
+        self.emit("avgpool", node.name, [x], node.output[0], kernel=k, strides=s,
+                  pads=(p[0], p[1], p[2] + eh, p[3] + ew))
 
     def reshape_to(self, node: Any, x: str, shape: tuple[int, ...]) -> None:
         self.emit("reshape", node.name, [x], node.output[0], shape=tuple(int(d) for d in shape))
@@ -787,6 +791,28 @@ class _Importer:
             if out:
                 self.slice_node(f"{node.name}_{k}", ins[0], out, {axis: (start, start + size, 1)})
             start += size
+
+
+def _ceil_mode_extension(size: tuple[int, int], k: tuple[int, int], strides: tuple[int, int],
+                         pads: tuple[int, int, int, int]) -> tuple[int, int]:
+    """ceil_mode=1 as extra bottom and right padding, in rows and columns, that the pool kernels skip.
+
+    The output length is onnxruntime's: ceil((in + pads - k) / stride) + 1, less one when that last
+    window would start past the input and its leading padding. The extension is what makes the floor
+    rule give that length; taps in it are never read, so max and average see only real (and, with
+    count_include_pad, explicitly padded) elements.
+    """
+    ext = []
+    for n, kk, s, lo, hi in zip(size, k, strides, pads[:2], pads[2:], strict=True):
+        span = n + lo + hi - kk
+        if span < 0:
+            ext.append(0)  # the window does not fit; the shape rule reports it
+            continue
+        out = -(-span // s) + 1
+        if (out - 1) * s >= n + lo:
+            out -= 1
+        ext.append(max((out - 1) * s - span, 0))
+    return ext[0], ext[1]
 
 
 def _restore_removed_relus(g: Graph) -> None:
