@@ -23,7 +23,7 @@ MIN_OPSET, MAX_OPSET = 13, 20
 
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
-    "Sigmoid", "Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Flatten",
+    "Sigmoid", "LeakyRelu", "PRelu", "Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Flatten",
     "Reshape", "Concat", "Softmax", "Pad", "Identity", "Dropout", "Transpose", "Squeeze",
     "Unsqueeze", "QuantizeLinear", "DequantizeLinear", "Constant",
     "LayerNormalization", "Gelu", "Erf", "Div", "Pow", "Sqrt", "ReduceMean", "Slice", "Gather", "Split",
@@ -537,6 +537,13 @@ class _Importer:
 
     def op_HardSigmoid(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         self.unary("hardsigmoid", node, ins, alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5)))
+
+    def op_LeakyRelu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("leaky_relu", node, ins, alpha=float(a.get("alpha", 0.01)))
+
+    def op_PRelu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        """The slope broadcasts against the input (a constant [C, 1, 1] per channel, or one value)."""
+        self.emit("prelu", node.name, [ins[0], ins[1]], node.output[0])
 
     def op_Clip(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         lo = a.get("min")

@@ -25,7 +25,8 @@ SUPPORTED_OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "MEAN", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SOFTMAX", "CONCATENATION", "PAD", "PADV2", "HARD_SWISH",
     "LOGISTIC", "TANH", "GELU", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "TRANSPOSE",
-    "STRIDED_SLICE", "GATHER", "RESIZE_NEAREST_NEIGHBOR", "SQUARED_DIFFERENCE", "RSQRT",
+    "STRIDED_SLICE", "GATHER", "RESIZE_NEAREST_NEIGHBOR", "SQUARED_DIFFERENCE", "RSQRT", "LEAKY_RELU",
+    "PRELU",
 )
 
 _NP_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8, 7: np.int16}
@@ -442,10 +443,10 @@ class _Importer:
     op_pad = _pad
     op_padv2 = _pad
 
-    def _table(self, op: Any, name: str, table: np.ndarray, fn: str) -> None:
+    def _table(self, op: Any, name: str, table: np.ndarray, fn: str, **attrs: Any) -> None:
         x, y = self.name(int(op.inputs[0])), self._out(op)
         tn = self.g.const(f"{name}_lut", table)
-        self.emit("lut", name, [x, tn], [y], function=fn)
+        self.emit("lut", name, [x, tn], [y], function=fn, **attrs)
 
     def _qparams(self, op: Any) -> tuple[QuantParams, QuantParams]:
         xq, yq = self._quant(int(op.inputs[0])), self._quant(int(op.outputs[0]))
@@ -473,6 +474,20 @@ class _Importer:
         xq, yq = self._qparams(op)
         approx = bool(op.builtinOptions.approximate) if op.builtinOptions is not None else False
         self._table(op, name, rtfl.gelu_table(xq.s, xq.zp, yq.s, yq.zp, approx), "gelu")
+
+    def op_leaky_relu(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        alpha = float(op.builtinOptions.alpha) if op.builtinOptions is not None else 0.0
+        self._table(op, name, rtfl.leaky_relu_table(xq.s, xq.zp, yq.s, yq.zp, alpha), "leaky_relu", alpha=alpha)
+
+    def op_prelu(self, op: Any, name: str) -> None:
+        """TFLite's int8 PRELU: the slope is an int8 tensor (a constant, usually [1, 1, C]) quantized per tensor."""
+        ins = self._inputs(op)
+        x, slope, y = self.name(ins[0]), self.name(ins[1]), self._out(op)
+        q = self.g.tensors[slope].quant
+        if self.g.tensors[slope].dtype != "int8" or q is None or q.scale.size != 1:
+            raise MCUCError(f"{name}: the PRELU slope must be int8 with one scale and zero point")
+        self.emit("prelu", name, [x, slope], [y])
 
     def op_relu(self, op: Any, name: str) -> None:
         xq, yq = self._qparams(op)

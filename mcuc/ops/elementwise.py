@@ -1,4 +1,5 @@
-"""Elementwise family: binary arithmetic with broadcasting, unary functions (int8: look-up tables), requantize.
+"""Elementwise family: binary arithmetic and PReLU with broadcasting, unary functions (int8: look-up tables),
+requantize.
 
 Each unary function is written once, here: the float reference evaluates it, and quantization
 builds its int8 table from the same function on the 256 dequantized inputs.
@@ -22,6 +23,7 @@ from mcuc.ops.base import (
     act_bounds,
     c_fields,
     const_data,
+    prepared,
     quant_of,
     register,
     same_shape,
@@ -94,6 +96,25 @@ def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
                    ref=lambda env: rtfl.squared_difference_s8(env[a], env[b], params).reshape(out_shape))
 
 
+def _prelu_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    return np.where(a[0] >= 0, a[0], a[0] * a[1])
+
+
+def _lower_prelu(g: Graph, n: Node) -> Lowered:
+    """x >= 0 ? x : slope * x with the slope broadcast (TFLite int8 PRELU; the slope is an int8 operand)."""
+    x, slope = n.inputs
+    y = n.outputs[0]
+    qx, qs, qy = quant_of(g, x), quant_of(g, slope), quant_of(g, y)
+    params = prepared(n, relem.prepare_prelu, qx.s, qx.zp, qs.s, qs.zp, qy.s, qy.zp)
+    shape = relem.prepare_broadcast(tuple(g.tensors[x].shape), tuple(g.tensors[slope].shape))
+    out_shape = tuple(g.tensors[y].shape)
+    return Lowered(n, "mcuc_prelu_s8",
+                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", slope), Arg("tensor", y)],
+                   structs=[Struct("mcuc_prelu_params_t", c_fields(params)),
+                            Struct("mcuc_broadcast_t", c_fields(shape))],
+                   ref=lambda env: relem.prelu_s8(env[x], env[slope], params).reshape(out_shape))
+
+
 def _binary(name: str, **facts: Any) -> OpDef:
     return OpDef(name, "elementwise", _broadcast, macs=_out_size, eval=_binary_eval, layout="follow",
                  to_nhwc=_binary_nhwc, **facts)
@@ -161,6 +182,8 @@ register(
     _binary("div"),  # float only: a constant divisor becomes a mul in the frontend
     OpDef("squared_difference", "elementwise", _broadcast, macs=_out_size, layout="follow",
           lower=_lower_squared_difference),
+    OpDef("prelu", "elementwise", _broadcast, macs=_out_size, eval=_prelu_eval, quantize=calibrated,
+          layout="follow", to_nhwc=_binary_nhwc, in_place=True, window="pointwise", lower=_lower_prelu),
     *(_unary(name, fn) for name, fn in UNARY.items()),
     OpDef("lut", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise", lower=_lower_lut),
     OpDef("requantize", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise",
