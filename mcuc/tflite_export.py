@@ -219,6 +219,17 @@ class _Writer:
     def prelu(self, n: Node) -> None:
         self.op("PRELU", [self.tensor(i) for i in n.inputs], [self.tensor(n.outputs[0])])
 
+    def resize(self, n: Node) -> None:
+        a = n.attrs
+        if a["rule"] != "tflite":
+            raise MCUCError(f"resize '{n.name}': ONNX's coordinate rules have no TFLite builtin (only a resize read "
+                            "from a .tflite model exports)")
+        size = self.const(f"{n.name}_size", np.array(a["size"], np.int32))
+        flags = {"alignCorners": a["coord"] == "align_corners", "halfPixelCenters": a["coord"] == "half_pixel"}
+        name, opts = (("RESIZE_BILINEAR", "ResizeBilinearOptions") if a["mode"] == "linear"
+                      else ("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions"))
+        self.op(name, [self.tensor(n.inputs[0]), size], [self.tensor(n.outputs[0])], self._opts(opts, **flags))
+
     def squared_difference(self, n: Node) -> None:
         act, yi = self._clamped_output(n)
         if act != 0:
@@ -381,7 +392,7 @@ class _Writer:
                     "reshape": self.reshape, "transpose": self.transpose, "concat": self.concat, "pad": self.pad,
                     "requantize": self.requantize, "softmax": self.softmax, "mean": self.mean, "lut": self.lut,
                     "batch_matmul": self.batch_matmul, "slice": self.slice, "gather": self.gather,
-                    "squared_difference": self.squared_difference, "prelu": self.prelu}
+                    "squared_difference": self.squared_difference, "prelu": self.prelu, "resize": self.resize}
         for name in self.g.inputs:
             self.tensor(name)
         for n in self.g.nodes:

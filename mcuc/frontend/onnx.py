@@ -18,6 +18,7 @@ import numpy as np
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.ops import infer_shapes
+from mcuc.reference import resize as rresize
 
 MIN_OPSET, MAX_OPSET = 13, 20
 
@@ -27,6 +28,7 @@ SUPPORTED_OPS = (
     "Reshape", "Concat", "Softmax", "Pad", "Identity", "Dropout", "Transpose", "Squeeze",
     "Unsqueeze", "QuantizeLinear", "DequantizeLinear", "Constant",
     "LayerNormalization", "Gelu", "Erf", "Div", "Pow", "Sqrt", "ReduceMean", "Slice", "Gather", "Split",
+    "Resize",
 )
 
 _ONNX_FLOAT = 1
@@ -615,6 +617,56 @@ class _Importer:
             x, p = padded, (0, 0, 0, 0)
         self.emit("avgpool", node.name, [x], node.output[0], kernel=k, strides=s,
                   pads=(p[0], p[1], p[2] + eh, p[3] + ew))
+
+    def op_Resize(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        """Nearest or linear resize of H and W of a 4-D input with scales or sizes (roi only matters for the
+        tf_crop_and_resize mode, which is refused)."""
+        def text(key: str, default: str) -> str:
+            v = a.get(key, default)
+            return v.decode() if isinstance(v, bytes) else str(v)
+
+        what = f"Resize '{node.name}'"
+        shp = self.shape(ins[0])
+        mode, coord = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel")
+        nearest_mode = text("nearest_mode", "round_prefer_floor")
+        if len(shp) != 4:
+            raise MCUCError(f"{what} resizes a {len(shp)}-D input; mcuc resizes H and W of 4-D (N, C, H, W) inputs")
+        if mode not in ("nearest", "linear"):
+            raise MCUCError(f"{what} uses mode '{mode}'; mcuc supports nearest and linear")
+        if coord not in rresize.ONNX_COORDS:
+            raise MCUCError(f"{what} uses coordinate_transformation_mode '{coord}'; mcuc supports "
+                            f"{', '.join(rresize.ONNX_COORDS)}")
+        if mode == "nearest" and nearest_mode not in rresize.NEAREST_MODES:
+            raise MCUCError(f"{what} uses nearest_mode '{nearest_mode}'; mcuc supports "
+                            f"{', '.join(rresize.NEAREST_MODES)}")
+        if int(a.get("antialias", 0)) or int(a.get("exclude_outside", 0)):
+            raise MCUCError(f"{what} uses antialias or exclude_outside; mcuc supports neither")
+        axes = [int(x) % 4 for x in a.get("axes", range(4))]
+        f32 = np.float32
+        sizes = self.const(ins[3]) if len(ins) > 3 and ins[3] and self.is_const(ins[3]) else None
+        scales = self.const(ins[2]) if len(ins) > 2 and ins[2] and self.is_const(ins[2]) else None
+        if sizes is not None and sizes.size:
+            if text("keep_aspect_ratio_policy", "stretch") != "stretch":
+                raise MCUCError(f"{what} uses keep_aspect_ratio_policy "
+                                f"'{text('keep_aspect_ratio_policy', '')}'; mcuc supports stretch")
+            out = list(shp)
+            for ax, v in zip(axes, sizes.reshape(-1), strict=True):
+                out[ax] = int(v)
+            scale = [f32(o) / f32(i) for o, i in zip(out, shp, strict=True)]
+        elif scales is not None and scales.size:
+            scale = [f32(1.0)] * 4
+            for ax, v in zip(axes, scales.reshape(-1), strict=True):
+                scale[ax] = f32(v)
+            out = [int(s * f32(i)) for s, i in zip(scale, shp, strict=True)]  # onnxruntime: (int64)(scale * in)
+        else:
+            raise MCUCError(f"{what} needs constant scales or sizes")
+        if out[:2] != list(shp[:2]) or scale[0] != 1 or scale[1] != 1:
+            raise MCUCError(f"{what} resizes the batch or channel axis ({shp} -> {tuple(out)}); "
+                            "mcuc resizes H and W only")
+        if min(out) < 1:
+            raise MCUCError(f"{what} gives an empty output {tuple(out)}")
+        self.emit("resize", node.name, [ins[0]], node.output[0], size=(out[2], out[3]), mode=mode, rule="onnx",
+                  coord=coord, nearest_mode=nearest_mode, scales=(float(scale[2]), float(scale[3])))
 
     def reshape_to(self, node: Any, x: str, shape: tuple[int, ...]) -> None:
         self.emit("reshape", node.name, [x], node.output[0], shape=tuple(int(d) for d in shape))
