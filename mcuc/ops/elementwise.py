@@ -60,40 +60,35 @@ def _binary_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
     return _BINARY_FLOAT[node.op](a[0], a[1])
 
 
-def _lower_binary(g: Graph, n: Node) -> Lowered:
-    """add / sub / mul with numpy broadcasting (TFLite int8 ADD/SUB/MUL)."""
+def _broadcast_call(g: Graph, n: Node, func: str, ctype: str, params: Any,
+                    ref_fn: Callable[..., np.ndarray]) -> Lowered:
+    """The call of a two-operand kernel with 4-D broadcasting: (params, mcuc_broadcast_t, in1, in2, output)."""
     a, b = n.inputs
     y = n.outputs[0]
-    qa, qb, qy = quant_of(g, a), quant_of(g, b), quant_of(g, y)
     shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
-    params: Any
-    ref_fn: Callable[..., np.ndarray]
-    if n.op == "mul":
-        params = relem.prepare_mul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-        func, ctype, ref_fn = "mcuc_mul_s8", "mcuc_mul_params_t", relem.mul_s8
-    else:
-        params = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-        func, ctype = ("mcuc_add_s8", "mcuc_add_params_t") if n.op == "add" else ("mcuc_sub_s8", "mcuc_add_params_t")
-        ref_fn = relem.add_s8 if n.op == "add" else relem.sub_s8
     out_shape = tuple(g.tensors[y].shape)
     return Lowered(n, func, [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
                    structs=[Struct(ctype, c_fields(params)), Struct("mcuc_broadcast_t", c_fields(shape))],
                    ref=lambda env: ref_fn(env[a], env[b], params).reshape(out_shape))
 
 
+def _lower_binary(g: Graph, n: Node) -> Lowered:
+    """add / sub / mul with numpy broadcasting (TFLite int8 ADD/SUB/MUL)."""
+    qa, qb, qy = (quant_of(g, t) for t in (*n.inputs, n.outputs[0]))
+    if n.op == "mul":
+        params = relem.prepare_mul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
+        return _broadcast_call(g, n, "mcuc_mul_s8", "mcuc_mul_params_t", params, relem.mul_s8)
+    params_add = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
+    return _broadcast_call(g, n, f"mcuc_{n.op}_s8", "mcuc_add_params_t", params_add,
+                           relem.add_s8 if n.op == "add" else relem.sub_s8)
+
+
 def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
     """TFLite's SQUARED_DIFFERENCE (int8, from .tflite models): the add kernel's structure, squared."""
-    a, b = n.inputs
-    y = n.outputs[0]
-    qa, qb, qy = quant_of(g, a), quant_of(g, b), quant_of(g, y)
+    qa, qb, qy = (quant_of(g, t) for t in (*n.inputs, n.outputs[0]))
     params = rtfl.prepare_squared_difference(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-    shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
-    out_shape = tuple(g.tensors[y].shape)
-    return Lowered(n, "mcuc_squared_difference_s8",
-                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
-                   structs=[Struct("mcuc_add_params_t", c_fields(params)),
-                            Struct("mcuc_broadcast_t", c_fields(shape))],
-                   ref=lambda env: rtfl.squared_difference_s8(env[a], env[b], params).reshape(out_shape))
+    return _broadcast_call(g, n, "mcuc_squared_difference_s8", "mcuc_add_params_t", params,
+                           rtfl.squared_difference_s8)
 
 
 def _prelu_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
@@ -102,17 +97,9 @@ def _prelu_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
 
 def _lower_prelu(g: Graph, n: Node) -> Lowered:
     """x >= 0 ? x : slope * x with the slope broadcast (TFLite int8 PRELU; the slope is an int8 operand)."""
-    x, slope = n.inputs
-    y = n.outputs[0]
-    qx, qs, qy = quant_of(g, x), quant_of(g, slope), quant_of(g, y)
+    qx, qs, qy = (quant_of(g, t) for t in (*n.inputs, n.outputs[0]))
     params = prepared(n, relem.prepare_prelu, qx.s, qx.zp, qs.s, qs.zp, qy.s, qy.zp)
-    shape = relem.prepare_broadcast(tuple(g.tensors[x].shape), tuple(g.tensors[slope].shape))
-    out_shape = tuple(g.tensors[y].shape)
-    return Lowered(n, "mcuc_prelu_s8",
-                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", x), Arg("tensor", slope), Arg("tensor", y)],
-                   structs=[Struct("mcuc_prelu_params_t", c_fields(params)),
-                            Struct("mcuc_broadcast_t", c_fields(shape))],
-                   ref=lambda env: relem.prelu_s8(env[x], env[slope], params).reshape(out_shape))
+    return _broadcast_call(g, n, "mcuc_prelu_s8", "mcuc_prelu_params_t", params, relem.prelu_s8)
 
 
 def _binary(name: str, **facts: Any) -> OpDef:
