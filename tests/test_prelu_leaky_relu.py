@@ -111,7 +111,8 @@ def _prelu_graph(rng: np.random.Generator, x_shape: tuple[int, ...], slope_shape
 
 
 def test_tflite_prelu_equals_tflm(tmp_path: Path) -> None:
-    from tests.test_tflite import run_tflm
+    """The slope per channel ([1, 1, C] and [C]), full-size and single: our reference == TFLM == LiteRT."""
+    from tests.test_tflite import run_litert, run_tflm
 
     rng = np.random.default_rng(52)
     cases = [((1, 5, 7, 6), (1, 1, 6)), ((1, 4, 4, 3), (3,)), ((1, 3, 5, 4), (1, 3, 5, 4)), ((1, 6, 2, 5), (1,)),
@@ -124,9 +125,10 @@ def test_tflite_prelu_equals_tflm(tmp_path: Path) -> None:
         back = load_tflite(str(path))
         assert [n.op for n in back.nodes] == ["prelu"]
         feeds = [{"x": rng.integers(-128, 128, sx).astype(np.int8)} for _ in range(4)]
-        want = run_tflm(data, feeds, g)
-        for f, w in zip(feeds, want, strict=True):
-            np.testing.assert_array_equal(run_int8(back, {back.inputs[0]: f["x"]})[back.outputs[0]], w[0])
+        for f, w, lite in zip(feeds, run_tflm(data, feeds, g), run_litert(data, feeds, g), strict=True):
+            got = run_int8(back, {back.inputs[0]: f["x"]})[back.outputs[0]]
+            np.testing.assert_array_equal(got, w[0])
+            np.testing.assert_array_equal(got, lite[0])  # LiteRT's reference PRELU agrees too
         if i == 0:  # the generated C of the .tflite model equals the reference (and so TFLM)
             compiled = compile_model(str(path), CompileOptions(), progress=lambda m: None)
             res = verify_project(write_project(compiled, str(tmp_path / "proj")), compiled.graph, samples=4, seed=2,

@@ -150,7 +150,8 @@ TFLITE_SIZES = [((1, 5, 7, 3), (10, 14)), ((1, 9, 6, 2), (4, 3)), ((1, 4, 4, 5),
 
 @pytest.mark.parametrize("mode", ["linear", "nearest"])
 def test_tflite_resize_equals_tflm(tmp_path: Path, mode: str) -> None:
-    from tests.test_tflite import run_tflm
+    """Every size of TFLITE_SIZES with every flag: our reference == TFLM == LiteRT (BUILTIN_REF); the C == ours."""
+    from tests.test_tflite import run_litert, run_tflm
 
     rng = np.random.default_rng(62 if mode == "linear" else 63)
     for i, ((shape, size), coord) in enumerate(itertools.product(TFLITE_SIZES, rresize.TFLITE_COORDS)):
@@ -161,9 +162,10 @@ def test_tflite_resize_equals_tflm(tmp_path: Path, mode: str) -> None:
         back = load_tflite(str(path))
         assert [n.op for n in back.nodes] == ["resize"] and back.nodes[0].attrs["coord"] == coord
         feeds = [{"x": rng.integers(-128, 128, shape).astype(np.int8)} for _ in range(3)]
-        for f, want in zip(feeds, run_tflm(data, feeds, g), strict=True):
+        for f, want, lite in zip(feeds, run_tflm(data, feeds, g), run_litert(data, feeds, g), strict=True):
             got = run_int8(back, {back.inputs[0]: f["x"]})[back.outputs[0]]
             np.testing.assert_array_equal(got, want[0].reshape(got.shape), err_msg=f"{shape} -> {size} {coord}")
+            np.testing.assert_array_equal(got, lite[0].reshape(got.shape))  # LiteRT's reference kernels agree
     compiled = compile_model(str(path), CompileOptions(), progress=lambda m: None)  # the generated C == reference
     res = verify_project(write_project(compiled, str(tmp_path / "proj")), compiled.graph, samples=3, seed=4,
                          target="host")
