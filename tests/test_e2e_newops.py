@@ -2,6 +2,7 @@
 compile, host C bit-exact with the int8 reference, float graph == onnxruntime, int8 output close to it."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,21 @@ def test_resize_ends_a_patch_stage(tmp_path: Path) -> None:
     path = str(export_onnx(make().eval(), shape, tmp_path / "resize.onnx"))
     with pytest.raises(MCUCError, match=r"\(resize\) cannot run on a patch"):
         compile_model(path, CompileOptions(schedule="patch", split=3, patch_grid=(2, 2)), progress=lambda m: None)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_torch_model_bit_exact_under_qemu(tmp_path: Path, name: str) -> None:
+    """The same models as firmware for the Cortex-M4 board under QEMU: bit-exact with the int8 reference."""
+    from mcuc.zoo.export import export_onnx
+
+    make, shape, _, _ = CASES[name]
+    torch.manual_seed(0)
+    path = str(export_onnx(make().eval(), shape, tmp_path / f"{name}.onnx"))
+    np.save(tmp_path / "calib.npy", np.random.default_rng(1).standard_normal((4, *shape[1:])).astype(np.float32))
+    opts = CompileOptions(board="qemu-mps2-an386", calib=str(tmp_path / "calib.npy"))
+    compiled = compile_model(path, opts, progress=lambda m: None)
+    res = verify_project(write_project(compiled, str(tmp_path / "proj")), compiled.graph, samples=3, seed=4,
+                         target="qemu")
+    assert res["elements"] > 0 and res["mismatched"] == 0, res
