@@ -160,4 +160,4 @@ def test_torch_model_bit_exact_under_qemu(tmp_path: Path, name: str) -> None:
     compiled = compile_model(path, opts, progress=lambda m: None)
     res = verify_project(write_project(compiled, str(tmp_path / "proj")), compiled.graph, samples=3, seed=4,
                          target="qemu")
-    assert res["elements"] > 0 and res["mismatched"] == 0, res
+    assert res["where"] == "qemu qemu-mps2-an386" and res["elements"] > 0 and res["mismatched"] == 0, res
