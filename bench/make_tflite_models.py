@@ -199,7 +199,8 @@ def tiny_cnn() -> tuple[Callable, tuple[int, ...]]:
 
 
 def leaky_relu_net() -> tuple[Callable, tuple[int, ...]]:
-    """An int8 op mcuc does not read (LEAKY_RELU): for the unsupported-op error."""
+    """A convolution and LEAKY_RELU (alpha 0.1); tests/test_tflite.py also rewrites its opcode into an op mcuc does
+    not read, for the unsupported-op error."""
     w = Weights(7)
     c0 = (w.kernel(3, 3, 3, 4), w.bias(4))
 
@@ -224,8 +225,10 @@ FLOAT_IO_MODELS: dict[str, Callable[[], tuple[Callable, tuple[int, ...]]]] = {
     "float_io_tiny_cnn": tiny_cnn,  # int8 inside, float32 input and output behind QUANTIZE/DEQUANTIZE
 }
 
-ERROR_MODELS: dict[str, Callable[[], tuple[Callable, tuple[int, ...]]]] = {
-    "unsupported_leaky_relu": leaky_relu_net,
+# Last, so that every model keeps its seed (100 + its position): a LEAKY_RELU model and the float model of the
+# float-model error.
+EXTRA_MODELS: dict[str, Callable[[], tuple[Callable, tuple[int, ...]]]] = {
+    "leaky_relu": leaky_relu_net,
     "float_tiny_cnn": tiny_cnn,  # converted without quantization
 }
 
@@ -256,7 +259,7 @@ def convert(fn: Callable, shape: tuple[int, ...], seed: int, quantize: bool = Tr
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for i, (name, make) in enumerate({**MODELS, **FLOAT_IO_MODELS, **ERROR_MODELS}.items()):
+    for i, (name, make) in enumerate({**MODELS, **FLOAT_IO_MODELS, **EXTRA_MODELS}.items()):
         fn, shape = make()
         data = convert(fn, shape, seed=100 + i, quantize=not name.startswith("float_tiny"),
                        int8_io=name not in FLOAT_IO_MODELS)

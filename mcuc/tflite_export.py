@@ -214,6 +214,20 @@ class _Writer:
         self.op(name, [self.tensor(i) for i in n.inputs], [yi], opts)
         self._flush()
 
+    def prelu(self, n: Node) -> None:
+        self.op("PRELU", [self.tensor(i) for i in n.inputs], [self.tensor(n.outputs[0])])
+
+    def resize(self, n: Node) -> None:
+        a = n.attrs
+        if a["rule"] != "tflite":
+            raise MCUCError(f"resize '{n.name}': ONNX's coordinate rules have no TFLite builtin (only a resize read "
+                            "from a .tflite model exports)")
+        size = self.const(f"{n.name}_size", np.array(a["size"], np.int32))
+        flags = {"alignCorners": a["coord"] == "align_corners", "halfPixelCenters": a["coord"] == "half_pixel"}
+        name, opts = (("RESIZE_BILINEAR", "ResizeBilinearOptions") if a["mode"] == "linear"
+                      else ("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions"))
+        self.op(name, [self.tensor(n.inputs[0]), size], [self.tensor(n.outputs[0])], self._opts(opts, **flags))
+
     def squared_difference(self, n: Node) -> None:
         act, yi = self._clamped_output(n)
         if act != 0:
@@ -304,12 +318,16 @@ class _Writer:
         xq, yq = self.g.tensors[x].quant, self.g.tensors[y].quant
         assert xq is not None and yq is not None
         fn = n.attrs.get("function", "")
+        if fn == "leaky_relu" and "alpha" not in n.attrs:
+            raise MCUCError(f"lut '{n.name}' (leaky_relu) does not record its alpha")
+        alpha = float(n.attrs.get("alpha", 0.0))
         tables = {
             "sigmoid": ("LOGISTIC", lambda: rtfl.logistic_table(xq.s, xq.zp)),
             "tanh": ("TANH", lambda: rtfl.tanh_table(xq.s, xq.zp)),
             "hardswish": ("HARD_SWISH", lambda: rtfl.hard_swish_table(xq.s, xq.zp, yq.s, yq.zp)),
             "gelu": ("GELU", lambda: rtfl.gelu_table(xq.s, xq.zp, yq.s, yq.zp)),
             "rsqrt": ("RSQRT", lambda: rtfl.rsqrt_table(xq.s, xq.zp, yq.s, yq.zp)),
+            "leaky_relu": ("LEAKY_RELU", lambda: rtfl.leaky_relu_table(xq.s, xq.zp, yq.s, yq.zp, alpha)),
         }
         if fn in ("relu", "clip"):
             lo, hi = int(self.g.tensors[table].data.min()), int(self.g.tensors[table].data.max())  # type: ignore
@@ -331,7 +349,11 @@ class _Writer:
             same = False
         if not same:
             self.notes.append(f"lut '{n.name}' ({fn}): TFLite's {opname} computes a different int8 table")
-        opts = self._opts("GeluOptions", approximate=False) if opname == "GELU" else None
+        opts = None
+        if opname == "GELU":
+            opts = self._opts("GeluOptions", approximate=False)
+        elif opname == "LEAKY_RELU":
+            opts = self._opts("LeakyReluOptions", alpha=alpha)
         self.op(opname, [self.tensor(x)], [self.tensor(y)], opts)
 
     def batch_matmul(self, n: Node) -> None:
@@ -366,7 +388,7 @@ class _Writer:
                     "reshape": self.reshape, "transpose": self.transpose, "concat": self.concat, "pad": self.pad,
                     "requantize": self.requantize, "softmax": self.softmax, "mean": self.mean, "lut": self.lut,
                     "batch_matmul": self.batch_matmul, "slice": self.slice, "gather": self.gather,
-                    "squared_difference": self.squared_difference}
+                    "squared_difference": self.squared_difference, "prelu": self.prelu, "resize": self.resize}
         for name in self.g.inputs:
             self.tensor(name)
         for n in self.g.nodes:

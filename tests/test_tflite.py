@@ -23,11 +23,11 @@ litert = pytest.importorskip("ai_edge_litert.interpreter")
 DATA = Path(__file__).parent / "data" / "tflite"
 # attention.tflite has GELU, which the tflite-micro package does not register: LiteRT only.
 TFLM_MODELS = ["dw_residual_cnn", "mobilenet_v3_block", "attention_relu", "layernorm_mlp", "detection_heads",
-               "tiny_cnn"]
+               "tiny_cnn", "leaky_relu"]
 ALL_MODELS = [*TFLM_MODELS, "attention"]
 # Models without FULLY_CONNECTED: LiteRT's reference kernels agree with TFLM and with us on every output. Its
 # reference FULLY_CONNECTED rounds once where TFLM rounds twice (test_litert_fully_connected_rounds_once).
-LITERT_EXACT = ["detection_heads"]
+LITERT_EXACT = ["detection_heads", "leaky_relu"]
 FC_MODELS = ["dw_residual_cnn", "mobilenet_v3_block", "attention", "attention_relu", "layernorm_mlp", "tiny_cnn"]
 SAMPLES = 16
 
@@ -218,27 +218,34 @@ def test_zoo_model_exported_equals_reference_in_tflm():
 
 
 def test_unary_tables_equal_tflm_on_every_input():
-    """LOGISTIC / TANH / HARD_SWISH tables over all 256 inputs, for many scales, against TFLM single-op models."""
+    """LOGISTIC / TANH / HARD_SWISH / LEAKY_RELU tables over all 256 inputs, for many scales (and alphas, negative
+    and above 1 included), against TFLM single-op models."""
     from mcuc.ir import Node, QuantParams, Tensor
     from mcuc.reference import tflite as rtfl
     from mcuc.tflite_export import export_tflite
 
     rng = np.random.default_rng(5)
-    for fn, out_q in (("sigmoid", (1 / 256, -128)), ("tanh", (1 / 128, 0)), ("hardswish", None)):
-        for _ in range(6):
+    alphas = [0.1, 0.01, 0.3, 0.0, 1.5, -0.2, float(np.float32(rng.uniform(0, 1)))]
+    for fn, out_q in (("sigmoid", (1 / 256, -128)), ("tanh", (1 / 128, 0)), ("hardswish", None),
+                      ("leaky_relu", None)):
+        for i in range(6 if fn != "leaky_relu" else len(alphas)):
             s_in, zp_in = float(np.float32(10 ** rng.uniform(-3, 0))), int(rng.integers(-100, 100))
             s_out, zp_out = out_q or (float(np.float32(s_in * rng.uniform(0.05, 2.0))), int(rng.integers(-60, 60)))
+            attrs: dict[str, object] = {"function": fn}
             if fn == "sigmoid":
                 table = rtfl.logistic_table(s_in, zp_in)
             elif fn == "tanh":
                 table = rtfl.tanh_table(s_in, zp_in)
-            else:
+            elif fn == "hardswish":
                 table = rtfl.hard_swish_table(s_in, zp_in, s_out, zp_out)
+            else:
+                table = rtfl.leaky_relu_table(s_in, zp_in, s_out, zp_out, alphas[i])
+                attrs["alpha"] = alphas[i]
             g = Graph(layout="NHWC", meta={"quantized": True})
             g.add_tensor(Tensor("x", (1, 256), "int8", QuantParams([s_in], [zp_in])))
             g.add_tensor(Tensor("y", (1, 256), "int8", QuantParams([s_out], [zp_out])))
             g.const("table", table)
-            g.nodes.append(Node("lut", "f", ["x", "table"], ["y"], {"function": fn}))
+            g.nodes.append(Node("lut", "f", ["x", "table"], ["y"], attrs))
             g.inputs, g.outputs = ["x"], ["y"]
             res = export_tflite(g)
             x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
@@ -277,7 +284,7 @@ def test_softmax_tflite_kernel_equals_tflm_and_c():
 
 @pytest.mark.parametrize("name,schedule", [("dw_residual_cnn", "layer"), ("dw_residual_cnn", "patch"),
                                            ("attention_relu", "layer"), ("layernorm_mlp", "layer"),
-                                           ("detection_heads", "layer")])
+                                           ("detection_heads", "layer"), ("leaky_relu", "layer")])
 def test_generated_c_equals_tflm(name, schedule, tmp_path):
     """mcuc compile model.tflite + mcuc run --raw (int8 in and out, NHWC as the model): the C build == TFLM, with
     the layer-based and the patch-based schedule."""
@@ -335,7 +342,7 @@ def test_pad_folds_into_conv_and_kept_quantization():
 @pytest.mark.parametrize("case,message", [
     ("random", "no TFL3 flatbuffer identifier"),
     ("truncated", "corrupt or truncated"),
-    ("unsupported", "unsupported TFLite op LEAKY_RELU (operator 1)"),
+    ("unsupported", "unsupported TFLite op ELU (operator 1)"),
     ("float", "float (non-quantized)"),
 ])
 def test_errors_are_one_line(case, message, tmp_path, capsys):
@@ -346,7 +353,8 @@ def test_errors_are_one_line(case, message, tmp_path, capsys):
         p = tmp_path / "t.tflite"
         p.write_bytes(Path(_path("tiny_cnn")).read_bytes()[:3000])
     elif case == "unsupported":
-        p = DATA / "unsupported_leaky_relu.tflite"
+        p = tmp_path / "elu.tflite"
+        p.write_bytes(_with_opcode(Path(_path("leaky_relu")).read_bytes(), "LEAKY_RELU", "ELU"))
     else:
         p = DATA / "float_tiny_cnn.tflite"
     with pytest.raises(MCUCError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -358,6 +366,22 @@ def test_errors_are_one_line(case, message, tmp_path, capsys):
     assert not out.exists()
     if case == "unsupported":
         assert "CONV_2D" in err[0] and "GELU" in err[0]
+
+
+def _with_opcode(data: bytes, old: str, new: str) -> bytes:
+    """The model with every ``old`` builtin operator code replaced by ``new`` (an op mcuc does not read)."""
+    import flatbuffers
+
+    from mcuc.frontend.tflite import schema
+
+    s = schema()
+    m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
+    for oc in m.operatorCodes:
+        if max(int(oc.builtinCode or 0), int(oc.deprecatedBuiltinCode or 0)) == getattr(s.BuiltinOperator, old):
+            oc.builtinCode = oc.deprecatedBuiltinCode = getattr(s.BuiltinOperator, new)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 def test_float_io_model_runs_int8_inside():

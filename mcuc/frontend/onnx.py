@@ -20,15 +20,17 @@ from mcuc.errors import MCUCError
 from mcuc.frontend import model_file
 from mcuc.ir import Graph, Node, QuantParams, Tensor
 from mcuc.ops import infer_shapes
+from mcuc.reference import resize as rresize
 
 MIN_OPSET, MAX_OPSET = 13, 20
 
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
-    "Sigmoid", "Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Flatten",
+    "Sigmoid", "LeakyRelu", "PRelu", "Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Flatten",
     "Reshape", "Concat", "Softmax", "Pad", "Identity", "Dropout", "Transpose", "Squeeze",
     "Unsqueeze", "QuantizeLinear", "DequantizeLinear", "Constant",
     "LayerNormalization", "Gelu", "Erf", "Div", "Pow", "Sqrt", "ReduceMean", "Slice", "Gather", "Split",
+    "Resize",
 )
 
 _ONNX_FLOAT = 1
@@ -524,6 +526,13 @@ class _Importer:
     def op_HardSigmoid(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         self.unary("hardsigmoid", node, ins, alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5)))
 
+    def op_LeakyRelu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        self.unary("leaky_relu", node, ins, alpha=float(a.get("alpha", 0.01)))
+
+    def op_PRelu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        """The slope broadcasts against the input (a constant [C, 1, 1] per channel, or one value)."""
+        self.emit("prelu", node.name, [ins[0], ins[1]], node.output[0])
+
     def op_Clip(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         lo = a.get("min")
         hi = a.get("max")
@@ -566,30 +575,84 @@ class _Importer:
         if len(shp) != 4 or len(k) != 2:
             raise MCUCError(f"{node.op_type} '{node.name}' is not 2-D (input {shp}); "
                             "mcuc supports 2-D pooling only")
-        if int(a.get("ceil_mode", 0)):
-            raise MCUCError(f"{node.op_type} '{node.name}' uses ceil_mode=1; re-export with ceil_mode=False")
         strides = _as_tuple(a.get("strides", (1, 1)))
         dil = _as_tuple(a.get("dilations", (1, 1)))
         if dil != (1, 1):
             raise MCUCError(f"{node.op_type} '{node.name}' uses dilations {dil}; "
                             "mcuc supports dilation 1 only")
         pads = self.pads(node, a, shp[2:], (k[0], k[1]), strides, dil)
-        return (k[0], k[1]), strides, pads
+        ceil = (0, 0)
+        if int(a.get("ceil_mode", 0)):
+            ceil = _ceil_mode_extension((shp[2], shp[3]), (k[0], k[1]), (strides[0], strides[1]), pads)
+        return (k[0], k[1]), strides, pads, ceil
 
     def op_MaxPool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
-        k, s, p = self.pool_common(node, ins, a)
-        self.emit("maxpool", node.name, [ins[0]], self.single_output(node), kernel=k, strides=s, pads=p)
+        k, s, p, (eh, ew) = self.pool_common(node, ins, a)
+        self.emit("maxpool", node.name, [ins[0]], self.single_output(node), kernel=k, strides=s,
+                  pads=(p[0], p[1], p[2] + eh, p[3] + ew))
 
     def op_AveragePool(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
-        k, s, p = self.pool_common(node, ins, a)
+        k, s, p, (eh, ew) = self.pool_common(node, ins, a)
         x = ins[0]
         if int(a.get("count_include_pad", 0)) and any(p):
-            # zero padding counted in the mean == explicit zero Pad then an unpadded average
+            # zero padding counted in the mean == explicit zero Pad then an unpadded average (the ceil_mode
+            # extension stays outside the padded input, so it is not counted, as in onnxruntime)
             padded = self.fresh(node.output[0] + "_padded")
             self.emit("pad", node.name + "_pad", [x], padded,
                       pads=[(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])], value=0.0)
             x, p = padded, (0, 0, 0, 0)
-        self.emit("avgpool", node.name, [x], node.output[0], kernel=k, strides=s, pads=p)
+        self.emit("avgpool", node.name, [x], node.output[0], kernel=k, strides=s,
+                  pads=(p[0], p[1], p[2] + eh, p[3] + ew))
+
+    def op_Resize(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        """Nearest or linear resize of H and W of a 4-D input with scales or sizes (roi only matters for the
+        tf_crop_and_resize mode, which is refused)."""
+        def text(key: str, default: str) -> str:
+            v = a.get(key, default)
+            return v.decode() if isinstance(v, bytes) else str(v)
+
+        what = f"Resize '{node.name}'"
+        shp = self.shape(ins[0])
+        mode, coord = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel")
+        nearest_mode = text("nearest_mode", "round_prefer_floor")
+        if len(shp) != 4:
+            raise MCUCError(f"{what} resizes a {len(shp)}-D input; mcuc resizes H and W of 4-D (N, C, H, W) inputs")
+        if mode not in ("nearest", "linear"):
+            raise MCUCError(f"{what} uses mode '{mode}'; mcuc supports nearest and linear")
+        if coord not in rresize.ONNX_COORDS:
+            raise MCUCError(f"{what} uses coordinate_transformation_mode '{coord}'; mcuc supports "
+                            f"{', '.join(rresize.ONNX_COORDS)}")
+        if mode == "nearest" and nearest_mode not in rresize.NEAREST_MODES:
+            raise MCUCError(f"{what} uses nearest_mode '{nearest_mode}'; mcuc supports "
+                            f"{', '.join(rresize.NEAREST_MODES)}")
+        if int(a.get("antialias", 0)) or int(a.get("exclude_outside", 0)):
+            raise MCUCError(f"{what} uses antialias or exclude_outside; mcuc supports neither")
+        axes = [int(x) % 4 for x in a.get("axes", range(4))]
+        f32 = np.float32
+        sizes = self.const(ins[3]) if len(ins) > 3 and ins[3] and self.is_const(ins[3]) else None
+        scales = self.const(ins[2]) if len(ins) > 2 and ins[2] and self.is_const(ins[2]) else None
+        if sizes is not None and sizes.size:
+            if text("keep_aspect_ratio_policy", "stretch") != "stretch":
+                raise MCUCError(f"{what} uses keep_aspect_ratio_policy "
+                                f"'{text('keep_aspect_ratio_policy', '')}'; mcuc supports stretch")
+            out = list(shp)
+            for ax, v in zip(axes, sizes.reshape(-1), strict=True):
+                out[ax] = int(v)
+            scale = [f32(o) / f32(i) for o, i in zip(out, shp, strict=True)]
+        elif scales is not None and scales.size:
+            scale = [f32(1.0)] * 4
+            for ax, v in zip(axes, scales.reshape(-1), strict=True):
+                scale[ax] = f32(v)
+            out = [int(s * f32(i)) for s, i in zip(scale, shp, strict=True)]  # onnxruntime: (int64)(scale * in)
+        else:
+            raise MCUCError(f"{what} needs constant scales or sizes")
+        if out[:2] != list(shp[:2]) or scale[0] != 1 or scale[1] != 1:
+            raise MCUCError(f"{what} resizes the batch or channel axis ({shp} -> {tuple(out)}); "
+                            "mcuc resizes H and W only")
+        if min(out) < 1:
+            raise MCUCError(f"{what} gives an empty output {tuple(out)}")
+        self.emit("resize", node.name, [ins[0]], node.output[0], size=(out[2], out[3]), mode=mode, rule="onnx",
+                  coord=coord, nearest_mode=nearest_mode, scales=(float(scale[2]), float(scale[3])))
 
     def reshape_to(self, node: Any, x: str, shape: tuple[int, ...]) -> None:
         self.emit("reshape", node.name, [x], node.output[0], shape=tuple(int(d) for d in shape))
@@ -773,6 +836,28 @@ class _Importer:
             if out:
                 self.slice_node(f"{node.name}_{k}", ins[0], out, {axis: (start, start + size, 1)})
             start += size
+
+
+def _ceil_mode_extension(size: tuple[int, int], k: tuple[int, int], strides: tuple[int, int],
+                         pads: tuple[int, int, int, int]) -> tuple[int, int]:
+    """ceil_mode=1 as extra bottom and right padding, in rows and columns, that the pool kernels skip.
+
+    The output length is onnxruntime's: ceil((in + pads - k) / stride) + 1, less one when that last
+    window would start past the input and its leading padding. The extension is what makes the floor
+    rule give that length; taps in it are never read, so max and average see only real (and, with
+    count_include_pad, explicitly padded) elements.
+    """
+    ext = []
+    for n, kk, s, lo, hi in zip(size, k, strides, pads[:2], pads[2:], strict=True):
+        span = n + lo + hi - kk
+        if span < 0:
+            ext.append(0)  # the window does not fit; the shape rule reports it
+            continue
+        out = -(-span // s) + 1
+        if (out - 1) * s >= n + lo:
+            out -= 1
+        ext.append(max((out - 1) * s - span, 0))
+    return ext[0], ext[1]
 
 
 def _restore_removed_relus(g: Graph) -> None:

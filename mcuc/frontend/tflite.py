@@ -25,7 +25,8 @@ SUPPORTED_OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "MEAN", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SOFTMAX", "CONCATENATION", "PAD", "PADV2", "HARD_SWISH",
     "LOGISTIC", "TANH", "GELU", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "TRANSPOSE",
-    "STRIDED_SLICE", "GATHER", "RESIZE_NEAREST_NEIGHBOR", "SQUARED_DIFFERENCE", "RSQRT",
+    "STRIDED_SLICE", "GATHER", "RESIZE_NEAREST_NEIGHBOR", "SQUARED_DIFFERENCE", "RSQRT", "LEAKY_RELU",
+    "PRELU", "RESIZE_BILINEAR",
 )
 
 _NP_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8, 7: np.int16}
@@ -439,10 +440,10 @@ class _Importer:
     op_pad = _pad
     op_padv2 = _pad
 
-    def _table(self, op: Any, name: str, table: np.ndarray, fn: str) -> None:
+    def _table(self, op: Any, name: str, table: np.ndarray, fn: str, **attrs: Any) -> None:
         x, y = self.name(int(op.inputs[0])), self._out(op)
         tn = self.g.const(f"{name}_lut", table)
-        self.emit("lut", name, [x, tn], [y], function=fn)
+        self.emit("lut", name, [x, tn], [y], function=fn, **attrs)
 
     def _qparams(self, op: Any) -> tuple[QuantParams, QuantParams]:
         xq, yq = self._quant(int(op.inputs[0])), self._quant(int(op.outputs[0]))
@@ -470,6 +471,20 @@ class _Importer:
         xq, yq = self._qparams(op)
         approx = bool(op.builtinOptions.approximate) if op.builtinOptions is not None else False
         self._table(op, name, rtfl.gelu_table(xq.s, xq.zp, yq.s, yq.zp, approx), "gelu")
+
+    def op_leaky_relu(self, op: Any, name: str) -> None:
+        xq, yq = self._qparams(op)
+        alpha = float(op.builtinOptions.alpha) if op.builtinOptions is not None else 0.0
+        self._table(op, name, rtfl.leaky_relu_table(xq.s, xq.zp, yq.s, yq.zp, alpha), "leaky_relu", alpha=alpha)
+
+    def op_prelu(self, op: Any, name: str) -> None:
+        """TFLite's int8 PRELU: the slope is an int8 tensor (a constant, usually [1, 1, C]) quantized per tensor."""
+        ins = self._inputs(op)
+        x, slope, y = self.name(ins[0]), self.name(ins[1]), self._out(op)
+        q = self.g.tensors[slope].quant
+        if self.g.tensors[slope].dtype != "int8" or q is None or q.scale.size != 1:
+            raise MCUCError(f"{name}: the PRELU slope must be int8 with one scale and zero point")
+        self.emit("prelu", name, [x, slope], [y])
 
     def op_relu(self, op: Any, name: str) -> None:
         xq, yq = self._qparams(op)
@@ -571,34 +586,27 @@ class _Importer:
         if target != y:
             self._reshape_to(target, y, f"{name}_reshape")
 
-    def op_resize_nearest_neighbor(self, op: Any, name: str) -> None:
-        """Nearest-neighbour resize as two constant gathers (rows, then columns): exact, pure data movement."""
+    def _resize(self, op: Any, name: str, mode: str) -> None:
+        """RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR with TFLite's own coordinates (and, for int8 bilinear, its
+        10-bit fixed-point algorithm). Like TFLM, the interpolated integers are the output: its parameters are the
+        input's in every converted model, and the kernel does not requantize."""
         o = op.builtinOptions
         x, y = self.name(int(op.inputs[0])), self._out(op)
-        n, h, w, c = self.g.tensors[x].shape
-        _, oh, ow, _ = self.g.tensors[y].shape
         align = bool(o.alignCorners) if o is not None else False
         half = bool(o.halfPixelCenters) if o is not None else False
-        xq = self.g.tensors[x].quant
-        assert xq is not None
-        rows, cols = _nearest_indices(h, oh, align, half), _nearest_indices(w, ow, align, half)
-        mid = self.new_act(f"{name}_rows", (n, oh, w, c), xq)
-        self.emit("gather", f"{name}_rows", [x], [mid], axis=1, indices=rows)
-        self._requant_if_needed(mid, y, f"{name}_cols", "gather", axis=2, indices=cols)
+        if align and half:
+            raise MCUCError(f"{name}: align_corners and half_pixel_centers together (TFLite rejects it)")
+        if len(self.g.tensors[x].shape) != 4:
+            raise MCUCError(f"{name}: resize needs a 4-D NHWC input, got {self.g.tensors[x].shape}")
+        _, oh, ow, _ = self.g.tensors[y].shape
+        coord = "align_corners" if align else "half_pixel" if half else "asymmetric"
+        self.emit("resize", name, [x], [y], size=(oh, ow), mode=mode, rule="tflite", coord=coord)
 
+    def op_resize_bilinear(self, op: Any, name: str) -> None:
+        self._resize(op, name, "linear")
 
-def _nearest_indices(size: int, out: int, align: bool, half: bool) -> tuple[int, ...]:
-    """TFLite GetNearestNeighbor for every output coordinate (float32 arithmetic)."""
-    f32 = np.float32
-    scale = f32(size - 1) / f32(out - 1) if align and out > 1 else f32(size) / f32(out)
-    offset = f32(0.5) if half else f32(0.0)
-    idx = []
-    for i in range(out):
-        v = (f32(i) + offset) * scale
-        j = int(np.floor(v + f32(0.5))) if align else int(np.floor(v))
-        j = min(j, size - 1)
-        idx.append(max(j, 0) if half else j)
-    return tuple(idx)
+    def op_resize_nearest_neighbor(self, op: Any, name: str) -> None:
+        self._resize(op, name, "nearest")
 
 
 def _fold_pads(g: Graph) -> None:

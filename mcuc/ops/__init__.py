@@ -1,6 +1,6 @@
 """The op registry: ``OPS[name]`` is everything mcuc knows about one IR op (see mcuc/ops/base.py).
 
-Families: conv (conv2d, fully_connected, batchnorm), elementwise (add, sub, mul, div,
+Families: conv (conv2d, fully_connected, batchnorm), elementwise (add, sub, mul, div, prelu,
 squared_difference, unary functions, lut, requantize, identity), pool (avgpool, maxpool), layout
 (reshape, transpose, concat, pad, slice, gather, resize, copy_window), softmax, norm (layernorm,
 mean), matmul (batch_matmul), attention. Adding an op means one entry in its family's module, its

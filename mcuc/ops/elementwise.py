@@ -1,4 +1,5 @@
-"""Elementwise family: binary arithmetic with broadcasting, unary functions (int8: look-up tables), requantize.
+"""Elementwise family: binary arithmetic and PReLU with broadcasting, unary functions (int8: look-up tables),
+requantize.
 
 Each unary function is written once, here: the float reference evaluates it, and quantization
 builds its int8 table from the same function on the 256 dequantized inputs.
@@ -22,6 +23,7 @@ from mcuc.ops.base import (
     act_bounds,
     c_fields,
     const_data,
+    prepared,
     quant_of,
     register,
     same_shape,
@@ -58,41 +60,45 @@ def _binary_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
     return _BINARY_FLOAT[node.op](a[0], a[1])
 
 
-def _lower_binary(g: Graph, n: Node) -> Lowered:
-    """add / sub / mul with numpy broadcasting (TFLite int8 ADD/SUB/MUL)."""
+def _broadcast_call(g: Graph, n: Node, func: str, params: Any, ref_fn: Callable[..., np.ndarray]) -> Lowered:
+    """The call of a two-operand kernel with 4-D broadcasting: (params, mcuc_broadcast_params_t, in1, in2, output);
+    the params struct is named after the kernel (mcuc_<op>_params_t)."""
     a, b = n.inputs
     y = n.outputs[0]
-    qa, qb, qy = quant_of(g, a), quant_of(g, b), quant_of(g, y)
     shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
-    params: Any
-    ref_fn: Callable[..., np.ndarray]
+    out_shape = tuple(g.tensors[y].shape)
+    ctype = func.removesuffix("_s8") + "_params_t"
+    return Lowered(n, func, [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
+                   structs=[Struct(ctype, c_fields(params)), Struct("mcuc_broadcast_params_t", c_fields(shape))],
+                   ref=lambda env: ref_fn(params, env[a], env[b]).reshape(out_shape))
+
+
+def _lower_binary(g: Graph, n: Node) -> Lowered:
+    """add / sub / mul with numpy broadcasting (TFLite int8 ADD/SUB/MUL)."""
+    qa, qb, qy = (quant_of(g, t) for t in (*n.inputs, n.outputs[0]))
     if n.op == "mul":
         params = relem.prepare_mul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-        ref_fn = relem.mul_s8
-    else:
-        params = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-        ref_fn = relem.add_s8 if n.op == "add" else relem.sub_s8
-    out_shape = tuple(g.tensors[y].shape)
-    return Lowered(n, f"mcuc_{n.op}_s8",
-                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
-                   structs=[Struct(f"mcuc_{n.op}_params_t", c_fields(params)),
-                            Struct("mcuc_broadcast_params_t", c_fields(shape))],
-                   ref=lambda env: ref_fn(params, env[a], env[b]).reshape(out_shape))
+        return _broadcast_call(g, n, "mcuc_mul_s8", params, relem.mul_s8)
+    params_add = relem.prepare_add(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
+    return _broadcast_call(g, n, f"mcuc_{n.op}_s8", params_add, relem.add_s8 if n.op == "add" else relem.sub_s8)
 
 
 def _lower_squared_difference(g: Graph, n: Node) -> Lowered:
     """TFLite's SQUARED_DIFFERENCE (int8, from .tflite models): the add kernel's structure, squared."""
-    a, b = n.inputs
-    y = n.outputs[0]
-    qa, qb, qy = quant_of(g, a), quant_of(g, b), quant_of(g, y)
+    qa, qb, qy = (quant_of(g, t) for t in (*n.inputs, n.outputs[0]))
     params = rtfl.prepare_squared_difference(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp, *act_bounds(n))
-    shape = relem.prepare_broadcast(tuple(g.tensors[a].shape), tuple(g.tensors[b].shape))
-    out_shape = tuple(g.tensors[y].shape)
-    return Lowered(n, "mcuc_squared_difference_s8",
-                   [Arg("struct", 0), Arg("struct", 1), Arg("tensor", a), Arg("tensor", b), Arg("tensor", y)],
-                   structs=[Struct("mcuc_squared_difference_params_t", c_fields(params)),
-                            Struct("mcuc_broadcast_params_t", c_fields(shape))],
-                   ref=lambda env: rtfl.squared_difference_s8(params, env[a], env[b]).reshape(out_shape))
+    return _broadcast_call(g, n, "mcuc_squared_difference_s8", params, rtfl.squared_difference_s8)
+
+
+def _prelu_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    return np.where(a[0] >= 0, a[0], a[0] * a[1])
+
+
+def _lower_prelu(g: Graph, n: Node) -> Lowered:
+    """x >= 0 ? x : slope * x with the slope broadcast (TFLite int8 PRELU; the slope is an int8 operand)."""
+    qx, qs, qy = (quant_of(g, t) for t in (*n.inputs, n.outputs[0]))
+    params = prepared(n, relem.prepare_prelu, qx.s, qx.zp, qs.s, qs.zp, qy.s, qy.zp)
+    return _broadcast_call(g, n, "mcuc_prelu_s8", params, relem.prelu_s8)
 
 
 def _binary(name: str, **facts: Any) -> OpDef:
@@ -161,6 +167,8 @@ register(
     _binary("div"),  # float only: a constant divisor becomes a mul in the frontend
     OpDef("squared_difference", "elementwise", _broadcast, macs=_out_size, layout="follow",
           lower=_lower_squared_difference),
+    OpDef("prelu", "elementwise", _broadcast, macs=_out_size, eval=_prelu_eval, quantize=calibrated,
+          layout="follow", to_nhwc=_binary_nhwc, in_place=True, window="pointwise", lower=_lower_prelu),
     *(_unary(name, fn) for name, fn in UNARY.items()),
     OpDef("lut", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise", lower=_lower_lut),
     OpDef("requantize", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise",

@@ -1,5 +1,6 @@
 """Layout family: ops that move int8 values without arithmetic (reshape, transpose, concat, pad, slice,
-gather) and copy_window, the crop/place step of patch schedules (mcuc/schedule/patch.py)."""
+gather), resize (nearest, or bilinear interpolation of the input's integers) and copy_window, the crop/place
+step of patch schedules (mcuc/schedule/patch.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,9 +24,11 @@ from mcuc.ops.base import (
 )
 from mcuc.ops.quant_rules import QuantContext, same_as_input
 from mcuc.quant import quantize_array
+from mcuc.reference import float_ref as fref
 from mcuc.reference import layout as rlayout
+from mcuc.reference import resize as rresize
 from mcuc.reference import transformer as rtf
-from mcuc.shapes import TO_NCHW, TO_NHWC
+from mcuc.shapes import TO_NCHW, TO_NHWC, make_4d, spatial_axes
 
 # ---- reshape: a view ---------------------------------------------------------------------------
 
@@ -203,6 +206,51 @@ def _lower_gather(g: Graph, n: Node) -> Lowered:
                    ref=lambda env: rtf.gather_s8(params, env[x]).reshape(out_shape))
 
 
+# ---- resize -------------------------------------------------------------------------------------------
+
+
+def _resize_rule(n: Node) -> rresize.ResizeRule:
+    a = n.attrs
+    scales = tuple(float(v) for v in a.get("scales", (0.0, 0.0)))
+    return rresize.ResizeRule(str(a["mode"]), str(a["rule"]), str(a["coord"]),
+                              str(a.get("nearest_mode", "round_prefer_floor")), (scales[0], scales[1]))
+
+
+def _resize_shape(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
+    x = ins[0]
+    if len(x) != 4:
+        raise MCUCError(f"resize '{node.name}' needs a 4-D input, got {x}")
+    try:
+        _resize_rule(node).check()
+    except ValueError as e:
+        raise MCUCError(f"resize '{node.name}': {e}") from e
+    ca = spatial_axes(layout)[0]
+    oh, ow = (int(d) for d in node.attrs["size"])
+    return [make_4d(layout, x[0], x[ca], oh, ow)]
+
+
+def _resize_macs(node: Node, g: Graph) -> int:
+    """Bilinear: four multiply-accumulates per output element; nearest only copies."""
+    return 4 * g.tensors[node.outputs[0]].size if node.attrs["mode"] == "linear" else 0
+
+
+def _resize_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
+    y = rresize.resize_float(fref.to_nhwc(a[0], layout), _resize_rule(node), tuple(node.attrs["size"]))
+    return fref.from_nhwc(y, layout)
+
+
+def _lower_resize(g: Graph, n: Node) -> Lowered:
+    """Source rows and columns and their weights are tables computed here; the kernel reads them."""
+    x, y = n.inputs[0], n.outputs[0]
+    params, rows, cols = prepared(n, rresize.prepare_resize, tuple(g.tensors[x].shape), tuple(n.attrs["size"]),
+                                  _resize_rule(n))
+    return Lowered(n, "mcuc_resize_s8", [Arg("struct", 0), Arg("array", 0), Arg("array", 1), Arg("tensor", x),
+                                         Arg("tensor", y)],
+                   structs=[Struct("mcuc_resize_params_t", c_fields(params))],
+                   arrays=[Array1D("int16_t", rows.reshape(-1)), Array1D("int16_t", cols.reshape(-1))],
+                   ref=lambda env: rresize.resize_s8(params, rows, cols, env[x]))
+
+
 # ---- copy_window (patch schedules) ----------------------------------------------------------------
 
 
@@ -249,5 +297,7 @@ register(
     OpDef("gather", "layout", _gather_shape,
           eval=lambda n, a, lay: np.take(a[0], list(n.attrs["indices"]), axis=n.attrs["axis"]),
           quantize=same_as_input, layout="follow", to_nhwc=axis_to_nhwc, lower=_lower_gather),
+    OpDef("resize", "layout", _resize_shape, macs=_resize_macs, eval=_resize_eval, quantize=same_as_input,
+          layout="image", lower=_lower_resize),
     OpDef("copy_window", "layout", _copy_window_shape, lower=_lower_copy_window),
 )

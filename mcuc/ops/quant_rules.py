@@ -89,7 +89,7 @@ def lut_of(fn: Callable[[np.ndarray, dict], np.ndarray]) -> Callable[[QuantConte
         table = make_lut(lambda r: fn(r, n.attrs), xq.s, xq.zp, yq.s, yq.zp)
         tn = ctx.out.const(n.name + "_lut", table)
         ctx.output(y, yq)
-        ctx.emit("lut", n.name, [x, tn], [y], {"function": n.op})
+        ctx.emit("lut", n.name, [x, tn], [y], {"function": n.op, **n.attrs})  # the attributes name the function
 
     return rule
 

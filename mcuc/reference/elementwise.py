@@ -1,4 +1,4 @@
-"""Integer-exact int8 elementwise ops (add, sub, mul, LUT, requantize): prepare + numpy reference.
+"""Integer-exact int8 elementwise ops (add, sub, mul, prelu, LUT, requantize): prepare + numpy reference.
 
 Each ``prepare_*`` turns float quantization parameters into the integer parameters of the C
 kernel (mcuc/runtime_c/include/mcuc_elementwise.h); each ``*_s8`` function computes exactly what the C
@@ -201,6 +201,42 @@ def requantize_s8(params: RequantizeParams, x: np.ndarray) -> np.ndarray:
     """mcuc_requantize_s8: int8 -> int8 with new scale and zero point (TFLite Requantize)."""
     p = params
     return requantize_values(x, p.in_zp, p.out_zp, p.mult, p.shift)
+
+
+@dataclass(frozen=True)
+class PreluParams:
+    """mcuc_prelu_params_t (TFLite int8 PRELU): x - zp_in >= 0 is requantized by pos (s_in / s_out), below it
+    the product (x - zp_in) * (alpha - zp_alpha) by neg (s_in * s_alpha / s_out); then + out_offset, clamped."""
+
+    in_offset: int
+    alpha_offset: int
+    out_offset: int
+    pos_mult: int
+    pos_shift: int
+    neg_mult: int
+    neg_shift: int
+
+
+def prepare_prelu(s_in: float, zp_in: int, s_alpha: float, zp_alpha: int, s_out: float, zp_out: int) -> PreluParams:
+    """TFLite CalculatePreluParams (double-precision ratios of the float scales, QuantizeMultiplier)."""
+    for zp in (zp_in, zp_alpha, zp_out):
+        _check_zp(zp)
+    m1, sh1 = quantize_multiplier(s_in / s_out)
+    m2, sh2 = quantize_multiplier(s_in * s_alpha / s_out)
+    if sh1 > MAX_REQUANT_SHIFT or sh2 > 15:
+        raise ValueError(f"prelu output scale {s_out} too small for input scale {s_in} and slope scale {s_alpha} "
+                         "(the shifted products overflow int32)")
+    return PreluParams(-zp_in, -zp_alpha, zp_out, m1, sh1, m2, sh2)
+
+
+def prelu_s8(params: PreluParams, x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """mcuc_prelu_s8 with numpy broadcasting of ``alpha`` (TFLite reference BroadcastPrelu4DSlow per element)."""
+    p = params
+    xv = _Q_ROW + p.in_offset
+    pos = multiply_by_quantized_multiplier(np.broadcast_to(xv, (256, 256)), p.pos_mult, p.pos_shift)
+    neg = multiply_by_quantized_multiplier(xv * (_Q_COL + p.alpha_offset), p.neg_mult, p.neg_shift)
+    table = np.clip(np.where(xv >= 0, pos, neg) + p.out_offset, -128, 127).astype(np.int8)
+    return _apply_pair_table(table, x, alpha)
 
 
 def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int, out_scale: float,

@@ -223,6 +223,30 @@ def hard_swish_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int)
     return np.clip(out, -128, 127).astype(np.int8)
 
 
+def _signed_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier for a multiplier of either sign (frexp keeps the sign in the mantissa)."""
+    from mcuc.quant import quantize_multiplier
+
+    if real >= 0:
+        return quantize_multiplier(real)
+    q, shift = math.frexp(real)  # q in (-1, -0.5]: rounds to at most -2^31 in magnitude, which int32 holds
+    if shift < -31:
+        return 0, 0
+    return -int(math.floor(-q * (1 << 31) + 0.5)), shift
+
+
+def leaky_relu_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int, alpha: float) -> np.ndarray:
+    """int8[256] of TFLM's int8 LEAKY_RELU: q - zp_in >= 0 is requantized by s_in / s_out, below by
+    s_in * alpha / s_out (both float32 products, QuantizeMultiplier, MultiplyByQuantizedMultiplier), plus zp_out,
+    clamped."""
+    f32 = np.float32
+    ident = _signed_multiplier(float(f32(in_scale) / f32(out_scale)))
+    slope = _signed_multiplier(float(f32(in_scale) * f32(alpha) / f32(out_scale)))
+    x = _Q - in_zp
+    out = np.where(x >= 0, multiply_by_quantized_multiplier(x, *ident), multiply_by_quantized_multiplier(x, *slope))
+    return np.clip(out + out_zp, -128, 127).astype(np.int8)
+
+
 def float_table(fn, in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
     """TFLite LUTPopulate: float32 dequantize, ``fn``, multiply by 1/out_scale, round half away from zero."""
     f32 = np.float32
