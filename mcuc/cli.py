@@ -326,8 +326,10 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
         f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
     if chosen.fused:
         flags = "--schedule fused" if chosen.kind == "layer" else "--schedule auto"
+    bound = chosen.planned.lower_bound
     print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
-          f"+{chosen.mac_overhead:.1%} MACs; compile with {flags}")
+          f"+{chosen.mac_overhead:.1%} MACs; arena {chosen.arena_bytes:,} B against a lower bound of {bound:,} B "
+          f"(+{(chosen.arena_bytes - bound) / max(bound, 1):.1%}); compile with {flags}")
     return 0
 
 

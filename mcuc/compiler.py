@@ -25,7 +25,7 @@ from mcuc.passes.quantize import calibrate, quantize_graph
 from mcuc.plan import InvalidPlanError
 from mcuc.progress import Progress
 from mcuc.report import Report, build_report, replay_differences
-from mcuc.schedule.base import Schedule, layer_schedule
+from mcuc.schedule.base import Schedule, fused_schedule, layer_schedule
 from mcuc.schedule.search import select_schedule
 
 
@@ -136,9 +136,25 @@ def compile_model(model_path: str, opts: CompileOptions,
     if sched.patch is not None:
         progress(f"schedule: {sched.label()}, +{sched.mac_overhead:.1%} MACs")
     compiled = assemble(sched, board, opts, fg, model_file)
+    if sched.fused:  # the peak the other way of delivering the image would need
+        compiled.report.peak_sram_resident_bytes = compiled.report.peak_sram_bytes if not sched.streamed else \
+            _other_input_peak(sched, opts.planner, False)
+        compiled.report.peak_sram_streamed_bytes = compiled.report.peak_sram_bytes if sched.streamed else \
+            _other_input_peak(sched, opts.planner, True)
     if compiled.report.peak_sram_bytes > budget:
         raise MCUCError(_does_not_fit_message(compiled.report, sched, opts, budget))
     return compiled
+
+
+def _other_input_peak(sched: Schedule, planner: str, stream: bool) -> int | None:
+    """Peak SRAM of ``sched``'s layer-based schedule fused with the image resident or streamed (patch
+    schedules: not computed)."""
+    if sched.patch is not None:
+        return None
+    try:
+        return fused_schedule(layer_schedule(sched.source), stream_input=stream).plan(planner).peak_sram_bytes
+    except MCUCError:
+        return None
 
 
 def assemble(sched: Schedule, board: Board, opts: CompileOptions, float_graph: Graph | None = None,
@@ -179,11 +195,23 @@ def _what_would_fit(rep: Report, sched: Schedule, opts: CompileOptions, budget: 
     """Alternatives that fit ``budget``: a patch schedule, a smaller input, a board with more SRAM."""
     out = []
     fixed = rep.peak_sram_bytes - rep.arena_bytes  # stack estimate and scratch outside the arena
+    if not sched.fused:  # row pipelines: no extra MACs (auto has tried them already when it searched)
+        for stream, flags, what in ((False, "--schedule fused", "the peak-setting ops fused into row pipelines"),
+                                    (True, "--schedule fused --stream-input", "the image streamed by rows")):
+            if patch_searched and not stream:
+                continue
+            try:
+                f = fused_schedule(layer_schedule(sched.source), stream_input=stream).plan(opts.planner)
+            except MCUCError:
+                continue
+            if f.peak_sram_bytes <= budget:
+                out.append(f"{what} ({f.peak_sram_bytes:,} B peak, no extra MACs: {flags})")
+                break
     if patch_searched:
         out.append(f"no patch schedule within {opts.max_overhead:.0%} MAC overhead (searched)")
     elif sched.patch is None:
         try:
-            cand = select_schedule(sched.source, "auto", opts.planner, budget, True, opts.max_overhead)
+            cand = select_schedule(sched.source, "patch", opts.planner, budget, True, opts.max_overhead)
             out.append(f"{cand.label()} ({cand.peak_sram_bytes:,} B peak, "
                        f"+{cand.mac_overhead:.1%} MACs: --schedule patch --split {cand.split} "
                        f"--patch-grid {cand.grid[0]} {cand.grid[1]})")

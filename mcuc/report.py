@@ -51,6 +51,9 @@ class Report:
     layer_live_bytes: list[int]  # bytes live at each op of the layer-based schedule (what patches are compared to)
     stage_ops: int
     simulated: dict[str, Any]
+    input: str = "resident"  # "streamed": the build reads the image row by row from the application
+    peak_sram_resident_bytes: int | None = None  # fused builds: the peak with the image in the arena ...
+    peak_sram_streamed_bytes: int | None = None  # ... and with it streamed (None: not computed / not possible)
     measured: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,7 +94,8 @@ def build_report(sched: Schedule, board: Board, sram_budget: int, attention_bloc
         macs=sum(o["macs"] for o in ops), schedule=sched.describe(), attention=attention_report(g, attention_block),
         ops=ops,
         buffers=[{"name": r, "offset": o, "size": sz, "first": f, "last": la} for r, o, sz, f, la in mem.buffers()],
-        layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict())
+        layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict(),
+        input="streamed" if sched.streamed else "resident")
 
 
 def _op_record(g: Graph, n: Node, i: int, live: int, sim: Simulation, stage_ops: int) -> dict[str, Any]:
@@ -179,6 +183,10 @@ def summary_text(rep: Report | dict[str, Any]) -> str:
         f"  weights      {r['weights_bytes']:>10,} B  (flash)",
         f"  MACs         {r['macs']:>10,}",
     ]
+    if r.get("peak_sram_streamed_bytes") or r.get("peak_sram_resident_bytes"):
+        res, st = r.get("peak_sram_resident_bytes"), r.get("peak_sram_streamed_bytes")
+        lines.append(f"  input        {r.get('input', 'resident')} (peak with the image resident "
+                     f"{f'{res:,} B' if res else '-'}, streamed by rows {f'{st:,} B' if st else '-'})")
     if r["ops"]:
         worst = max(r["ops"], key=lambda o: o["live_bytes"])
         lines.append(f"  peak at op {worst['index']} '{worst['name']}' ({worst['op']})")

@@ -32,7 +32,7 @@ def test_top_level_help_lists_every_command(capsys):
     (["bogus"], "No such command 'bogus'"),
     (["compile"], "Missing argument 'MODEL'"),
     (["boards", "--bogus"], "No such option '--bogus'"),
-    (["compile", "m.onnx", "--schedule", "fast"], "'fast' is not one of 'layer', 'patch', 'auto'"),
+    (["compile", "m.onnx", "--schedule", "fast"], "'fast' is not one of 'layer', 'fused', 'patch', 'auto'"),
     (["compile", "m.onnx", "--split", "two"], "'two' is not a valid integer"),
     (["compile", "m.onnx", "--patch-grid", "2"], "requires 2 arguments"),
     (["compile", "m.onnx", "--mean"], "requires an argument"),
@@ -96,4 +96,4 @@ def test_shell_completion(monkeypatch, capsys):
     monkeypatch.setenv("COMP_CWORD", "4")
     with pytest.raises(SystemExit):
         main([])
-    assert capsys.readouterr().out.split() == ["plain,layer", "plain,patch", "plain,auto"]
+    assert capsys.readouterr().out.split() == ["plain,layer", "plain,fused", "plain,patch", "plain,auto"]

@@ -56,3 +56,50 @@ def test_mobilenetv2_035_224_patch_schedule_fits_stm32h7_budget_and_is_bit_exact
     out = write_project(compiled, str(tmp_path / "proj"))
     res = verify_project(out, compiled.graph, samples=2, seed=5, target="qemu", board="qemu-mps2-an500")
     assert res["mismatched"] == 0, res
+
+
+FUSED_CASES = ["mcunet-tiny", "mcunet-vww1", "mobilenetv2-0.35", "dhvt-small", "crossvit-small"]
+
+
+@pytest.mark.parametrize("name", FUSED_CASES)
+def test_zoo_model_fused_bit_exact_on_host_and_streamed_under_qemu(tmp_path, name):
+    """Row pipelines with the image resident (host C) and streamed by rows (Cortex-M7 under QEMU)."""
+    from mcuc import zoo
+    from mcuc.zoo.export import export_onnx
+
+    model, shape = zoo.build(name)
+    path = export_onnx(model, shape, tmp_path / f"{name}.onnx")
+    resident = compile_model(str(path), CompileOptions(schedule="fused", calib_samples=2), progress=lambda m: None)
+    res = verify_project(write_project(resident, str(tmp_path / "host")), resident.graph, samples=3, seed=1,
+                         target="host")
+    assert res["mismatched"] == 0, res
+    streamed = compile_model(str(path), CompileOptions(board="qemu-mps2-an500", schedule="fused", stream_input=True,
+                                                       calib_samples=2), progress=lambda m: None)
+    assert streamed.report.input == "streamed" and streamed.schedule.fused
+    assert streamed.report.peak_sram_streamed_bytes == streamed.report.peak_sram_bytes
+    res = verify_project(write_project(streamed, str(tmp_path / "qemu")), streamed.graph, samples=2, seed=2,
+                         target="qemu", board="qemu-mps2-an500")
+    assert res["mismatched"] == 0, res
+
+
+def test_mobilenetv2_035_224_fits_stm32h7_128k_streamed_and_is_bit_exact_under_qemu(tmp_path):
+    """Refused at 128 KiB with the image resident (the image alone is 150,528 B); with the image streamed by
+    rows the fused schedule fits, the stm32h7 firmware builds and fits, and Cortex-M7 runs it bit-exact."""
+    from mcuc import zoo
+    from mcuc.errors import MCUCError
+    from mcuc.targets.firmware import build_and_measure
+    from mcuc.zoo.export import export_onnx
+
+    model, shape = zoo.build("mobilenetv2-0.35", resolution=224)
+    path = export_onnx(model, shape, tmp_path / "mbv2-035-224.onnx")
+    with pytest.raises(MCUCError, match="--stream-input"):
+        compile_model(str(path), CompileOptions(board="stm32h7", sram=128 * 1024, schedule="auto", calib_samples=2),
+                      progress=lambda m: None)
+    compiled = compile_model(str(path), CompileOptions(board="stm32h7", sram=128 * 1024, schedule="fused",
+                                                       stream_input=True, calib_samples=2), progress=lambda m: None)
+    assert compiled.report.peak_sram_bytes <= 128 * 1024
+    out = write_project(compiled, str(tmp_path / "proj"))
+    measured = build_and_measure(out, compiled, progress=lambda m: None)
+    assert measured is not None and measured["board"] == "stm32h7"
+    res = verify_project(out, compiled.graph, samples=2, seed=5, target="qemu", board="qemu-mps2-an500")
+    assert res["mismatched"] == 0, res

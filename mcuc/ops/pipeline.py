@@ -45,7 +45,7 @@ RING_ALIGN = 4  # ring byte offsets in the scratch buffer stay word aligned
 MAX_STAGES = 64  # mcuc_pipeline_s8's bound on inner ops (its per-call state lives on the stack)
 
 # stage kinds of mcuc_pipeline_s8 (mcuc/runtime_c/include/mcuc_pipeline.h)
-KIND_CONV, KIND_POOL, KIND_BINARY, KIND_LUT, KIND_REQUANTIZE = range(5)
+KIND_CONV, KIND_POOL, KIND_BINARY, KIND_LUT, KIND_REQUANTIZE, KIND_DW_PW = range(6)
 CONV_FUNCS = ("mcuc_conv2d_s8", "mcuc_depthwise_conv2d_s8", "mcuc_depthwise_conv2d_3x3_s8")
 POOL_FUNCS = ("mcuc_avgpool_s8", "mcuc_maxpool_s8")
 BINARY_FUNCS = ("mcuc_add_s8", "mcuc_sub_s8", "mcuc_mul_s8")
@@ -55,6 +55,41 @@ def row_op(node: Node) -> bool:
     """Whether ``node`` can run inside a pipeline (see the module doc)."""
     d = OPS.get(node.op)
     return d is not None and d.window is not None and node.op != "copy_window"
+
+
+def stages(g: Graph) -> list[list[Node]]:
+    """The inner ops of inner graph ``g`` as the stages the C kernel runs: one op each, except that a
+    depthwise conv whose output only a pointwise (1x1, stride 1, unpadded) conv reads runs together with
+    it, pixel by pixel, so the depthwise output never needs even one whole row."""
+    readers: dict[str, int] = {}
+    for op in g.nodes:
+        for t in op.inputs:
+            readers[t] = readers.get(t, 0) + 1
+    out: list[list[Node]] = []
+    for op in g.nodes:
+        prev = out[-1] if out else None
+        if (prev is not None and len(prev) == 1 and _depthwise(g, prev[0]) and _pointwise(g, op)
+                and op.inputs[0] == prev[0].outputs[0] and readers.get(prev[0].outputs[0], 0) == 1):
+            prev.append(op)
+        else:
+            out.append([op])
+    return out
+
+
+def _depthwise(g: Graph, op: Node) -> bool:
+    if op.op != "conv2d":
+        return False
+    c = g.tensors[op.inputs[0]].shape[3]
+    w = g.tensors[op.inputs[1]].shape
+    return int(op.attrs.get("groups", 1)) == c > 1 and w[3] == 1
+
+
+def _pointwise(g: Graph, op: Node) -> bool:
+    if op.op != "conv2d" or int(op.attrs.get("groups", 1)) != 1:
+        return False
+    w = g.tensors[op.inputs[1]].shape
+    return (w[1], w[2]) == (1, 1) and tuple(op.attrs["strides"]) == (1, 1) and not any(op.attrs["pads"]) \
+        and tuple(op.attrs.get("dilations", (1, 1))) == (1, 1)
 
 
 def inner_graph(g: Graph, n: Node) -> Graph:
@@ -100,21 +135,22 @@ def row_plan(g: Graph, source: str = "resident") -> RowPlan:
 
     Row r of an op is made by first making, input by input, the rows of each input that row r reads,
     then reading those windows (a ring must still hold them then). Under the resident source the x
-    windows of later calls must lie above every byte of y written so far (the last op, if pointwise,
-    reads the very row of x it overwrites, element by element, which is safe); under the ring source
-    the rows of x not yet fetched must.
+    windows read while or after a row of y is written must lie above every byte of y written so far (a
+    kernel re-reads its window while it writes its row; only an elementwise last op, which reads each
+    element of the row of x it overwrites before writing it, may write over that row); under the ring
+    source the rows of x not yet fetched must.
     """
     if source not in SOURCES:
         raise MCUCError(f"unknown pipeline source '{source}': use {', '.join(SOURCES)}")
     x, y = g.inputs[0], g.outputs[0]
-    producer = {op.outputs[0]: op for op in g.nodes}
+    producer = {st[-1].outputs[0]: st[0] for st in stages(g)}  # a stage's output -> its first op (its windows)
     made = {t: 0 for t in producer}  # rows made so far (of x: rows fetched into its ring)
     made[x] = 0
     x_ring = source != "resident"
     rings: dict[str, int] = {t: 1 for t in producer if t != y}
     if x_ring:
         rings[x] = 1
-    last_pointwise = OPS[g.nodes[-1].op].window == "pointwise"
+    last_pointwise = OPS[producer[y].op].window == "pointwise"
     events: list[tuple[str, int]] = []  # ("read", first x row of a direct window) | ("write", rows of x safe)
 
     def ensure(t: str, upto: int) -> None:
@@ -127,14 +163,19 @@ def row_plan(g: Graph, source: str = "resident") -> RowPlan:
             windows = [(src, *_window(g, op, src, r)) for src in op.inputs if src and not g.tensors[src].is_const]
             for src, _, hi in windows:
                 ensure(src, hi)
+            direct = []  # first rows of the windows this call reads from x where it lies
             for src, lo, _ in windows:
                 if src == x and not x_ring:
-                    if not (t == y and last_pointwise):
-                        events.append(("read", lo))
+                    direct.append(lo)
                 else:
                     rings[src] = max(rings[src], made[src] - lo)
             if t == y:
+                # the call writing row r of y reads its x windows while it writes: they count as later reads,
+                # except the very row an elementwise op reads element by element before overwriting it
                 events.append(("write", made[x]))
+                if last_pointwise:
+                    direct = []
+            events.extend(("read", lo) for lo in direct)
             made[t] += 1
 
     h_y = g.tensors[y].shape[1]
@@ -179,12 +220,18 @@ def ring_layout(g: Graph, n: Node) -> tuple[dict[str, tuple[int, int]], int]:
 
 
 def _layout(ig: Graph, plan: RowPlan) -> tuple[dict[str, tuple[int, int]], int]:
+    """Rings first, then one pixel of the depthwise output of each depthwise + pointwise stage (keyed by
+    that depthwise output, 0 rows)."""
     out: dict[str, tuple[int, int]] = {}
     offset = 0
     for t, rows in plan.rings.items():
         shape = ig.tensors[t].shape
         out[t] = (offset, rows)
         offset += -(-rows * shape[2] * shape[3] // RING_ALIGN) * RING_ALIGN
+    for st in stages(ig):
+        if len(st) == 2:
+            out[st[0].outputs[0]] = (offset, 0)
+            offset += -(-ig.tensors[st[0].outputs[0]].shape[3] // RING_ALIGN) * RING_ALIGN
     return out, offset
 
 
@@ -219,35 +266,27 @@ def _lower(g: Graph, n: Node) -> Lowered:
     source = str(n.attrs.get("source", "resident"))
     rings, _ = ring_layout(g, n)
     x, y = n.inputs[0], n.outputs[0]
-    index = {op.outputs[0]: i for i, op in enumerate(ig.nodes)}
+    groups = stages(ig)
+    index = {st[-1].outputs[0]: i for i, st in enumerate(groups)}
     structs: list[Struct] = []
     arrays: list[Array1D] = []
-    stages = []
-    for op in ig.nodes:
-        d = OPS[op.op]
-        low = d.lower(_row_shapes(ig, op) if d.window == "pointwise" else ig, op)  # type: ignore[misc]
-        base_s, base_a = len(structs), len(arrays)
-
-        def remap(value: object, base_s: int = base_s, base_a: int = base_a) -> object:
-            if isinstance(value, CExpr) and value.text.startswith("@struct"):
-                return CExpr(f"@struct{base_s + int(value.text[7:])}")
-            if isinstance(value, CExpr) and value.text.startswith("@array"):
-                return CExpr(f"@array{base_a + int(value.text[6:])}")
-            if isinstance(value, dict):
-                return {k: remap(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [remap(v) for v in value]
-            return value
-
-        structs.extend(Struct(s.ctype, remap(s.value)) for s in low.structs)
-        arrays.extend(low.arrays)
-        stages.append(_stage(ig, op, low, base_s, base_a, index, rings, x, y))
+    table = []
+    for st in groups:
+        calls = []
+        for op in st:
+            d = OPS[op.op]
+            low = d.lower(_row_shapes(ig, op) if d.window == "pointwise" else ig, op)  # type: ignore[misc]
+            base_s, base_a = len(structs), len(arrays)
+            structs.extend(Struct(s.ctype, _remap(s.value, base_s, base_a)) for s in low.structs)
+            arrays.extend(low.arrays)
+            calls.append((op, low, base_s, base_a))
+        table.append(_stage(ig, calls, index, rings, x, y))
     x_ring = rings.get(x, (0, 0))
     xt = ig.tensors[x]
-    params = {"n_stages": len(stages), "stages": CExpr(f"@struct{len(structs)}"), "source": SOURCES.index(source),
+    params = {"n_stages": len(table), "stages": CExpr(f"@struct{len(structs)}"), "source": SOURCES.index(source),
               "in_h": xt.shape[1], "in_row_bytes": xt.nbytes // xt.shape[1], "in_ring_offset": x_ring[0],
               "in_ring_rows": x_ring[1]}
-    structs.append(Struct("mcuc_pipeline_stage_params_t[]", stages))
+    structs.append(Struct("mcuc_pipeline_stage_params_t[]", table))
     structs.append(Struct("mcuc_pipeline_params_t", params))
 
     def ref(env: dict[str, np.ndarray]) -> np.ndarray:
@@ -264,17 +303,21 @@ def _lower(g: Graph, n: Node) -> Lowered:
     return Lowered(n, "mcuc_pipeline_s8", args, structs=structs, arrays=arrays, ref=ref)
 
 
-def _stage(ig: Graph, op: Node, low: Lowered, base_s: int, base_a: int, index: dict[str, int],
-           rings: dict[str, tuple[int, int]], x: str, y: str) -> dict[str, object]:
-    """One entry of the C stage table: which kernel, its parameters, where its inputs and output rows are."""
-    d = OPS[op.op]
-    acts = [i for i in op.inputs if i and not ig.tensors[i].is_const]
-    out = op.outputs[0]
-    t = ig.tensors[out]
-    stride, pad, win = 1, 0, 1
-    if d.window == "spatial":
-        geo = d.geometry(ig, op)  # type: ignore[misc]
-        stride, pad, win = geo.strides[0], geo.pads[0], geo.dilations[0] * (geo.kernel[0] - 1) + 1
+def _remap(value: object, base_s: int, base_a: int) -> object:
+    """A struct value of one op's lowering with its @structN / @arrayN references moved past earlier ops'."""
+    if isinstance(value, CExpr) and value.text.startswith("@struct"):
+        return CExpr(f"@struct{base_s + int(value.text[7:])}")
+    if isinstance(value, CExpr) and value.text.startswith("@array"):
+        return CExpr(f"@array{base_a + int(value.text[6:])}")
+    if isinstance(value, dict):
+        return {k: _remap(v, base_s, base_a) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_remap(v, base_s, base_a) for v in value]
+    return value
+
+
+def _kernel(low: Lowered, base_s: int, base_a: int) -> tuple[int, int, list[CExpr]]:
+    """(stage kind, kernel index within the kind, [params, aux, weights, bias]) of one op's call."""
 
     def arg(i: int) -> CExpr:
         a = low.args[i]
@@ -286,23 +329,43 @@ def _stage(ig: Graph, op: Node, low: Lowered, base_s: int, base_a: int, index: d
 
     null = CExpr("NULL")
     if low.func in CONV_FUNCS:  # (params, quant, input, weights, bias, output)
-        kind, func, consts = KIND_CONV, CONV_FUNCS.index(low.func), [arg(0), arg(1), arg(3), arg(4)]
-    elif low.func in POOL_FUNCS:  # (params, input, output)
-        kind, func, consts = KIND_POOL, POOL_FUNCS.index(low.func), [arg(0), null, null, null]
-    elif low.func in BINARY_FUNCS:  # (params, shape, in1, in2, output)
-        kind, func, consts = KIND_BINARY, BINARY_FUNCS.index(low.func), [arg(0), arg(1), null, null]
-    elif low.func == "mcuc_lut_s8":  # (params, table, input, output)
-        kind, func, consts = KIND_LUT, 0, [arg(0), null, arg(1), null]
-    elif low.func == "mcuc_requantize_s8":  # (params, input, output)
-        kind, func, consts = KIND_REQUANTIZE, 0, [arg(0), null, null, null]
-    else:
-        raise MCUCError(f"op '{op.name}' ({op.op}) cannot run inside a row pipeline")
+        return KIND_CONV, CONV_FUNCS.index(low.func), [arg(0), arg(1), arg(3), arg(4)]
+    if low.func in POOL_FUNCS:  # (params, input, output)
+        return KIND_POOL, POOL_FUNCS.index(low.func), [arg(0), null, null, null]
+    if low.func in BINARY_FUNCS:  # (params, shape, in1, in2, output)
+        return KIND_BINARY, BINARY_FUNCS.index(low.func), [arg(0), arg(1), null, null]
+    if low.func == "mcuc_lut_s8":  # (params, table, input, output)
+        return KIND_LUT, 0, [arg(0), null, arg(1), null]
+    if low.func == "mcuc_requantize_s8":  # (params, input, output)
+        return KIND_REQUANTIZE, 0, [arg(0), null, null, null]
+    raise MCUCError(f"op '{low.node.name}' ({low.node.op}) cannot run inside a row pipeline")
+
+
+def _stage(ig: Graph, calls: list[tuple[Node, Lowered, int, int]], index: dict[str, int],
+           rings: dict[str, tuple[int, int]], x: str, y: str) -> dict[str, object]:
+    """One entry of the C stage table: which kernel(s), their parameters, where inputs and output rows are."""
+    op = calls[0][0]
+    d = OPS[op.op]
+    acts = [i for i in op.inputs if i and not ig.tensors[i].is_const]
+    out = calls[-1][0].outputs[0]
+    t = ig.tensors[out]
+    stride, pad, win = 1, 0, 1
+    if d.window == "spatial":
+        geo = d.geometry(ig, op)  # type: ignore[misc]
+        stride, pad, win = geo.strides[0], geo.pads[0], geo.dilations[0] * (geo.kernel[0] - 1) + 1
+    kind, func, consts = _kernel(calls[0][1], calls[0][2], calls[0][3])
+    null = CExpr("NULL")
+    second = [null] * 4
+    tmp = 0
+    if len(calls) == 2:  # depthwise + pointwise, pixel by pixel
+        kind, second, tmp = KIND_DW_PW, _kernel(calls[1][1], calls[1][2], calls[1][3])[2], rings[op.outputs[0]][0]
     src = [-1 if a == x else index[a] for a in acts] + [-1] * (2 - len(acts))
     ring = rings.get(out, (0, 0))
     return {"kind": kind, "func": func, "params": consts[0], "aux": consts[1], "weights": consts[2],
-            "bias": consts[3], "n_in": len(acts), "in": src, "out_h": t.shape[1], "row_bytes": t.nbytes // t.shape[1],
+            "bias": consts[3], "params2": second[0], "aux2": second[1], "weights2": second[2], "bias2": second[3],
+            "n_in": len(acts), "in": src, "out_h": t.shape[1], "row_bytes": t.nbytes // t.shape[1],
             "stride_h": stride, "pad_top": pad, "window_h": win, "ring_offset": ring[0],
-            "ring_rows": 0 if out == y else ring[1]}
+            "ring_rows": 0 if out == y else ring[1], "tmp_offset": tmp}
 
 
 register(OpDef("pipeline", "pipeline", _shape, macs=_macs, scratch=_scratch, lower=_lower,

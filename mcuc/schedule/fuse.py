@@ -131,7 +131,8 @@ def choose_segments(g: Graph, stream_input: bool = False, max_ops: int = MAX_SEG
     best: list[tuple[int, int]] = [(0, 0)] + [(1 << 62, 0)] * n
     pick: list[tuple[int, str] | None] = [None] * (n + 1)
     for j in range(1, n + 1):
-        alone = live[j - 1] - (sizes[roots[streamed]] if streamed is not None and _reads(g, j - 1, streamed) else 0)
+        # an op reading a streamed input must be inside the pipeline that reads it row by row
+        alone = 1 << 62 if streamed is not None and _reads(g, j - 1, streamed) else live[j - 1]
         best[j] = (max(best[j - 1][0], alone), best[j - 1][1])
         for i in range(max(0, j - max_ops), j):
             if segment_problem(g, i, j) is not None:

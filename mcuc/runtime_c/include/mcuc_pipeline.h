@@ -30,7 +30,7 @@ extern "C" {
 #define MCUC_PIPELINE_MAX_STAGES 64
 
 enum { MCUC_STAGE_CONV = 0, MCUC_STAGE_POOL = 1, MCUC_STAGE_BINARY = 2, MCUC_STAGE_LUT = 3,
-       MCUC_STAGE_REQUANTIZE = 4 };
+       MCUC_STAGE_REQUANTIZE = 4, MCUC_STAGE_DW_PW = 5 };
 enum { MCUC_SOURCE_RESIDENT = 0, MCUC_SOURCE_RING = 1, MCUC_SOURCE_STREAM = 2 };
 
 /* One op of the chain.
@@ -38,7 +38,10 @@ enum { MCUC_SOURCE_RESIDENT = 0, MCUC_SOURCE_RING = 1, MCUC_SOURCE_STREAM = 2 };
  * (params: mcuc_conv2d_params_t of the whole tensors, aux: mcuc_per_channel_quant_params_t, weights, bias);
  * POOL 0 avgpool, 1 maxpool (params: mcuc_avgpool_params_t of the whole tensors); BINARY 0 add, 1 sub,
  * 2 mul (params: the kernel's params, aux: mcuc_broadcast_params_t of one row); LUT (params:
- * mcuc_lut_params_t of one row, weights: the table); REQUANTIZE (params: mcuc_requantize_params_t of one row).
+ * mcuc_lut_params_t of one row, weights: the table); REQUANTIZE (params: mcuc_requantize_params_t of one row);
+ * DW_PW: a depthwise conv (func 1 or 2; params..bias as CONV) and the pointwise conv reading it (params2..bias2:
+ * mcuc_conv2d_s8 with a 1x1 kernel), run pixel by pixel so that one pixel of the depthwise output, at
+ * tmp_offset in the scratch buffer, is all of it that ever exists.
  * in[0..n_in-1]: -1 the pipeline input, k the output of stage k (k < this stage).
  * Output row r reads rows [r * stride_h - pad_top, + window_h) of each input, clipped to the input.
  * ring_offset/ring_rows: the ring of this stage's output in the scratch buffer (ring_rows 0: the
@@ -50,6 +53,10 @@ typedef struct {
     const void *aux;
     const int8_t *weights;
     const int32_t *bias;
+    const void *params2;
+    const void *aux2;
+    const int8_t *weights2;
+    const int32_t *bias2;
     int32_t n_in;
     int32_t in[2];
     int32_t out_h;
@@ -59,6 +66,7 @@ typedef struct {
     int32_t window_h;
     int32_t ring_offset;
     int32_t ring_rows;
+    int32_t tmp_offset;
 } mcuc_pipeline_stage_params_t;
 
 /* The chain (stages in order, the last one writes the output) and how it reads its input:

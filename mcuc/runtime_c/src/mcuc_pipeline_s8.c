@@ -69,10 +69,45 @@ static const int8_t *mcuc_pipeline_source_row(const mcuc_pipeline_run_t *run, in
     return mcuc_ring_row(run->scratch + s->ring_offset, s->ring_rows, s->row_bytes, run->made[src], row);
 }
 
+/* One row of a depthwise conv followed by a pointwise conv, one output pixel at a time: the depthwise
+ * kernel computes the pixel's channels (out_w 1, the window's columns selected by pad_left) into tmp,
+ * the pointwise kernel turns them into the pixel's output channels. */
+static void mcuc_pipeline_dw_pw_row(const mcuc_pipeline_stage_params_t *s, const int8_t *in0, int32_t in_rows,
+                                    int32_t pad_top, int8_t *tmp, int8_t *dst)
+{
+    const mcuc_depthwise_conv2d_params_t *full = (const mcuc_depthwise_conv2d_params_t *)s->params;
+    mcuc_depthwise_conv2d_params_t dp = *full;
+    dp.batch = 1;
+    dp.in_h = in_rows;
+    dp.out_h = 1;
+    dp.out_w = 1;
+    dp.pad_top = pad_top;
+    mcuc_conv2d_params_t pp = *(const mcuc_conv2d_params_t *)s->params2;
+    pp.batch = 1;
+    pp.in_h = 1;
+    pp.in_w = 1;
+    pp.out_h = 1;
+    pp.out_w = 1;
+    const mcuc_per_channel_quant_params_t *dq = (const mcuc_per_channel_quant_params_t *)s->aux;
+    const mcuc_per_channel_quant_params_t *pq = (const mcuc_per_channel_quant_params_t *)s->aux2;
+    for (int32_t ox = 0; ox < full->out_w; ++ox) {
+        dp.pad_left = full->pad_left - ox * full->stride_w;
+        if (s->func == 1) {
+            mcuc_depthwise_conv2d_s8(&dp, dq, in0, s->weights, s->bias, tmp);
+        } else {
+            mcuc_depthwise_conv2d_3x3_s8(&dp, dq, in0, s->weights, s->bias, tmp);
+        }
+        mcuc_conv2d_s8(&pp, pq, tmp, s->weights2, s->bias2, dst + (size_t)ox * (size_t)pp.out_c);
+    }
+}
+
 static void mcuc_pipeline_run_row(const mcuc_pipeline_stage_params_t *s, const int8_t *in0, const int8_t *in1,
-                                  int32_t in_rows, int32_t pad_top, int8_t *dst)
+                                  int32_t in_rows, int32_t pad_top, int8_t *tmp, int8_t *dst)
 {
     switch (s->kind) {
+    case MCUC_STAGE_DW_PW:
+        mcuc_pipeline_dw_pw_row(s, in0, in_rows, pad_top, tmp, dst);
+        break;
     case MCUC_STAGE_CONV: {
         mcuc_conv2d_params_t rp = *(const mcuc_conv2d_params_t *)s->params;
         rp.batch = 1;
@@ -148,7 +183,7 @@ static void mcuc_pipeline_make(mcuc_pipeline_run_t *run, int32_t index, int32_t 
         int8_t *dst = s->ring_rows == 0
                           ? run->output + (size_t)r * (size_t)s->row_bytes
                           : mcuc_ring_append(run->scratch + s->ring_offset, s->ring_rows, s->row_bytes, r);
-        mcuc_pipeline_run_row(s, in0, in1, hi - lo, lo - top, dst);
+        mcuc_pipeline_run_row(s, in0, in1, hi - lo, lo - top, run->scratch + s->tmp_offset, dst);
         run->made[index] = r + 1;
     }
 }
@@ -161,6 +196,10 @@ int32_t mcuc_pipeline_s8_get_buffer_size(const mcuc_pipeline_params_t *params)
         const mcuc_pipeline_stage_params_t *s = &params->stages[i];
         const int32_t stage_end = s->ring_offset + s->ring_rows * s->row_bytes;
         end = stage_end > end ? stage_end : end;
+        if (s->kind == MCUC_STAGE_DW_PW) {
+            const int32_t tmp_end = s->tmp_offset + ((const mcuc_depthwise_conv2d_params_t *)s->params)->out_c;
+            end = tmp_end > end ? tmp_end : end;
+        }
     }
     return (end + 3) & ~3;
 }
