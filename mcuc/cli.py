@@ -24,7 +24,14 @@ from mcuc.profile import render, write_profiles
 from mcuc.progress import Progress, log
 from mcuc.project import load_project, write_project
 from mcuc.report import REPORT_FILE, read_report, summary_text
-from mcuc.runner import input_samples, profile_first_sample, run_samples, source_outputs, verify_project
+from mcuc.runner import (
+    input_samples,
+    profile_first_sample,
+    read_input,
+    run_samples,
+    source_outputs,
+    verify_project,
+)
 from mcuc.schedule.search import choose, enumerate_candidates, pareto, pareto_table
 from mcuc.sizes import parse_count, parse_size
 from mcuc.targets.cost import instructions_text
@@ -105,6 +112,7 @@ def cli() -> None:
 @cli.command("compile", cls=VariadicCommand, epilog=_examples(
     "mcuc compile model.onnx --board stm32f746 --sram 320k --calib calib.npy -o build/model",
     "mcuc compile model.onnx --calib images/ --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225 -o build/model",
+    "mcuc compile model.onnx --input-format uint8-rgb --calib images/ --mean 0.5 --std 0.5 -o build/camera",
     "mcuc compile model.tflite --board qemu-mps3-an547 --schedule auto -o build/tfl"))
 @click.argument("model")
 @click.option("--board", default="host", show_default=True, metavar="BOARD", help="target board (see 'mcuc boards')")
@@ -112,8 +120,16 @@ def cli() -> None:
 @click.option("--flash", metavar="SIZE", help="flash budget  [default: the board's flash]")
 @click.option("--calib", metavar="FILE.npy|DIR",
               help="calibration data: .npy batch in the model's input layout, or image folder")
-@click.option("--mean", type=Floats(), metavar="M [M ...]", help="per-channel mean for image-folder calibration")
-@click.option("--std", type=Floats(), metavar="S [S ...]", help="per-channel std for image-folder calibration")
+@click.option("--mean", type=Floats(), metavar="M [M ...]",
+              help="per-channel mean of the normalisation x = (p/255 - mean)/std (image-folder calibration, "
+                   "camera input)")
+@click.option("--std", type=Floats(), metavar="S [S ...]", help="per-channel std of that normalisation")
+@click.option("--input-format", type=click.Choice(["float", "uint8-rgb", "uint8-gray"]), default="float",
+              show_default=True,
+              help="float: the model's own input, quantized by the caller; uint8-rgb/uint8-gray: the camera's "
+                   "uint8 pixels, normalised by the model (--mean/--std folded into its int8 input)")
+@click.option("--input-layout", type=click.Choice(["hwc", "chw"]),
+              help="camera image layout for uint8 input: hwc (interleaved) or chw (planar)  [default: hwc]")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
               help="activation range from calibration")
 @click.option("--planner", type=click.Choice(["greedy", "best"]), default="best", show_default=True,
@@ -136,8 +152,9 @@ def cli() -> None:
               help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
 def compile_command(model: str, board: str, sram: str | None, flash: str | None, calib: str | None,
                     mean: list[float] | None, std: list[float] | None, calib_method: str, planner: str,
-                    schedule: str, patch_grid: tuple[int, int] | None, split: int | None, max_overhead: float,
-                    halo: str, attention_block: str, output: str, no_build: bool) -> int:
+                    input_format: str, input_layout: str | None, schedule: str, patch_grid: tuple[int, int] | None,
+                    split: int | None, max_overhead: float, halo: str, attention_block: str, output: str,
+                    no_build: bool) -> int:
     """Compile a model into a C project.
 
     MODEL is a float or QDQ .onnx file, or a full-integer .tflite file with its own quantization. OUTDIR gets
@@ -148,7 +165,8 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
                           flash=parse_size(flash) if flash else None, calib=calib, mean=mean, std=std,
                           calib_method=calib_method, planner=planner, schedule=schedule,
                           patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
-                          attention_block=parse_block(attention_block))
+                          attention_block=parse_block(attention_block), input_format=input_format,
+                          input_layout=input_layout)
     compiled = compile_model(model, opts)
     out = write_project(compiled, output)
     measured = None if no_build else build_and_measure(out, compiled)
@@ -170,7 +188,8 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
               help="QEMU board for --target qemu  [default: the compile board if it is a QEMU board, "
                    "else qemu-mps2-an386]")
 @click.option("--input", "input_path", required=True, metavar="X.npy",
-              help="input .npy (float32, source layout, batch first)")
+              help="input .npy (float32, source layout, batch first); for a camera-input model uint8 pixels: "
+                   ".npy, an image or a folder of images")
 @click.option("--output", "output_path", required=True, metavar="Y.npy",
               help="output .npy (.npz for several outputs)")
 @click.option("--raw", is_flag=True, help="int8 in and out using the model's quantization")
@@ -187,13 +206,7 @@ def run_command(outdir: str, target: str, board: str | None, input_path: str, ou
     if profile and target != "qemu":
         raise MCUCError("--profile counts instructions under QEMU: use it with --target qemu")
     g, _ = load_project(outdir)
-    try:
-        x = np.load(input_path, allow_pickle=False)
-    except FileNotFoundError as e:
-        raise MCUCError(f"input file '{input_path}' does not exist") from e
-    except Exception as e:
-        raise MCUCError(f"cannot read input '{input_path}' as .npy ({e.__class__.__name__})") from e
-    q = input_samples(g, x, raw)
+    q = input_samples(g, read_input(g, input_path), raw)
     outs = run_samples(Path(outdir), g, {g.inputs[0]: q}, target, board=board)
     if profile:
         print(instructions_text(profile_first_sample(Path(outdir), g, q[:1], board)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuc.boards import Board, list_boards, load_board
-from mcuc.calib import load_calibration
+from mcuc.calib import load_calibration, load_pixel_calibration
 from mcuc.errors import MCUCError
 from mcuc.frontend.onnx import load_onnx
 from mcuc.frontend.tflite import load_tflite
@@ -21,6 +21,7 @@ from mcuc.ops import verify
 from mcuc.passes.attention import fuse_attention
 from mcuc.passes.pipeline import float_pipeline
 from mcuc.passes.quantize import calibrate, quantize_graph
+from mcuc.pixels import add_pixel_input, pixel_format, plan_pixels
 from mcuc.plan import InvalidPlanError
 from mcuc.progress import Progress
 from mcuc.report import Report, build_report, replay_differences
@@ -45,6 +46,8 @@ class CompileOptions:
     max_overhead: float = 0.2  # --max-overhead: largest whole-network MAC overhead a patch schedule may add
     halo: str = "recompute"  # --halo: recompute | cache (rows kept for the patch below) | auto (search both)
     attention_block: str = "auto"  # --attention-block: auto | whole (unfused) | R query rows per block
+    input_format: str = "float"  # --input-format: float | uint8-rgb | uint8-gray (camera image, mcuc/pixels.py)
+    input_layout: str | None = None  # --input-layout: hwc | chw of a camera image (default hwc)
 
 
 @dataclass
@@ -100,18 +103,33 @@ def quantized_graph(model_path: str, opts: CompileOptions,
 
     A .tflite model is already int8: its own quantization is kept and it is its own "float" graph.
     """
+    fmt = pixel_format(opts.input_format, opts.mean, opts.std, opts.input_layout)
+    plan = None
     if Path(model_path).suffix.lower() == ".tflite":
+        if fmt is not None:
+            raise MCUCError(f"--input-format {fmt.kind} folds the normalisation into a float model's quantization; "
+                            "a .tflite model is already int8: compile its ONNX source, or feed it int8 input")
         if opts.calib:
             progress("note: --calib is ignored for a .tflite model (it carries its own quantization)")
         qg = fg = load_model(model_path)
     else:
         fg = float_graph_for(model_path)
         verify(fg)
-        feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts)
+        if fmt is None:
+            feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts)
+        else:
+            plan = plan_pixels(fg, fmt)
+            fg = plan.graph
+            _, h, w, _ = fg.tensors[plan.input_name].shape
+            images = load_pixel_calibration(opts.calib, fmt, h, w, samples=opts.calib_samples, warn=log)
+            feeds = [{plan.input_name: plan.float_input(images[i:i + 1])} for i in range(len(images))]
         progress(f"calibrating on {len(feeds)} samples ...")
         obs = calibrate(fg, feeds, opts.calib_method,
                         progress=Progress("  calibration sample") if progress is log else None)
-        qg = quantize_graph(fg, obs)
+        qg = quantize_graph(fg, obs, {plan.input_name: plan.quant} if plan else None)
+        if plan is not None:
+            qg = add_pixel_input(qg, plan)
+            progress(f"camera input ({plan.fmt.kind}, {plan.fmt.layout}): {plan.describe()}")
     verify(qg, quantized=True)
     return fuse_attention(qg, opts.attention_block, opts.planner), fg
 

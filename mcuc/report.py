@@ -51,12 +51,14 @@ class Report:
     layer_live_bytes: list[int]  # bytes live at each op of the layer-based schedule (what patches are compared to)
     stage_ops: int
     simulated: dict[str, Any]
+    input_format: dict[str, Any] = field(default_factory=dict)  # a camera input's format and folding (mcuc/pixels.py)
     measured: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if not d["measured"]:
-            del d["measured"]
+        for key in ("input_format", "measured"):
+            if not d[key]:
+                del d[key]
         return d
 
     def peak_op(self) -> dict[str, Any]:
@@ -91,7 +93,8 @@ def build_report(sched: Schedule, board: Board, sram_budget: int, attention_bloc
         macs=sum(o["macs"] for o in ops), schedule=sched.describe(), attention=attention_report(g, attention_block),
         ops=ops,
         buffers=[{"name": r, "offset": o, "size": sz, "first": f, "last": la} for r, o, sz, f, la in mem.buffers()],
-        layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict())
+        layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict(),
+        input_format=dict(sched.source.meta.get("pixel_input", {})))
 
 
 def _op_record(g: Graph, n: Node, i: int, live: int, sim: Simulation, stage_ops: int) -> dict[str, Any]:

@@ -131,6 +131,15 @@ void mcuc_maxpool_s8(const mcuc_pool_params_t *params, const int8_t *restrict in
 void mcuc_lut_s8(const int8_t *input, int8_t *output, int32_t size, const int8_t *table);
 
 /* ------------------------------------------------------------------------------------------
+ * Camera pixels to the model's int8 input: each byte of input is a uint8 pixel value p of channel c,
+ * output[i * channels + c] = table[256 * c + p]. Interleaved (planar == 0): p = input[i * channels + c],
+ * output may equal input. Planar (planar != 0): p = input[c * pixels + i], output must not overlap input.
+ * table is int8[channels * 256] built by mcuc.pixels (the normalisation folded into the int8 input).
+ * ---------------------------------------------------------------------------------------- */
+void mcuc_pixels_s8(const int8_t *input, int8_t *output, int32_t pixels, int32_t channels, int32_t planar,
+                    const int8_t *table);
+
+/* ------------------------------------------------------------------------------------------
  * Softmax over the last axis of [rows, row_size]; output scale 1/256, zero point -128.
  * Integer algorithm (identical in mcuc.reference.softmax):
  *   d = max(row) - x                      in [0, 255]
