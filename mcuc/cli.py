@@ -19,6 +19,7 @@ import numpy as np
 from mcuc.boards import list_boards
 from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
+from mcuc.parallel import Workers
 from mcuc.passes.attention import parse_block
 from mcuc.profile import render, write_profiles
 from mcuc.progress import Progress, log
@@ -32,7 +33,7 @@ from mcuc.runner import (
     source_outputs,
     verify_project,
 )
-from mcuc.schedule.search import choose, enumerate_candidates, pareto, pareto_table
+from mcuc.schedule.search import choose, pareto, pareto_table, search_candidates
 from mcuc.sizes import parse_count, parse_size
 from mcuc.targets.cost import instructions_text
 from mcuc.targets.elfsize import size_summary
@@ -297,7 +298,9 @@ def profile_command(model: str, fmt: str, output: str | None, board: str, calib:
 
 @cli.command("search", epilog=_examples(
     "mcuc search model.onnx --sram 256k --calib calib.npy",
-    "mcuc search model.tflite --max-overhead 0.3 --halo cache --all"))
+    "mcuc search model.tflite --max-overhead 0.3 --halo cache --all",
+    "mcuc search mbv2.onnx --jobs 2",
+    "mcuc search mbv2.onnx --ray-address auto"))
 @click.argument("model")
 @click.option("--sram", metavar="SIZE", help="SRAM budget: choose the least MAC overhead that fits")
 @click.option("--max-overhead", type=float, default=0.2, show_default=True, metavar="F",
@@ -306,8 +309,12 @@ def profile_command(model: str, fmt: str, output: str | None, board: str, calib:
 @click.option("--all", "show_all", is_flag=True, help="print every candidate, not only the Pareto front")
 @click.option("--halo", type=HALOS, default="auto", show_default=True,
               help="patch overlaps to consider: recompute, cache, or both (auto)")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="plan candidates in N local processes")
+@click.option("--ray-address", metavar="ADDR",
+              help="plan candidates on a Ray cluster instead (auto, ray://HOST:10001; needs mcuc[search])")
 def search_command(model: str, sram: str | None, max_overhead: float, calib: str | None, show_all: bool,
-                   halo: str) -> int:
+                   halo: str, jobs: int, ray_address: str | None) -> int:
     """Search schedules; print the Pareto table of SRAM vs MACs.
 
     Plans the layer-based and every patch-based schedule (split x grid x planner x halo) of the int8 graph
@@ -316,10 +323,11 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
     """
     budget = parse_size(sram) if sram else None
     qg, _ = quantized_graph(model, CompileOptions(calib=calib))
-    log("searching layer-based and patch-based schedules ...")
+    workers = Workers(jobs, ray_address)
+    log(f"searching layer-based and patch-based schedules ({workers.describe()}) ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
-    cands = enumerate_candidates(qg, max_overhead=max_overhead, halos=halos,
-                                 progress=Progress("  planned patch schedules"))
+    cands = search_candidates(qg, max_overhead=max_overhead, halos=halos, workers=workers,
+                              progress=Progress("  planned (split, grid) tasks"))
     try:
         chosen = choose(cands, max_overhead, budget)
     except MCUCError:

@@ -146,7 +146,8 @@ def compile_model(model_path: str, opts: CompileOptions,
     try:
         sched = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None, opts.max_overhead,
                                 opts.split, opts.patch_grid,
-                                ("recompute", "cache") if opts.halo == "auto" else (opts.halo,))
+                                ("recompute", "cache") if opts.halo == "auto" else (opts.halo,),
+                                progress=_search_progress(progress))
     except MCUCError as e:
         if not str(e).startswith("no schedule fits"):
             raise
@@ -160,6 +161,14 @@ def compile_model(model_path: str, opts: CompileOptions,
     if compiled.report.peak_sram_bytes > budget:
         raise MCUCError(_does_not_fit_message(compiled.report, sched, opts, budget))
     return compiled
+
+
+def _search_progress(progress: Callable[[str], None]) -> Callable[[int, int], None] | None:
+    """Progress of compile's patch-schedule search: redrawn in place on a terminal, silent otherwise (and
+    silent for callers with their own progress function)."""
+    if progress is not log or not sys.stderr.isatty():
+        return None
+    return Progress("  searching patch schedules (split x grid)")
 
 
 def assemble(sched: Schedule, board: Board, opts: CompileOptions, float_graph: Graph | None = None,
