@@ -404,7 +404,9 @@ def zoo_command(name: str | None, output: str | None, resolution: int | None, wi
 
 @cli.command("redistribute", epilog=_examples(
     "mcuc redistribute --base mcunet-vww1 -o build/vww1-rd",
-    "mcuc redistribute --base mobilenetv2 --mac-budget 300M --resolution 160 --rounds 3 -o build/mbv2-rd"))
+    "mcuc redistribute --base mobilenetv2 --mac-budget 300M --resolution 160 --rounds 3 -o build/mbv2-rd",
+    "mcuc redistribute --base mcunet-vww1 --jobs 2 --train-steps 200 -o build/vww1-rd",
+    "mcuc redistribute --base mcunet-vww1 --ray-address auto -o build/vww1-rd"))
 @click.option("--base", type=click.Choice(["mobilenetv2", "mcunet-vww1"]), required=True,
               help="base configuration")
 @click.option("--mac-budget", metavar="M", help="largest model MACs, e.g. 300M  [default: the base's MACs x "
@@ -412,30 +414,59 @@ def zoo_command(name: str | None, output: str | None, resolution: int | None, wi
 @click.option("--slack", type=float, default=0.0, show_default=True, metavar="F", help="MAC budget slack over the base")
 @click.option("--resolution", type=int, metavar="R", help="input resolution override")
 @click.option("--rounds", type=int, default=2, show_default=True, metavar="N", help="greedy search rounds")
+@click.option("--train-steps", type=click.IntRange(min=0), default=100, show_default=True, metavar="N",
+              help="short training of every candidate (0: no training, the weights written are untrained)")
+@click.option("--train-batch", type=click.IntRange(min=1), default=32, show_default=True, metavar="B",
+              help="images per training step")
+@click.option("--eval-images", type=click.IntRange(min=1), default=2000, show_default=True, metavar="N",
+              help="held-out test images each trained candidate is scored on")
+@click.option("--data", metavar="DIR", help="IDX image files (train-/t10k-images/labels) to train on  "
+                                            "[default: Fashion-MNIST from the Debian package dataset-fashion-mnist]")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="evaluate (compile, schedule, train) candidates in N local processes")
+@click.option("--ray-address", metavar="ADDR",
+              help="evaluate candidates as tasks on a Ray cluster instead (auto, ray://HOST:10001; needs mcuc[search])")
 @click.option("-o", "--output", required=True, metavar="DIR",
               help="directory for config.json, model.pt and model.onnx")
 def redistribute_command(base: str, mac_budget: str | None, slack: float, resolution: int | None, rounds: int,
-                         output: str) -> int:
+                         train_steps: int, train_batch: int, eval_images: int, data: str | None, jobs: int,
+                         ray_address: str | None, output: str) -> int:
     """Redistribute receptive fields for low patch-based SRAM.
 
-    Searches per-block kernel size, expand ratio and patch-stage depth under a MAC budget; writes the chosen
-    config, PyTorch weights and ONNX model. Needs PyTorch.
+    Searches per-block kernel size, expand ratio and patch-stage depth under a MAC budget. Every candidate is
+    compiled, scheduled and trained for --train-steps steps on the data set (Fashion-MNIST by default; its
+    classes replace the base's), in parallel with --jobs or on Ray; writes the chosen config, its trained
+    PyTorch weights and ONNX model. Needs PyTorch.
     """
     budget = int(parse_count(mac_budget)) if mac_budget else None
     try:  # PyTorch code, as the zoo
-        from mcuc.search.redistribution import BASES, describe_blocks, search, write_result
+        from mcuc.search.redistribution import BASES, describe_blocks, load_training_data, search, write_result
+        from mcuc.zoo import FASHION_MNIST_DIR
     except ImportError as e:
         raise MCUCError(f"redistribute needs PyTorch ({e.name} is missing): pip install -e '.[dev]'") from e
 
     config, split_block = BASES[base]
     if resolution:
         config = replace(config, resolution=resolution)
-    res = search(config, split_block, mac_budget=budget, slack=slack, rounds=rounds, progress=log)
+    training = None
+    if train_steps:
+        training = load_training_data(train_steps, train_batch, eval_images, root=Path(data or FASHION_MNIST_DIR))
+    workers = Workers(jobs, ray_address)
+    log(f"evaluating candidates with {workers.describe()}"
+        + (f", each trained for {train_steps} steps of {train_batch} images" if training else ", untrained"))
+    res = search(config, split_block, mac_budget=budget, slack=slack, rounds=rounds, progress=log, training=training,
+                 workers=workers)
     out = write_result(res, output)
     for label, ev in (("base", res.base), ("chosen", res.best)):
+        acc = f"; test top-1 {ev.accuracy:.2%}" if ev.accuracy is not None else ""
         print(f"{label}: {describe_blocks(ev.config)}\n  patch split {ev.split_op} grid {ev.grid[0]}x{ev.grid[1]}: "
               f"peak {ev.arena:,} B (layer-based {ev.layer_arena:,} B), MACs {ev.macs:,} (budget {res.budget:,}), "
-              f"overhead {ev.overhead:+.1%} network / {ev.stage_overhead:+.1%} patch stage")
+              f"overhead {ev.overhead:+.1%} network / {ev.stage_overhead:+.1%} patch stage{acc}")
+    if training:
+        print(f"weights: trained for {training.steps} steps of {training.batch} images on {training.source}; "
+              f"test top-1 {res.best.accuracy:.2%} on {len(training.test_x)} held-out images")
+    else:
+        print("weights: UNTRAINED (--train-steps 0): model.pt and model.onnx hold the seeded random initialisation")
     print(f"wrote {out / 'config.json'}, {out / 'model.pt'}, {out / 'model.onnx'}")
     return 0
 
