@@ -1,4 +1,4 @@
-"""mcuc command line (click): compile, run, verify, profile, search, boards, zoo, redistribute.
+"""mcuc command line (click): compile, run, verify, profile, search, flash, boards, zoo, redistribute.
 
 Each command only turns options into calls of the library and prints the result. Exit status: 0 done,
 1 an error (one 'error: ...' line on stderr, no traceback) or a failed verification, 2 a usage error
@@ -19,6 +19,7 @@ import numpy as np
 from mcuc.boards import list_boards
 from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
+from mcuc.flash import flash
 from mcuc.parallel import Workers
 from mcuc.passes.attention import parse_block
 from mcuc.profile import render, write_profiles
@@ -343,6 +344,23 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
         f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
     print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
           f"+{chosen.mac_overhead:.1%} MACs; compile with {flags}")
+    return 0
+
+
+@cli.command("flash", epilog=_examples(
+    "mcuc flash build/f746 --dry-run",
+    "mcuc flash build/f746",
+    "mcuc flash build/nrf --probe 000683xxxxxx"))
+@click.argument("outdir")
+@click.option("--probe", metavar="ID", help="serial number / unique id of the debug probe to use")
+@click.option("--dry-run", is_flag=True, help="print the exact command, run nothing")
+def flash_command(outdir: str, probe: str | None, dry_run: bool) -> int:
+    """Program a real board with the compiled firmware.
+
+    Builds the firmware if it is missing or older than the sources, then runs the board's flash tool (pyOCD or
+    OpenOCD, see its board.yaml). QEMU boards and the host have nothing to flash.
+    """
+    flash(Path(outdir), probe, dry_run)
     return 0
 
 
