@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -327,8 +328,10 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
     workers = Workers(jobs, ray_address)
     log(f"searching layer-based and patch-based schedules ({workers.describe()}) ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
+    t0 = time.perf_counter()
     cands = search_candidates(qg, max_overhead=max_overhead, halos=halos, workers=workers,
                               progress=Progress("  planned (split, grid) tasks"))
+    log(f"planned {len(cands)} candidates in {time.perf_counter() - t0:.1f} s ({workers.describe()})")
     try:
         chosen = choose(cands, max_overhead, budget)
     except MCUCError:

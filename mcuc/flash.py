@@ -63,7 +63,7 @@ def flash_board(outdir: Path, board_name: str | None = None) -> Board:
 def plan_flash(outdir: Path, probe: str | None = None, elf: Path | None = None,
                board_name: str | None = None) -> FlashPlan:
     """The flash command for OUTDIR's board (``probe``: the probe's serial number / unique id)."""
-    outdir = Path(outdir).resolve()
+    outdir = Path(outdir)
     board = flash_board(outdir, board_name)
     tool = board.extra.get("flash_tool") or {}
     where = board.path / "board.yaml"

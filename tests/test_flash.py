@@ -50,10 +50,10 @@ def test_dry_run_prints_the_command(compiled: dict[str, Path], capsys: pytest.Ca
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("# the firmware is built first")
     cmd = shlex.split(lines[-1])
-    hex_path = str(compiled["nrf52840"].resolve() / "build-nrf52840" / "mcuc_firmware.hex")
+    hex_path = str(compiled["nrf52840"] / "build-nrf52840" / "mcuc_firmware.hex")
     assert cmd[-6:] == ["flash", "-t", "nrf52840", "--uid", "0006831", hex_path]
     assert main(["flash", str(compiled["stm32f746"]), "--dry-run"]) == 0
-    elf = str(compiled["stm32f746"].resolve() / "build-stm32f746" / "mcuc_firmware.elf")
+    elf = str(compiled["stm32f746"] / "build-stm32f746" / "mcuc_firmware.elf")
     assert shlex.split(capsys.readouterr().out.splitlines()[-1]) == [
         "openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32f7x.cfg", "-c", f"program {elf} verify reset exit"]
 
