@@ -84,14 +84,14 @@ def float_graph_for(path: str) -> Graph:
 
 
 def calibration_feeds(g: Graph, src_graph_input_shapes: dict[str, tuple[int, ...]],
-                      opts: CompileOptions) -> list[dict[str, np.ndarray]]:
+                      opts: CompileOptions, warn: Callable[[str], None] = log) -> list[dict[str, np.ndarray]]:
     if len(g.inputs) != 1:
         if opts.calib:
             raise MCUCError("--calib supports single-input models only")
     feeds_per_input = {}
     for name in g.inputs:
         batch = load_calibration(opts.calib if len(g.inputs) == 1 else None, src_graph_input_shapes[name],
-                                 mean=opts.mean, std=opts.std, samples=opts.calib_samples, warn=log)
+                                 mean=opts.mean, std=opts.std, samples=opts.calib_samples, warn=warn)
         feeds_per_input[name] = batch
     n = min(len(b) for b in feeds_per_input.values())
     return [{k: to_graph_layout(g, k, v[i:i + 1]) for k, v in feeds_per_input.items()} for i in range(n)]
@@ -116,12 +116,12 @@ def quantized_graph(model_path: str, opts: CompileOptions,
         fg = float_graph_for(model_path)
         verify(fg)
         if fmt is None:
-            feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts)
+            feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts, progress)
         else:
             plan = plan_pixels(fg, fmt)
             fg = plan.graph
             _, h, w, _ = fg.tensors[plan.input_name].shape
-            images = load_pixel_calibration(opts.calib, fmt, h, w, samples=opts.calib_samples, warn=log)
+            images = load_pixel_calibration(opts.calib, fmt, h, w, samples=opts.calib_samples, warn=progress)
             feeds = [{plan.input_name: plan.float_input(images[i:i + 1])} for i in range(len(images))]
         progress(f"calibrating on {len(feeds)} samples ...")
         obs = calibrate(fg, feeds, opts.calib_method,
