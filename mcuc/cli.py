@@ -476,7 +476,7 @@ def redistribute_command(base: str, mac_budget: str | None, slack: float, resolu
     log(f"evaluating candidates with {workers.describe()}"
         + (f", each trained for {train_steps} steps of {train_batch} images" if training else ", untrained"))
     res = search(config, split_block, mac_budget=budget, slack=slack, rounds=rounds, progress=log, training=training,
-                 workers=workers)
+                 workers=workers, task_progress=Progress("  evaluated candidates of this batch"))
     out = write_result(res, output)
     for label, ev in (("base", res.base), ("chosen", res.best)):
         acc = f"; test top-1 {ev.accuracy:.2%}" if ev.accuracy is not None else ""

@@ -302,7 +302,8 @@ def search(base: MCUNetConfig, split_block: int, mac_budget: int | None = None, 
            max_drop: int = 1, rounds: int = 2, vary_split: bool = True,
            grids: Iterable[tuple[int, int]] = DEFAULT_GRIDS, max_overhead: float = 1.0,
            arena_tolerance: float = 0.0, progress: Callable[[str], None] | None = None,
-           training: Training | None = None, workers: Workers | None = None) -> SearchResult:
+           training: Training | None = None, workers: Workers | None = None,
+           task_progress: Callable[[int, int], None] | None = None) -> SearchResult:
     """Greedy coordinate descent over ((k_patch, k_after), drop_patch, e_patch, e_after, split_block).
 
     Each round tries every value of every coordinate in turn from the incumbent; empty ``kernels`` /
@@ -310,7 +311,8 @@ def search(base: MCUNetConfig, split_block: int, mac_budget: int | None = None, 
 
     ``mac_budget`` (layer-based MACs) defaults to the base's MACs * (1 + slack). A candidate is accepted only
     within the budget, with at least ``min_macs`` x the base's MACs (redistribution, not shrinking), and when its
-    score (peak SRAM, recomputed MACs, then more model MACs) beats the incumbent's.
+    score (peak SRAM, recomputed MACs, then more model MACs) beats the incumbent's. ``training`` trains every
+    candidate, ``workers`` runs the evaluations, ``task_progress(done, total)`` follows each batch of them.
     """
     grids = tuple(grids)
     workers = workers or Workers()
@@ -328,8 +330,8 @@ def search(base: MCUNetConfig, split_block: int, mac_budget: int | None = None, 
         if not todo:
             return
         items = [(key[0], key[1], r) for key, r in todo.items()]
-        for (key, r), e in zip(todo.items(), run_ordered(_evaluate_task, (grids, max_overhead, training), items,
-                                                         workers), strict=True):
+        results = run_ordered(_evaluate_task, (grids, max_overhead, training), items, workers, task_progress)
+        for (key, r), e in zip(todo.items(), results, strict=True):
             cache[key] = e
             if progress is not None and e is not None:
                 acc = f", accuracy {e.accuracy:.2%}" if e.accuracy is not None else ""
