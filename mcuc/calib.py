@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from mcuc.errors import MCUCError
+from mcuc.pixels import PixelFormat, load_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
 
@@ -61,3 +62,23 @@ def _load_image_folder(folder: Path, sample_shape: tuple[int, ...], mean, std) -
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         out.append((a - mean_a) / std_a)
     return np.stack(out).astype(np.float32)
+
+
+def load_pixel_calibration(path: str | None, fmt: PixelFormat, height: int, width: int, *, samples: int = 8,
+                           seed: int = 0, warn=lambda msg: print(msg, file=sys.stderr)) -> np.ndarray:
+    """Calibration images of a camera-input model as uint8 (N, H, W, C): a folder of images, one image, or a uint8
+    .npy batch in the camera layout (``fmt.layout``); without data, seeded uniform random pixels (with a warning)."""
+    c = fmt.channels
+    if path is None:
+        warn("warning: no --calib images given; calibrating on random pixels. int8 accuracy will be poor: "
+             "pass --calib DIR with images like the camera's")
+        return np.random.default_rng(seed).integers(0, 256, size=(samples, height, width, c), dtype=np.uint8)
+    images = load_images(path, fmt, height, width)  # image files: (N, H, W, C); an .npy batch: camera layout
+    planar = Path(path).suffix.lower() == ".npy" and fmt.layout == "chw"
+    want = (c, height, width) if planar else (height, width, c)
+    if images.ndim == 3 and tuple(images.shape) == want:
+        images = images[None]
+    if images.ndim != 4 or tuple(images.shape[1:]) != want or images.shape[0] == 0:
+        raise MCUCError(f"calibration pixels have shape {images.shape}; the model wants (N, "
+                        f"{', '.join(map(str, want))}) uint8 ({'chw' if planar else 'hwc'})")
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1) if planar else images)

@@ -3,8 +3,9 @@
 Families: conv (conv2d, fully_connected, batchnorm), elementwise (add, sub, mul, div, prelu,
 squared_difference, unary functions, lut, requantize, identity), pool (avgpool, maxpool), layout
 (reshape, transpose, concat, pad, slice, gather, resize, copy_window), softmax, norm (layernorm,
-mean), matmul (batch_matmul), attention. Adding an op means one entry in its family's module, its
-integer reference in mcuc/reference/, its C kernel in mcuc/runtime_c/ and the frontend mapping.
+mean), matmul (batch_matmul), attention, pixels (camera image to int8 input). Adding an op means one
+entry in its family's module, its integer reference in mcuc/reference/, its C kernel in mcuc/runtime_c/
+and the frontend mapping.
 
 One vocabulary serves float graphs (from the frontends, NCHW then NHWC) and int8 graphs (after
 quantization). 4-D activations follow ``Graph.layout``. All attribute integers are Python ints.
@@ -13,7 +14,18 @@ from __future__ import annotations
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, check_structure
-from mcuc.ops import attention, conv, elementwise, layout, matmul, norm, pipeline, pool, softmax  # noqa: F401
+from mcuc.ops import (  # noqa: F401  (registers)
+    attention,
+    conv,
+    elementwise,
+    layout,
+    matmul,
+    norm,
+    pipeline,
+    pixels,
+    pool,
+    softmax,
+)
 from mcuc.ops.base import (
     OPS,
     Arg,

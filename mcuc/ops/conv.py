@@ -161,7 +161,7 @@ def _bn_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
 
 register(
     OpDef("conv2d", "conv", _conv_shape, macs=_conv_macs, eval=_conv_eval, quantize=weighted,
-          fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial",
+          fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial", row_kernel=True,
           geometry=_conv_geometry, lower=_lower_conv,
           variants=(KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),)),
     OpDef("fully_connected", "conv", _fc_shape, macs=_fc_macs, eval=_fc_eval, quantize=weighted,

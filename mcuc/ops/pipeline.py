@@ -52,9 +52,9 @@ BINARY_FUNCS = ("mcuc_add_s8", "mcuc_sub_s8", "mcuc_mul_s8")
 
 
 def row_op(node: Node) -> bool:
-    """Whether ``node`` can run inside a pipeline (see the module doc)."""
+    """Whether ``node`` can run inside a pipeline (its registry entry's ``row_kernel``)."""
     d = OPS.get(node.op)
-    return d is not None and d.window is not None and node.op != "copy_window"
+    return d is not None and d.row_kernel
 
 
 def stages(g: Graph) -> list[list[Node]]:

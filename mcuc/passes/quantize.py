@@ -14,7 +14,7 @@ import numpy as np
 
 from mcuc.errors import MCUCError
 from mcuc.execute import run_float
-from mcuc.ir import Graph, Tensor
+from mcuc.ir import Graph, QuantParams, Tensor
 from mcuc.ops import op_def
 from mcuc.ops.quant_rules import QuantContext
 
@@ -58,12 +58,13 @@ def calibrate(g: Graph, batches: list[dict[str, np.ndarray]], method: str = "min
     return obs
 
 
-def quantize_graph(g: Graph, obs: RangeObserver) -> Graph:
-    """Rewrite float graph ``g`` (NHWC, passes applied) into an int8 graph."""
+def quantize_graph(g: Graph, obs: RangeObserver, fixed: dict[str, QuantParams] | None = None) -> Graph:
+    """Rewrite float graph ``g`` (NHWC, passes applied) into an int8 graph; graph inputs named in ``fixed`` get
+    those parameters instead of calibrated ones (a camera input's normalisation, mcuc/pixels.py)."""
     out = Graph(layout=g.layout, inputs=list(g.inputs), outputs=list(g.outputs), meta=dict(g.meta))
     ctx = QuantContext(g, out, {}, obs.range)
     for name in g.inputs:
-        q = ctx.act_quant(name)
+        q = fixed[name] if fixed and name in fixed else ctx.act_quant(name)
         ctx.qp[name] = q
         out.add_tensor(Tensor(name, g.tensors[name].shape, "int8", q))
     for n in g.nodes:
