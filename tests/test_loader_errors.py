@@ -388,3 +388,76 @@ def test_tflite_unsupported_feature_is_not_called_corrupt(tmp_path, capsys):
         m.subgraphs[0].operators[0].builtinOptions.fusedActivationFunction = 4  # TANH
     msg = compile_error(tflite_variant(tmp_path, edit), tmp_path, capsys)
     assert "not supported" in msg and "not a valid" not in msg
+
+
+# ---- further classes the fuzz campaign found -------------------------------------------------------------------
+
+
+def test_batch_size_other_than_one(tmp_path, capsys):
+    """A fixed batch of 34 compiled into C that reads 34 samples per call, which run and verify never fed."""
+    m = load(Path(conv_model(str(tmp_path / "seed.onnx"))))
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 34
+    msg = compile_error(save(m, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "batch size 34" in msg
+
+
+def test_tflite_batch_size_other_than_one(tmp_path, capsys):
+    def edit(m: Any) -> None:
+        for i in (0, 8):
+            tensor(m, i).shape = [2, *list(tensor(m, i).shape)[1:]]
+    msg = compile_error(tflite_variant(tmp_path, edit), tmp_path, capsys)
+    assert "batch size 2" in msg
+
+
+def test_tflite_output_that_is_the_input(tmp_path, capsys):
+    def edit(m: Any) -> None:
+        m.subgraphs[0].outputs = [0]
+    msg = compile_error(tflite_variant(tmp_path, edit), tmp_path, capsys)
+    assert "graph input" in msg and "computed outputs" in msg
+
+
+def test_axis_out_of_range_is_not_wrapped(tmp_path, capsys, mixed):
+    set_attr(mixed, "cat0", "axis", 7)
+    msg = compile_error(save(mixed, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "'cat0'" in msg and "axis 7" in msg and "rank 4" in msg
+
+
+def test_concat_of_a_scalar(tmp_path, capsys, mixed):
+    node(mixed, "cat0").input[0] = "hi"
+    msg = compile_error(save(mixed, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "'cat0'" in msg
+
+
+def test_conv_bias_of_the_wrong_shape(tmp_path, capsys):
+    m = load(Path(conv_model(str(tmp_path / "seed.onnx"))))
+    node(m, "conv0").input[2] = "w"
+    msg = compile_error(save(m, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "conv0" in msg and "bias of shape" in msg
+
+
+def test_batchnorm_parameters_not_per_channel(tmp_path, capsys, mixed):
+    node(mixed, "bn0").input[1] = "bf"
+    msg = compile_error(save(mixed, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "'bn0'" in msg and "one value per channel" in msg
+
+
+def test_missing_required_input_of_an_op_newer_than_the_opset(tmp_path, capsys, qdq):
+    """LayerNormalization (opset 17) in an opset-13 model is checked against its latest schema."""
+    n = node(qdq, "relu0")
+    n.op_type = "LayerNormalization"
+    msg = compile_error(save(qdq, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "'relu0'" in msg and "required input 1" in msg
+
+
+def test_string_attribute_not_utf8(tmp_path, capsys, mixed):
+    set_attr(mixed, "pad0", "mode", b"\xff\xfe")
+    msg = compile_error(save(mixed, tmp_path / "m.onnx"), tmp_path, capsys)
+    assert "'pad0'" in msg and "mode" in msg
+
+
+def test_tflite_add_scales_out_of_kernel_range(tmp_path, capsys):
+    """A reference prepare_* range error (add: an input scale 1e10 against an output scale 0.08) names the op."""
+    def edit(m: Any) -> None:
+        tensor(m, 0).quantization.scale = [1e10]
+    msg = compile_error(tflite_variant(tmp_path, edit, seed="attention_relu"), tmp_path, capsys)
+    assert "too small for inputs" in msg or "too large" in msg

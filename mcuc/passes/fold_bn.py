@@ -64,10 +64,10 @@ def _foldable(g: Graph, p: Node, x: str, consumers: dict[str, list[Node]]) -> bo
 
 
 def _fold_into(g: Graph, p: Node, k: np.ndarray, shift: np.ndarray) -> None:
-    w = g.tensors[p.inputs[1]].data.astype(np.float64)  # type: ignore[union-attr]
-    o = w.shape[0]
-    b = g.tensors[p.inputs[2]].data.astype(np.float64) if len(p.inputs) > 2 else np.zeros(o)  # type: ignore[union-attr]
     with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN beyond float32: quantization refuses them by name
+        w = g.tensors[p.inputs[1]].data.astype(np.float64)  # type: ignore[union-attr]
+        o = w.shape[0]
+        b = g.tensors[p.inputs[2]].data.astype(np.float64) if len(p.inputs) > 2 else np.zeros(o)  # type: ignore
         w_new = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
         b_new = (b * k + shift).astype(np.float32)
     # the model's own weight scales no longer describe the rescaled weights, so drop them
