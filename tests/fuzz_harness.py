@@ -805,8 +805,9 @@ def verify_inputs(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarra
 
 
 def verify_project(outdir: Path, cache: Path) -> tuple[str, str]:
-    """Build OUTDIR's model with the host compiler under ASan and UBSan (the flags of `mcuc verify --target host`),
-    run it on extreme and random inputs and compare every output element with the int8 reference."""
+    """Build OUTDIR's model with the host compiler under ASan and UBSan, as `mcuc verify --target host` does but
+    with the runtime compiled once per campaign and -O2 for CMake Release's -O3 (the sanitizer checks are the
+    same), run it on extreme and random inputs and compare every output element with the int8 reference."""
     from mcuc.execute import run_int8
     from mcuc.project import load_project
 
