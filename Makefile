@@ -36,7 +36,7 @@ ctest: sysdeps
 	cd build/runtime && ctest --output-on-failure
 
 test: sysdeps venv lint ctest
-	$(VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -rs -n 2 -p no:cacheprovider tests
 
 demo: sysdeps venv
 	rm -rf $(DEMO_OUT)

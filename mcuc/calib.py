@@ -15,11 +15,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
 
 def load_calibration(path: str | None, input_shape: tuple[int, ...], *, mean: list[float] | None = None,
                      std: list[float] | None = None, samples: int = 8, seed: int = 0,
-                     warn=lambda msg: print(msg, file=sys.stderr)) -> np.ndarray:
-    """Return a float32 batch in the model's source layout (NCHW for ONNX) of shape (N, *input_shape[1:])."""
+                     warn=lambda msg: print(msg, file=sys.stderr), unscaled: list[str] | None = None) -> np.ndarray:
+    """Return a float32 batch in the model's source layout (NCHW for ONNX) of shape (N, *input_shape[1:]).
+
+    ``unscaled`` names the activations of a QDQ model without a scale of their own, the only ones synthetic data
+    would calibrate (None: a float model, all of them)."""
     sample_shape = tuple(input_shape[1:])
     if path is None:
-        warn("warning: no --calib data given; calibrating on synthetic N(0,1) inputs. "
+        n = 0 if unscaled is None else len(unscaled)
+        which = "" if unscaled is None else (
+            f" the {n} activation{'s' if n != 1 else ''} without a Q/DQ scale in the model (e.g. '{unscaled[0]}')")
+        warn(f"warning: no --calib data given; calibrating{which} on synthetic N(0,1) inputs. "
              "int8 accuracy will be poor: pass --calib FILE.npy or an image folder")
         rng = np.random.default_rng(seed)
         return rng.standard_normal((samples, *sample_shape)).astype(np.float32)
@@ -32,6 +38,8 @@ def load_calibration(path: str | None, input_shape: tuple[int, ...], *, mean: li
         arr = np.load(p, allow_pickle=False)
     except Exception as e:  # numpy raises several types for corrupt files
         raise MCUCError(f"cannot read calibration file '{path}' as .npy ({e.__class__.__name__})") from e
+    if arr.dtype.kind not in "biuf":
+        raise MCUCError(f"calibration file '{path}' holds {arr.dtype} values; it needs real numbers (float32)")
     arr = np.asarray(arr, dtype=np.float32)
     if tuple(arr.shape[1:]) != sample_shape:
         if tuple(arr.shape) == sample_shape:
@@ -41,6 +49,8 @@ def load_calibration(path: str | None, input_shape: tuple[int, ...], *, mean: li
                             f"{', '.join(map(str, sample_shape))})")
     if arr.shape[0] == 0:
         raise MCUCError(f"calibration file '{path}' holds no samples")
+    if not np.all(np.isfinite(arr)):
+        raise MCUCError(f"calibration file '{path}' holds NaN or infinite values")
     return arr
 
 

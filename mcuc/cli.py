@@ -168,15 +168,18 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
     model.c, model.h, weights.c, CMakeLists.txt, report.json and the memory profile; for a firmware board the
     firmware is also built, measured and checked against the board's flash and RAM.
     """
-    opts = CompileOptions(board=board, sram=parse_size(sram) if sram else None,
-                          flash=parse_size(flash) if flash else None, calib=calib, mean=mean, std=std,
+    opts = CompileOptions(board=board, sram=parse_size(sram) if sram is not None else None,
+                          flash=parse_size(flash) if flash is not None else None, calib=calib, mean=mean, std=std,
                           calib_method=calib_method, planner=planner, schedule=schedule,
                           patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
                           attention_block=parse_block(attention_block), input_format=input_format,
                           input_layout=input_layout, stream_input=stream_input)
     compiled = compile_model(model, opts)
-    out = write_project(compiled, output)
-    measured = None if no_build else build_and_measure(out, compiled)
+    built: list[dict[str, Any] | None] = []
+    # the firmware is built in the new OUTDIR before the previous one is deleted: a failed build keeps the old one
+    out = write_project(compiled, output, finish=None if no_build else lambda d: built.append(
+        build_and_measure(d, compiled)))
+    measured = built[0] if built else None
     print(summary_text(compiled.report))
     if measured:
         print(size_summary(measured, compiled.report.as_dict()))
@@ -213,15 +216,22 @@ def run_command(outdir: str, target: str, board: str | None, input_path: str, ou
     if profile and target != "qemu":
         raise MCUCError("--profile counts instructions under QEMU: use it with --target qemu")
     g, _ = load_project(outdir)
+    if len(g.outputs) > 1 and Path(output_path).suffix.lower() != ".npz":
+        raise MCUCError(f"the model has {len(g.outputs)} outputs, written as one .npz archive: name --output "
+                        f"'{Path(output_path).with_suffix('.npz')}' instead of '{output_path}'")
     q = input_samples(g, read_input(g, input_path), raw)
     outs = run_samples(Path(outdir), g, {g.inputs[0]: q}, target, board=board)
     if profile:
         print(instructions_text(profile_first_sample(Path(outdir), g, q[:1], board)))
     results = source_outputs(g, outs, raw)
-    if len(results) == 1:
-        np.save(output_path, next(iter(results.values())))
-    else:
-        np.savez(output_path, **results)  # type: ignore[arg-type]
+    try:
+        with open(output_path, "wb") as f:  # a file object: numpy appends no suffix, the file is the path given
+            if len(results) == 1:
+                np.save(f, next(iter(results.values())))
+            else:
+                np.savez(f, **results)  # type: ignore[arg-type]
+    except OSError as e:
+        raise MCUCError(f"cannot write output '{output_path}': {e.strerror or e}") from e
     log(f"ran {q.shape[0]} samples on {target}; wrote {output_path}")
     return 0
 
@@ -327,7 +337,7 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
     that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least MAC
     overhead that fits, else the lowest peak within --max-overhead.
     """
-    budget = parse_size(sram) if sram else None
+    budget = parse_size(sram) if sram is not None else None
     qg, _ = quantized_graph(model, CompileOptions(calib=calib))
     workers = Workers(jobs, ray_address)
     log(f"searching layer-based, fused and patch-based schedules ({workers.describe()}) ...")
@@ -510,6 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory: the model's tensors are too large for this machine", file=sys.stderr)
+        return 1
     except click.ClickException as e:  # usage errors: click's message, status 2
         e.show()
         return e.exit_code

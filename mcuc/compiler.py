@@ -1,6 +1,7 @@
 """The compile pipeline as one function of (model, options): load, passes, quantize, plan, emit."""
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from mcuc.model_io import source_shape, to_graph_layout
 from mcuc.ops import verify
 from mcuc.passes.attention import fuse_attention
 from mcuc.passes.pipeline import float_pipeline
-from mcuc.passes.quantize import calibrate, quantize_graph
+from mcuc.passes.quantize import RangeObserver, calibrate, quantize_graph, unscaled_activations
 from mcuc.pixels import add_pixel_input, pixel_format, plan_pixels
 from mcuc.plan import InvalidPlanError
 from mcuc.progress import Progress
@@ -81,14 +82,17 @@ def float_graph_for(path: str) -> Graph:
 
 
 def calibration_feeds(g: Graph, src_graph_input_shapes: dict[str, tuple[int, ...]],
-                      opts: CompileOptions, warn: Callable[[str], None] = log) -> list[dict[str, np.ndarray]]:
+                      opts: CompileOptions, warn: Callable[[str], None] = log,
+                      unscaled: list[str] | None = None) -> list[dict[str, np.ndarray]]:
+    """Calibration samples per graph input; ``unscaled`` (QDQ models) names the activations they are for."""
     if len(g.inputs) != 1:
         if opts.calib:
             raise MCUCError("--calib supports single-input models only")
     feeds_per_input = {}
     for name in g.inputs:
         batch = load_calibration(opts.calib if len(g.inputs) == 1 else None, src_graph_input_shapes[name],
-                                 mean=opts.mean, std=opts.std, samples=opts.calib_samples, warn=warn)
+                                 mean=opts.mean, std=opts.std, samples=opts.calib_samples, warn=warn,
+                                 unscaled=unscaled)
         feeds_per_input[name] = batch
     n = min(len(b) for b in feeds_per_input.values())
     return [{k: to_graph_layout(g, k, v[i:i + 1]) for k, v in feeds_per_input.items()} for i in range(n)]
@@ -109,26 +113,45 @@ def quantized_graph(model_path: str, opts: CompileOptions,
         if opts.calib:
             progress("note: --calib is ignored for a .tflite model (it carries its own quantization)")
         qg = fg = load_model(model_path)
+        check_tensor_sizes(qg)
     else:
         fg = float_graph_for(model_path)
         verify(fg)
-        if fmt is None:
-            feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts, progress)
+        check_tensor_sizes(fg)
+        unscaled = unscaled_activations(fg) if fg.meta.get("qdq") else None
+        if fmt is None and opts.calib is None and unscaled == []:
+            obs = RangeObserver(opts.calib_method)  # a fully QDQ model: every activation has the model's own scale
         else:
-            plan = plan_pixels(fg, fmt)
-            fg = plan.graph
-            _, h, w, _ = fg.tensors[plan.input_name].shape
-            images = load_pixel_calibration(opts.calib, fmt, h, w, samples=opts.calib_samples, warn=progress)
-            feeds = [{plan.input_name: plan.float_input(images[i:i + 1])} for i in range(len(images))]
-        progress(f"calibrating on {len(feeds)} samples ...")
-        obs = calibrate(fg, feeds, opts.calib_method,
-                        progress=Progress("  calibration sample") if progress is log else None)
+            if fmt is None:
+                feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts, progress, unscaled)
+            else:
+                plan = plan_pixels(fg, fmt)
+                fg = plan.graph
+                _, h, w, _ = fg.tensors[plan.input_name].shape
+                images = load_pixel_calibration(opts.calib, fmt, h, w, samples=opts.calib_samples, warn=progress)
+                feeds = [{plan.input_name: plan.float_input(images[i:i + 1])} for i in range(len(images))]
+            progress(f"calibrating on {len(feeds)} samples ...")
+            obs = calibrate(fg, feeds, opts.calib_method,
+                            progress=Progress("  calibration sample") if progress is log else None)
         qg = quantize_graph(fg, obs, {plan.input_name: plan.quant} if plan else None)
         if plan is not None:
             qg = add_pixel_input(qg, plan)
             progress(f"camera input ({plan.fmt.kind}, {plan.fmt.layout}): {plan.describe()}")
     verify(qg, quantized=True)
     return fuse_attention(qg, opts.attention_block, opts.planner), fg
+
+
+def check_tensor_sizes(g: Graph) -> None:
+    """Refuse, before calibrating, an activation the generated C cannot address: its element count (and every
+    offset into it) is an int32 there. Calibrating such a tensor in float32 would also take 8 GB or more."""
+    for name in g.activations():
+        t = g.tensors[name]
+        size = math.prod(int(d) for d in t.shape)  # exact: Tensor.size would wrap around int64
+        if size == 0:
+            raise MCUCError(f"tensor '{name}' of shape {t.shape} is empty")
+        if size > 2**31 - 1:
+            raise MCUCError(f"tensor '{name}' of shape {t.shape} has {size:,} elements; the generated C "
+                            "addresses at most 2^31-1 (check the model's input shape and attributes)")
 
 
 def compile_model(model_path: str, opts: CompileOptions,

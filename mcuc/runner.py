@@ -90,8 +90,12 @@ def input_samples(g: Graph, x: np.ndarray, raw: bool) -> np.ndarray:
         raise MCUCError("mcuc run supports single-input models; feed multi-input models through the C API")
     name = g.inputs[0]
     want = source_shape(g, name)
+    if x.dtype.kind not in "biuf":
+        raise MCUCError(f"the input holds {x.dtype} values; mcuc runs real numbers (float32, or int8 with --raw)")
     if x.ndim == len(want) - 1:
         x = x[None]
+    if x.ndim == len(want) and x.shape[0] == 0:
+        raise MCUCError(f"the input batch holds no samples (shape {x.shape})")
     if tuple(x.shape[1:]) != tuple(want[1:]):
         raise MCUCError(f"input has shape {x.shape}; the model wants (N, {', '.join(map(str, want[1:]))})")
     if g.tensors[name].dtype == "uint8":  # a camera image: uint8 pixels in, with or without --raw
@@ -105,7 +109,10 @@ def input_samples(g: Graph, x: np.ndarray, raw: bool) -> np.ndarray:
         if x.dtype != np.int8:
             raise MCUCError(f"--raw needs an int8 input array, got {x.dtype}")
         return xg.astype(np.int8)
-    return quantize_input(g, name, xg.astype(np.float32))
+    xf = xg.astype(np.float32)
+    if not np.all(np.isfinite(xf)):
+        raise MCUCError("the input holds NaN or infinite values (or values beyond float32)")
+    return quantize_input(g, name, xf)
 
 
 def read_input(g: Graph, path: str) -> np.ndarray:

@@ -12,6 +12,8 @@ quantization). 4-D activations follow ``Graph.layout``. All attribute integers a
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, check_structure
 from mcuc.ops import (  # noqa: F401  (registers)
@@ -39,6 +41,7 @@ from mcuc.ops.base import (
     Struct,
     op_def,
 )
+from mcuc.quant import FixedPointRangeError
 
 __all__ = ["OPS", "Arg", "Array1D", "CExpr", "Geometry", "KernelVariant", "Lowered", "OpDef", "Shape", "Struct",
            "check_shapes", "infer_shapes", "kernel_for", "lower", "node_macs", "op_def", "verify"]
@@ -59,10 +62,15 @@ def check_shapes(g: Graph) -> None:
 
 
 def verify(g: Graph, quantized: bool = False) -> None:
-    """Structural invariants (mcuc.ir.check_structure) and every node's shape rule; MCUCError on the first
-    violation."""
+    """Structural invariants (mcuc.ir.check_structure) and every node's shape rule, and for an int8 graph each
+    op's own check of what its kernel computes exactly; MCUCError on the first violation."""
     check_structure(g, quantized)
     check_shapes(g)
+    if quantized:
+        for n in g.nodes:
+            d = op_def(n)
+            if d.check is not None:
+                d.check(g, n)
 
 
 def node_macs(node: Node, g: Graph) -> int:
@@ -71,11 +79,33 @@ def node_macs(node: Node, g: Graph) -> int:
 
 
 def lower(g: Graph, n: Node) -> Lowered:
-    """The kernel call of int8 node ``n`` (and its numpy reference)."""
+    """The kernel call of int8 node ``n`` (and its numpy reference).
+
+    A reference ``prepare_*`` function refuses parameters outside its kernel's range with a ValueError (as
+    mcuc.ops.base.prepared expects): raised right there, it is the model's problem and becomes one MCUCError
+    naming the node. A ValueError from anywhere else stays what it is, a bug.
+    """
     d = op_def(n)
     if d.lower is None:
         raise MCUCError(f"no int8 kernel for op '{n.op}' (node '{n.name}')")
-    return d.lower(g, n)
+    try:
+        return d.lower(g, n)
+    except FixedPointRangeError as e:
+        raise MCUCError(f"{n.op} '{n.name}': {e}") from e
+    except ValueError as e:
+        if not _raised_by_prepare(e):
+            raise
+        raise MCUCError(f"{n.op} '{n.name}': {e}") from e
+
+
+def _raised_by_prepare(e: BaseException) -> bool:
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return code.co_name.startswith("prepare") and "reference" in Path(code.co_filename).parts
 
 
 def kernel_for(low: Lowered, isa: tuple[str, ...] = ()) -> str:

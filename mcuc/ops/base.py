@@ -183,6 +183,7 @@ class OpDef:
     window: str | None = None
     geometry: Callable[[Graph, Node], Geometry] | None = None
     lower: Lowering | None = None  # int8 node -> kernel call (None: no int8 kernel)
+    check: Callable[[Graph, Node], None] | None = None  # int8 node: MCUCError if its kernel could not compute it
     variants: tuple[KernelVariant, ...] = ()
 
 
