@@ -109,6 +109,8 @@ def save_graph(g: Graph, directory: Path) -> None:
             return {"__dict__": [[enc(k), enc(x)] for k, x in v.items()]}
         if isinstance(v, QuantParams):
             return {"__quant__": [array_ref(v.scale), array_ref(v.zero_point), v.axis]}
+        if isinstance(v, Node):
+            return {"__node__": [v.op, v.name, list(v.inputs), list(v.outputs), enc(v.attrs)]}
         raise TypeError(f"cannot store a {type(v).__name__} in {GRAPH_FILE}")
 
     doc = {
@@ -159,6 +161,9 @@ def _decode_graph(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Graph:
         if "__quant__" in v:
             scale, zp, axis = v["__quant__"]
             return QuantParams(dec(scale), dec(zp), None if axis is None else int(axis))
+        if "__node__" in v:
+            op, name, ins, outs, attrs = v["__node__"]
+            return Node(str(op), str(name), [str(i) for i in ins], [str(o) for o in outs], dec(attrs))
         raise ValueError(f"unknown value {sorted(v)}")
 
     g = Graph(layout=str(doc["layout"]), inputs=[str(i) for i in doc["inputs"]],

@@ -93,7 +93,7 @@ _OPTIONS = {"CONV_2D": "Conv2DOptionsT", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOp
             "STRIDED_SLICE": "StridedSliceOptionsT"}
 _OPTIONAL_OPTIONS = {"ADD": "AddOptionsT", "SUB": "SubOptionsT", "MUL": "MulOptionsT", "SOFTMAX": "SoftmaxOptionsT",
                      "GELU": "GeluOptionsT", "BATCH_MATMUL": "BatchMatMulOptionsT", "GATHER": "GatherOptionsT",
-                     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptionsT"}
+                     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptionsT", "LEAKY_RELU": "LeakyReluOptionsT"}
 _MIN_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "SUB": 2, "MUL": 2,
                "SQUARED_DIFFERENCE": 2, "MEAN": 2, "PAD": 2, "PADV2": 2, "BATCH_MATMUL": 2, "TRANSPOSE": 2,
                "STRIDED_SLICE": 3, "GATHER": 2}
