@@ -53,7 +53,7 @@ class Simulation:
     extent: list[int] = field(default_factory=list)  # per step: highest owned byte + 1
     live: list[list[str]] = field(default_factory=list)  # per step: buffers (alias roots) owning bytes
     problems: list[str] = field(default_factory=list)
-    exceeds_region: bool = False  # the arena does not fit the SRAM region (a budget problem, not a plan bug)
+    exceeds_region: bool = False  # the arena does not fit its SRAM region beside the stack (refused by compile)
 
     @property
     def arena_needed(self) -> int:
@@ -72,13 +72,18 @@ class Simulation:
 
 
 def sram_region(board: Board | None, arena_bytes: int) -> Region:
-    """The SRAM region the arena lives in: the board's first region (the data region of every board file);
-    a host or unknown board gets a region exactly the arena's size at address 0."""
-    regions = board.extra.get("sram", []) if board is not None else []
-    if regions and "origin" in regions[0]:
-        r = regions[0]
-        return Region(str(r["name"]), int(r["origin"]), int(r["size"]))
+    """The SRAM region the arena lives in: the region the board's linker script places .data and .bss in
+    (DATA_REGION); the host or no board gets a region exactly the arena's size at address 0."""
+    if board is not None and board.linked:
+        r = board.data_region
+        return Region(r.name, r.origin, r.size)
     return Region("arena", 0, max(arena_bytes, ALIGNMENT))
+
+
+def stack_in_region(board: Board | None) -> int:
+    """Bytes at the top of the arena's region that the linker script reserves for the stack (0 when the stack
+    has a region of its own)."""
+    return board.stack_bytes if board is not None and board.linked and board.stack_in_data_region else 0
 
 
 def simulate(g: Graph, mem: MemoryPlan, board: Board | None = None, arena_origin: int | None = None) -> Simulation:
@@ -92,9 +97,10 @@ def simulate(g: Graph, mem: MemoryPlan, board: Board | None = None, arena_origin
     sim = Simulation(region, origin, mem.arena_bytes, 0)
     # The owner map covers the region (or, for huge regions, the arena plus as much again).
     span = region.size if region.size <= MAX_MODELLED_BYTES else min(region.size, 2 * mem.arena_bytes + ALIGNMENT)
-    # An arena larger than the region is the "does not fit" case the compiler reports, not a plan
-    # bug: the model then extends past the region so that the replay can still check the plan.
-    sim.exceeds_region = origin + mem.arena_bytes > region.origin + region.size
+    # An arena larger than the region (less the stack at its top, when the stack shares it) is the "does not
+    # fit" case the compiler refuses, not a plan bug: the model then extends past the region so that the replay
+    # can still check the plan.
+    sim.exceeds_region = origin + mem.arena_bytes > region.origin + region.size - stack_in_region(board)
     span = max(span, origin - region.origin + mem.arena_bytes)
     owners = np.full(span, -1, dtype=np.int32)
     base = region.origin

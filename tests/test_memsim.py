@@ -117,8 +117,9 @@ def test_report_mismatch_is_named() -> None:
     sim = check(simulate(g, mem))
     rep = Report(model="", model_file="", board="host", sram_budget_bytes=1 << 20, arena_bytes=mem.arena_bytes + 16,
                  arena_lower_bound_bytes=mem.lower_bound, planner="best", scratch_bytes=0, stack_estimate_bytes=2048,
-                 peak_sram_bytes=mem.arena_bytes + 2048, weights_bytes=0, predicted_flash_bytes=0, macs=0,
-                 schedule={"kind": "layer"}, attention={}, buffers=[], layer_live_bytes=[], stage_ops=0, simulated={},
+                 stack_bytes=2048, peak_sram_bytes=mem.arena_bytes + 2048, weights_bytes=0, predicted_flash_bytes=0,
+                 macs=0, schedule={"kind": "layer"}, attention={}, buffers=[], layer_live_bytes=[], stage_ops=0,
+                 simulated={},
                  ops=[{"index": i, "live_bytes": v} for i, v in enumerate(mem.live_bytes)])
     assert replay_differences(rep, sim) == [f"arena_bytes {mem.arena_bytes + 16} != simulated {mem.arena_bytes}"]
 
