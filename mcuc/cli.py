@@ -16,10 +16,11 @@ from typing import Any
 import click
 import numpy as np
 
-from mcuc.boards import list_boards
+from mcuc.boards import list_boards, load_board
 from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
 from mcuc.passes.attention import parse_block
+from mcuc.passes.kernels import kernel_names, select_kernels
 from mcuc.profile import render, write_profiles
 from mcuc.progress import Progress, log
 from mcuc.project import load_project, write_project
@@ -134,6 +135,10 @@ def cli() -> None:
 @click.option("--attention-block", default="auto", show_default=True, metavar="auto|whole|R",
               help="attention: R query rows per block (scores never whole), auto (largest R not raising the "
                    "peak), or whole (unfused, whole score matrices)")
+@click.option("--kernels", type=click.Choice(["auto", "fast", "small"]), default="auto", show_default=True,
+              help="kernel variants: fast (the fastest for the board's core, with any scratch they need), small "
+                   "(no kernel scratch), auto (fast if it fits --sram, else small plus the fast ones whose scratch "
+                   "does not raise the peak)")
 @click.option("-o", "--output", default="build/mcuc_out", show_default=True, metavar="OUTDIR",
               help="output directory")
 @click.option("--no-build", is_flag=True,
@@ -141,7 +146,8 @@ def cli() -> None:
 def compile_command(model: str, board: str, sram: str | None, flash: str | None, calib: str | None,
                     mean: list[float] | None, std: list[float] | None, calib_method: str, planner: str,
                     schedule: str, stream_input: bool, patch_grid: tuple[int, int] | None, split: int | None,
-                    max_overhead: float, halo: str, attention_block: str, output: str, no_build: bool) -> int:
+                    max_overhead: float, halo: str, attention_block: str, kernels: str, output: str,
+                    no_build: bool) -> int:
     """Compile a model into a C project.
 
     MODEL is a float or QDQ .onnx file, or a full-integer .tflite file with its own quantization. OUTDIR gets
@@ -152,7 +158,8 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
                           flash=parse_size(flash) if flash else None, calib=calib, mean=mean, std=std,
                           calib_method=calib_method, planner=planner, schedule=schedule,
                           patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
-                          attention_block=parse_block(attention_block), stream_input=stream_input)
+                          attention_block=parse_block(attention_block), stream_input=stream_input,
+                          kernels=kernels)
     compiled = compile_model(model, opts)
     out = write_project(compiled, output)
     measured = None if no_build else build_and_measure(out, compiled)
@@ -297,20 +304,32 @@ def profile_command(model: str, fmt: str, output: str | None, board: str, calib:
 @click.option("--all", "show_all", is_flag=True, help="print every candidate, not only the Pareto front")
 @click.option("--halo", type=HALOS, default="auto", show_default=True,
               help="patch overlaps to consider: recompute, cache, or both (auto)")
+@click.option("--board", default="host", show_default=True, metavar="BOARD",
+              help="target board: its core decides which fast kernels exist (see 'mcuc boards')")
+@click.option("--kernels", type=click.Choice(["auto", "fast", "small"]), default="auto", show_default=True,
+              help="kernel variants to consider: fast, small (no kernel scratch), or both (auto)")
 def search_command(model: str, sram: str | None, max_overhead: float, calib: str | None, show_all: bool,
-                   halo: str) -> int:
+                   halo: str, board: str, kernels: str) -> int:
     """Search schedules; print the Pareto table of SRAM vs MACs.
 
-    Plans the layer-based and every patch-based schedule (split x grid x planner x halo) of the int8 graph
-    that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least MAC
-    overhead that fits, else the lowest peak within --max-overhead.
+    Plans the layer-based and every patch-based schedule (split x grid x planner x halo x kernels) of the int8
+    graph that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least
+    MAC overhead that fits (ties: the faster kernels), else the lowest peak within --max-overhead.
     """
     budget = parse_size(sram) if sram else None
-    qg, _ = quantized_graph(model, CompileOptions(calib=calib))
+    b = load_board(board)
+    qg, _ = quantized_graph(model, CompileOptions(calib=calib, board=board))
     log("searching layer-based, fused and patch-based schedules ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
-    cands = enumerate_candidates(qg, max_overhead=max_overhead, halos=halos, fused=True,
-                                 progress=Progress("  planned patch schedules"))
+    cands = []
+    for mode in (("fast", "small") if kernels == "auto" else (kernels,)):
+        kg = select_kernels(qg, b.isa, mode)
+        if mode == "small" and kernel_names(kg) == kernel_names(select_kernels(qg, b.isa, "fast")):
+            continue  # no fast kernel needs scratch here: the small candidates would be the same
+        for c in enumerate_candidates(kg, max_overhead=max_overhead, halos=halos, fused=True,
+                                      progress=Progress(f"  planned patch schedules ({mode} kernels)")):
+            c.kernels = mode
+            cands.append(c)
     try:
         chosen = choose(cands, max_overhead, budget)
     except MCUCError:
@@ -326,6 +345,7 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
         f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
     if chosen.fused:
         flags = "--schedule fused" if chosen.kind == "layer" else "--schedule auto"
+    flags += f" --kernels {chosen.kernels}"
     bound = chosen.planned.lower_bound
     print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
           f"+{chosen.mac_overhead:.1%} MACs; arena {chosen.arena_bytes:,} B against a lower bound of {bound:,} B "

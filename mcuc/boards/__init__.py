@@ -10,6 +10,9 @@ import yaml
 from mcuc.errors import MCUCError
 
 BOARDS_DIR = Path(__file__).resolve().parent
+# ISA features a board may name in its `isa` list; codegen picks kernel variants that need them
+# (mcuc.ops.KernelVariant.isa): "dsp" = Armv7E-M DSP/SIMD (Cortex-M4, M7, M55), "mve" = Helium (M55).
+ISA_FEATURES = ("dsp", "mve")
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Board:
     sram_bytes: int
     flash_bytes: int
     kind: str  # "host" | "qemu" | "mcu"
+    isa: tuple[str, ...] = ()  # ISA features of the core (ISA_FEATURES) that kernel variants may use
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path = BOARDS_DIR
 
@@ -39,8 +43,12 @@ def load_board(name: str) -> Board:
         sram = sum(int(r["size"]) for r in data.get("sram", []))
         flash = data.get("flash", 0)
         flash_bytes = int(flash["size"]) if isinstance(flash, dict) else int(flash)
+        isa = tuple(str(f) for f in data.get("isa") or ())
+        unknown = [f for f in isa if f not in ISA_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown ISA feature(s) {', '.join(unknown)} (known: {', '.join(ISA_FEATURES)})")
         return Board(name=name, description=data.get("description", ""), core=data["core"],
-                     sram_bytes=sram, flash_bytes=flash_bytes, kind=data.get("kind", "mcu"),
+                     sram_bytes=sram, flash_bytes=flash_bytes, kind=data.get("kind", "mcu"), isa=isa,
                      extra=data, path=path.parent)
     except (KeyError, TypeError, ValueError) as e:
         raise MCUCError(f"board file {path} is malformed ({type(e).__name__}: {e}); "

@@ -11,6 +11,8 @@ quantization). 4-D activations follow ``Graph.layout``. All attribute integers a
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, check_structure
 from mcuc.ops import attention, conv, elementwise, layout, matmul, norm, pipeline, pool, softmax  # noqa: F401
@@ -29,7 +31,8 @@ from mcuc.ops.base import (
 )
 
 __all__ = ["OPS", "Arg", "Array1D", "CExpr", "Geometry", "KernelVariant", "Lowered", "OpDef", "Shape", "Struct",
-           "check_shapes", "infer_shapes", "kernel_for", "lower", "node_macs", "op_def", "verify"]
+           "check_shapes", "infer_shapes", "lower", "node_macs", "op_def", "variant_of", "variant_scratch_bytes",
+           "variants_for", "verify"]
 
 
 def infer_shapes(node: Node, g: Graph) -> list[Shape]:
@@ -59,17 +62,39 @@ def node_macs(node: Node, g: Graph) -> int:
 
 
 def lower(g: Graph, n: Node) -> Lowered:
-    """The kernel call of int8 node ``n`` (and its numpy reference)."""
+    """The kernel call of int8 node ``n`` (and its numpy reference): the variant its ``variant`` attribute
+    names when that applies to ``n`` (see variant_of), else the portable kernel."""
     d = op_def(n)
     if d.lower is None:
         raise MCUCError(f"no int8 kernel for op '{n.op}' (node '{n.name}')")
-    return d.lower(g, n)
+    low = d.lower(g, n)
+    v = variant_of(g, n)
+    if v is None:
+        return low
+    if v.specialise is not None:
+        return v.specialise(g, n, low)
+    return replace(low, func=v.func)
 
 
-def kernel_for(low: Lowered, isa: tuple[str, ...] = ()) -> str:
-    """The C function to call for ``low`` on a core with ISA features ``isa``: the first variant of the op
-    that applies and that the core can run, else the portable kernel."""
-    for v in op_def(low.node).variants:
-        if set(v.isa) <= set(isa) and v.applies(low):
-            return v.func
-    return low.func
+def variant_of(g: Graph, n: Node) -> KernelVariant | None:
+    """The kernel variant node ``n`` runs: the one its ``variant`` attribute names, if it applies to ``n`` as it
+    is in ``g`` (a patch-stage copy of a node may not), else None (the portable kernel)."""
+    name = n.attrs.get("variant")
+    if not name:
+        return None
+    for v in op_def(n).variants:
+        if v.func == name:
+            return v if v.applies(g, n) else None
+    raise MCUCError(f"node '{n.name}' ({n.op}) names kernel '{name}', which is not a variant of its op")
+
+
+def variant_scratch_bytes(g: Graph, n: Node) -> int:
+    """Arena scratch of the variant ``n`` runs (0 for the portable kernel or a variant without scratch)."""
+    v = variant_of(g, n)
+    return 0 if v is None or v.scratch is None else v.scratch(g, n)
+
+
+def variants_for(g: Graph, n: Node, isa: tuple[str, ...] | list[str]) -> list[KernelVariant]:
+    """The variants of ``n``'s op that apply to ``n`` and that a core with ISA features ``isa`` runs,
+    fastest first."""
+    return [v for v in op_def(n).variants if set(v.isa) <= set(isa) and v.applies(g, n)]

@@ -95,7 +95,7 @@ def _lower_conv(g: Graph, n: Node) -> Lowered:
     wdata, bdata = const_data(g, w), const_data(g, b)
     quant = _per_channel(g, x, w, y)
     fields = rconv.conv2d_kernel_fields(g.tensors[x].shape, wdata.shape, params)
-    depthwise = params.groups == g.tensors[x].shape[3] and wdata.shape[3] == 1 and params.groups > 1
+    depthwise = is_depthwise(g, n)
     ref_fn = rconv.depthwise_conv2d_s8 if depthwise else rconv.conv2d_s8
     kernel = "depthwise_conv2d" if depthwise else "conv2d"
     return Lowered(
@@ -106,11 +106,18 @@ def _lower_conv(g: Graph, n: Node) -> Lowered:
         ref=lambda env: ref_fn(params, quant, env[x], wdata, bdata))
 
 
-def _depthwise_3x3(low: Lowered) -> bool:
-    """A depthwise call with 3x3 taps, no dilation and one output channel per input channel."""
-    f = low.structs[0].value
-    return (low.func == "mcuc_depthwise_conv2d_s8" and (f["kernel_h"], f["kernel_w"]) == (3, 3)
-            and (f["dilation_h"], f["dilation_w"]) == (1, 1) and f["out_c"] == f["in_c"])
+def is_depthwise(g: Graph, n: Node) -> bool:
+    """A conv2d with one group per input channel (each output channel reads one input channel)."""
+    x, w = g.tensors[n.inputs[0]].shape, g.tensors[n.inputs[1]].shape
+    groups = int(n.attrs.get("groups", 1))
+    return groups == x[3] and w[3] == 1 and groups > 1
+
+
+def _depthwise_3x3(g: Graph, n: Node) -> bool:
+    """A depthwise conv with 3x3 taps, no dilation and one output channel per input channel."""
+    w = g.tensors[n.inputs[1]].shape
+    return (is_depthwise(g, n) and (w[1], w[2]) == (3, 3) and tuple(n.attrs.get("dilations", (1, 1))) == (1, 1)
+            and w[0] == g.tensors[n.inputs[0]].shape[3])
 
 
 # ---- fully connected ------------------------------------------------------------------------
