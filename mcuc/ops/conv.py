@@ -1,6 +1,8 @@
 """Convolution family: conv2d (regular, grouped, depthwise), fully_connected, batchnorm (folded before int8)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mcuc.errors import MCUCError
@@ -120,6 +122,82 @@ def _depthwise_3x3(g: Graph, n: Node) -> bool:
             and w[0] == g.tensors[n.inputs[0]].shape[3])
 
 
+# ---- variants of conv2d and fully_connected on the SIMD GEMM core (mcuc_conv.h) ---------------------------
+
+_FITS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, bool]] = {}  # fits_folded of (weights, bias, zp)
+
+
+def _fits_folded(g: Graph, n: Node) -> bool:
+    """Whether accumulating from the folded bias stays in int32 (checked once per weights, bias, zero point)."""
+    w, b = const_data(g, n.inputs[1]), const_data(g, n.inputs[2])
+    zp = quant_of(g, n.inputs[0]).zp
+    key = (id(w), id(b), zp)
+    hit = _FITS.get(key)
+    if hit is None or hit[0] is not w or hit[1] is not b:
+        if len(_FITS) > 4096:
+            _FITS.clear()
+        hit = _FITS[key] = (w, b, rconv.fits_folded(b, w.reshape(w.shape[0], -1), zp))
+    return hit[2]
+
+
+def _conv_groups1(g: Graph, n: Node) -> bool:
+    """A conv2d with one group (every output channel reads every input channel) and a foldable bias."""
+    return int(n.attrs.get("groups", 1)) == 1 and _fits_folded(g, n)
+
+
+def _pointwise(g: Graph, n: Node) -> bool:
+    """A 1x1 conv with one group and no padding (every output pixel reads one input pixel)."""
+    w = g.tensors[n.inputs[1]].shape
+    return (w[1], w[2]) == (1, 1) and not any(n.attrs["pads"]) and _conv_groups1(g, n)
+
+
+def _w_rows(g: Graph, n: Node) -> np.ndarray:
+    w = const_data(g, n.inputs[1])
+    return w.reshape(w.shape[0], -1)
+
+
+def _folded(g: Graph, n: Node) -> np.ndarray:
+    return rconv.fold_bias(const_data(g, n.inputs[2]), _w_rows(g, n), quant_of(g, n.inputs[0]).zp)
+
+
+def _with_constants(low: Lowered, func: str, weights: np.ndarray | None, bias: np.ndarray,
+                    scratch: bool = False) -> Lowered:
+    """A conv-family call (params, quant, input, weights, bias, output) turned into variant ``func``: bias (and,
+    when given, weights) replaced by op arrays, and a scratch argument before the input if ``scratch``."""
+    arrays = list(low.arrays)
+    args = list(low.args)
+    if weights is not None:
+        arrays.append(Array1D("int8_t", weights))
+        args[3] = Arg("array", len(arrays) - 1)
+    arrays.append(Array1D("int32_t", bias))
+    args[4] = Arg("array", len(arrays) - 1)
+    if scratch:
+        args.insert(2, Arg("scratch"))
+    return replace(low, func=func, args=args, arrays=arrays)
+
+
+def _pointwise_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(low, "mcuc_conv2d_1x1_s8", None, _folded(g, n))
+
+
+def _wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(low, "mcuc_conv2d_wide_s8", rconv.wide_pairs(_w_rows(g, n)), _folded(g, n), scratch=True)
+
+
+def _wide_scratch(g: Graph, n: Node) -> int:
+    """mcuc_conv2d_wide_s8_get_buffer_size: two int8 im2col rows and their int16 widening."""
+    w = g.tensors[n.inputs[1]].shape
+    return 6 * (-(-(w[1] * w[2] * w[3]) // 4) * 4)
+
+
+CONV_VARIANTS = (
+    KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
+    KernelVariant("mcuc_conv2d_wide_s8", _conv_groups1, isa=("dsp",), specialise=_wide_call, scratch=_wide_scratch),
+    KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("dsp",), specialise=_pointwise_call),
+    KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),
+)
+
+
 # ---- fully connected ------------------------------------------------------------------------
 
 
@@ -157,6 +235,37 @@ def _lower_fc(g: Graph, n: Node) -> Lowered:
         ref=lambda env: rconv.fully_connected_s8(params, quant, env[x], wdata, bdata))
 
 
+def _fc_foldable(g: Graph, n: Node) -> bool:
+    return _fits_folded(g, n)
+
+
+def _fc_rows(g: Graph, n: Node) -> bool:
+    """Two rows or more (the widened GEMM computes rows in pairs) and a foldable bias."""
+    return int(np.prod(g.tensors[n.inputs[0]].shape[:-1])) >= 2 and _fits_folded(g, n)
+
+
+def _fc_simd_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(low, "mcuc_fully_connected_simd_s8", None, _folded(g, n))
+
+
+def _fc_wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(low, "mcuc_fully_connected_wide_s8", rconv.wide_pairs(_w_rows(g, n)), _folded(g, n),
+                           scratch=True)
+
+
+def _fc_wide_scratch(g: Graph, n: Node) -> int:
+    """mcuc_fully_connected_wide_s8_get_buffer_size."""
+    return 6 * (-(-g.tensors[n.inputs[1]].shape[1] // 4) * 4)
+
+
+FC_VARIANTS = (
+    KernelVariant("mcuc_fully_connected_simd_s8", _fc_foldable, isa=("mve",), specialise=_fc_simd_call),
+    KernelVariant("mcuc_fully_connected_wide_s8", _fc_rows, isa=("dsp",), specialise=_fc_wide_call,
+                  scratch=_fc_wide_scratch),
+    KernelVariant("mcuc_fully_connected_simd_s8", _fc_foldable, isa=("dsp",), specialise=_fc_simd_call),
+)
+
+
 # ---- batchnorm (float graphs only: mcuc/passes/fold_bn.py folds it away) ---------------------
 
 
@@ -169,9 +278,8 @@ def _bn_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
 register(
     OpDef("conv2d", "conv", _conv_shape, macs=_conv_macs, eval=_conv_eval, quantize=weighted,
           fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial",
-          geometry=_conv_geometry, lower=_lower_conv,
-          variants=(KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),)),
+          geometry=_conv_geometry, lower=_lower_conv, variants=CONV_VARIANTS),
     OpDef("fully_connected", "conv", _fc_shape, macs=_fc_macs, eval=_fc_eval, quantize=weighted,
-          fuses_activation=True, weighted=True, lower=_lower_fc),
+          fuses_activation=True, weighted=True, lower=_lower_fc, variants=FC_VARIANTS),
     OpDef("batchnorm", "conv", same_shape, eval=_bn_eval, layout="image"),
 )

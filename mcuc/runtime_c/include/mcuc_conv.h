@@ -10,7 +10,12 @@
  * symmetric per output channel (zero point 0); bias int32 [out_c] or NULL (treated as zeros);
  * fully connected weights int8 [out_features][in_features].
  *
- * None of these kernels needs scratch memory, so there is no _get_buffer_size companion.
+ * The portable kernels need no scratch memory. Kernel variants (mcuc_<op>_<variant>_s8) compute the same
+ * outputs for the shapes they accept, with DSP (Cortex-M4/M7) and MVE (Cortex-M55) code paths besides the
+ * portable one; some read constants the compiler prepared: "folded bias" is
+ *   bias_folded[oc] = bias[oc] + input_offset * sum of oc's weights   (input_offset = -input_zp)
+ * so their inner loops multiply raw int8 values. A variant that needs scratch has a _get_buffer_size
+ * companion.
  * Accumulation is int32: callers keep |bias| + 255 * 128 * taps below 2^31, where taps is
  * kernel_h * kernel_w * in_c / groups (conv) or in_features (fully connected); this holds for
  * taps <= 32767 with |bias| < 2^30. */
@@ -124,6 +129,36 @@ void mcuc_depthwise_conv2d_3x3_s8(const mcuc_depthwise_conv2d_params_t *params,
                                   const int32_t *restrict bias,
                                   int8_t *restrict output);
 
+/* Pointwise conv variant: kernel_h == kernel_w == 1, groups == 1, pad_top == pad_left == 0 and no bottom or
+ * right padding (out_h = (in_h - 1) / stride_h + 1, likewise out_w); any strides. A GEMM of the pixels by the
+ * weights, blocked over pixels and output channels.
+ *   weights int8 [out_c][in_c] (OHWI with kh = kw = 1)
+ *   bias    folded bias, int32 [out_c] (not NULL) */
+void mcuc_conv2d_1x1_s8(const mcuc_conv2d_params_t *params,
+                        const mcuc_per_channel_quant_params_t *quant,
+                        const int8_t *restrict input,
+                        const int8_t *restrict weights,
+                        const int32_t *restrict bias,
+                        int8_t *restrict output);
+
+/* Convolution variant for groups == 1 (any kernel, strides, dilations, pads), fastest on DSP cores: for two
+ * output pixels at a time, their receptive fields are copied into scratch as im2col rows of
+ * kpad = kernel_h * kernel_w * in_c rounded up to a multiple of 4 (padding taps hold input_zp), widened to
+ * int16 pairs and multiplied by two output channels at a time with SMLAD.
+ *   scratch mcuc_conv2d_wide_s8_get_buffer_size(params) bytes, word aligned = 6 * kpad
+ *   weights the OHWI weights flattened to [out_c][kpad] (zero padded) and re-laid in output-channel pairs:
+ *           int8 [(out_c + 1) / 2][kpad / 4][2][4], element [c / 2][j / 4][c % 2][j % 4] = w[c][j]
+ *           (0 for j >= kh * kw * in_c and for the missing partner of an odd last channel)
+ *   bias    folded bias, int32 [out_c] */
+int32_t mcuc_conv2d_wide_s8_get_buffer_size(const mcuc_conv2d_params_t *params);
+void mcuc_conv2d_wide_s8(const mcuc_conv2d_params_t *params,
+                         const mcuc_per_channel_quant_params_t *quant,
+                         int8_t *restrict scratch,
+                         const int8_t *restrict input,
+                         const int8_t *restrict weights,
+                         const int32_t *restrict bias,
+                         int8_t *restrict output);
+
 /* Fully connected (matrix times transposed weights) int8 layer.
  *   params  shapes as documented at mcuc_fully_connected_params_t
  *   quant   per-output-channel multiplier/shift, out_features entries each (a per-tensor
@@ -138,6 +173,30 @@ void mcuc_fully_connected_s8(const mcuc_fully_connected_params_t *params,
                              const int8_t *restrict weights,
                              const int32_t *restrict bias,
                              int8_t *restrict output);
+
+/* Fully connected variant on the SIMD GEMM core: same arguments as mcuc_fully_connected_s8 except
+ *   bias    folded bias, int32 [out_features] (not NULL) */
+void mcuc_fully_connected_simd_s8(const mcuc_fully_connected_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
+                                  const int8_t *restrict input,
+                                  const int8_t *restrict weights,
+                                  const int32_t *restrict bias,
+                                  int8_t *restrict output);
+
+/* Fully connected variant for rows >= 2, fastest on DSP cores: two rows at a time widened to int16 pairs in
+ * scratch, multiplied by two output channels at a time with SMLAD (as mcuc_conv2d_wide_s8).
+ *   scratch mcuc_fully_connected_wide_s8_get_buffer_size(params) bytes, word aligned = 6 * kpad,
+ *           kpad = in_features rounded up to a multiple of 4
+ *   weights int8 [(out_features + 1) / 2][kpad / 4][2][4], the pair layout of mcuc_conv2d_wide_s8
+ *   bias    folded bias, int32 [out_features] */
+int32_t mcuc_fully_connected_wide_s8_get_buffer_size(const mcuc_fully_connected_params_t *params);
+void mcuc_fully_connected_wide_s8(const mcuc_fully_connected_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
+                                  int8_t *restrict scratch,
+                                  const int8_t *restrict input,
+                                  const int8_t *restrict weights,
+                                  const int32_t *restrict bias,
+                                  int8_t *restrict output);
 
 #ifdef __cplusplus
 }
