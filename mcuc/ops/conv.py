@@ -160,28 +160,44 @@ def _folded(g: Graph, n: Node) -> np.ndarray:
     return rconv.fold_bias(const_data(g, n.inputs[2]), _w_rows(g, n), quant_of(g, n.inputs[0]).zp)
 
 
-def _with_constants(low: Lowered, func: str, weights: np.ndarray | None, bias: np.ndarray,
+def _with_constants(g: Graph, n: Node, low: Lowered, func: str, weights: np.ndarray | None,
                     scratch: bool = False) -> Lowered:
-    """A conv-family call (params, quant, input, weights, bias, output) turned into variant ``func``: bias (and,
-    when given, weights) replaced by op arrays, and a scratch argument before the input if ``scratch``."""
+    """A conv-family call (params, quant, input, weights, bias, output) turned into variant ``func``: the bias
+    folded (mcuc_conv.h), the requant table added to the quant struct, the weights (when given) re-laid,
+    and a scratch argument before the input if ``scratch``."""
+    x, y = n.inputs[0], n.outputs[0]
     arrays = list(low.arrays)
     args = list(low.args)
+    structs = list(low.structs)
+    quant = _per_channel(g, x, n.inputs[1], y)
+    arrays.append(Array1D("int32_t", rconv.requant_table(quant)))
+    structs[1] = Struct(structs[1].ctype, {**structs[1].value, "requant": CExpr(f"@array{len(arrays) - 1}")})
     if weights is not None:
         arrays.append(Array1D("int8_t", weights))
         args[3] = Arg("array", len(arrays) - 1)
-    arrays.append(Array1D("int32_t", bias))
+    arrays.append(Array1D("int32_t", _folded(g, n)))
     args[4] = Arg("array", len(arrays) - 1)
     if scratch:
         args.insert(2, Arg("scratch"))
-    return replace(low, func=func, args=args, arrays=arrays)
+    return replace(low, func=func, args=args, arrays=arrays, structs=structs)
 
 
 def _pointwise_call(g: Graph, n: Node, low: Lowered) -> Lowered:
-    return _with_constants(low, "mcuc_conv2d_1x1_s8", None, _folded(g, n))
+    return _with_constants(g, n, low, "mcuc_conv2d_1x1_s8", rconv.quad_rows(_w_rows(g, n)))
+
+
+def _im2col_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(g, n, low, "mcuc_conv2d_im2col_s8", rconv.quad_rows(_w_rows(g, n)), scratch=True)
+
+
+def _im2col_scratch(g: Graph, n: Node) -> int:
+    """mcuc_conv2d_im2col_s8_get_buffer_size: two int8 im2col rows of k16 columns."""
+    w = g.tensors[n.inputs[1]].shape
+    return 2 * (-(-(w[1] * w[2] * w[3]) // 16) * 16)
 
 
 def _wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:
-    return _with_constants(low, "mcuc_conv2d_wide_s8", rconv.wide_pairs(_w_rows(g, n)), _folded(g, n), scratch=True)
+    return _with_constants(g, n, low, "mcuc_conv2d_wide_s8", rconv.wide_pairs(_w_rows(g, n)), scratch=True)
 
 
 def _wide_scratch(g: Graph, n: Node) -> int:
@@ -192,6 +208,8 @@ def _wide_scratch(g: Graph, n: Node) -> int:
 
 CONV_VARIANTS = (
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
+    KernelVariant("mcuc_conv2d_im2col_s8", _conv_groups1, isa=("mve",), specialise=_im2col_call,
+                  scratch=_im2col_scratch),
     KernelVariant("mcuc_conv2d_wide_s8", _conv_groups1, isa=("dsp",), specialise=_wide_call, scratch=_wide_scratch),
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("dsp",), specialise=_pointwise_call),
     KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),
@@ -245,11 +263,11 @@ def _fc_rows(g: Graph, n: Node) -> bool:
 
 
 def _fc_simd_call(g: Graph, n: Node, low: Lowered) -> Lowered:
-    return _with_constants(low, "mcuc_fully_connected_simd_s8", None, _folded(g, n))
+    return _with_constants(g, n, low, "mcuc_fully_connected_simd_s8", rconv.quad_rows(_w_rows(g, n)))
 
 
 def _fc_wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:
-    return _with_constants(low, "mcuc_fully_connected_wide_s8", rconv.wide_pairs(_w_rows(g, n)), _folded(g, n),
+    return _with_constants(g, n, low, "mcuc_fully_connected_wide_s8", rconv.wide_pairs(_w_rows(g, n)),
                            scratch=True)
 
 

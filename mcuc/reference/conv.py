@@ -270,6 +270,17 @@ def fits_folded(bias: np.ndarray | None, w_rows: np.ndarray, input_zp: int) -> b
     return bool(worst.size == 0 or worst.max() < FOLD_LIMIT)
 
 
+def requant_table(quant: PerChannelQuant) -> np.ndarray:
+    """mcuc_per_channel_quant_params_t.requant: per channel {multiplier, low and high word of
+    2^30 + 2^(30 - shift) (2^30 and 0 when shift >= 0), -shift - 1}, int32 [O * 4]."""
+    mult = quant.multiplier.astype(np.int64)
+    shift = quant.shift.astype(np.int64)
+    rnd = np.where(shift < 0, (1 << 30) + np.left_shift(np.int64(1), 30 - np.minimum(shift, 0)), 1 << 30)
+    lo = (rnd & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    hi = (rnd >> 32).astype(np.int32)
+    return np.stack([mult.astype(np.int32), lo, hi, (-shift - 1).astype(np.int32)], axis=1).reshape(-1).copy()
+
+
 def wide_pairs(w_rows: np.ndarray) -> np.ndarray:
     """int8 [O, K] weights in the pair layout of mcuc_conv2d_wide_s8 / mcuc_fully_connected_wide_s8:
     [(O + 1) / 2][kpad / 4][2][4] with kpad = K rounded up to 4, zero padded; returned flat."""
@@ -278,6 +289,23 @@ def wide_pairs(w_rows: np.ndarray) -> np.ndarray:
     padded = np.zeros((o + (o & 1), kpad), np.int8)
     padded[:o, :k] = w_rows
     return padded.reshape(-1, 2, kpad // 4, 4).transpose(0, 2, 1, 3).reshape(-1).copy()
+
+
+def quad_rows(w_rows: np.ndarray) -> np.ndarray:
+    """int8 [O, K] weights in the quad layout of mcuc_conv2d_1x1_s8 / _im2col_s8 / mcuc_fully_connected_simd_s8:
+    [(O + 3) / 4][k16 / 16][4][16] with k16 = K rounded up to 16, zero padded; returned flat."""
+    o, k = w_rows.shape
+    k16 = -(-k // 16) * 16
+    padded = np.zeros((-(-o // 4) * 4, k16), np.int8)
+    padded[:o, :k] = w_rows
+    return padded.reshape(-1, 4, k16 // 16, 16).transpose(0, 2, 1, 3).reshape(-1).copy()
+
+
+def unpack_quad_rows(quads: np.ndarray, o: int, k: int) -> np.ndarray:
+    """The [O, K] weights of a quad layout (the inverse of quad_rows)."""
+    k16 = -(-k // 16) * 16
+    rows = quads.reshape(-1, k16 // 16, 4, 16).transpose(0, 2, 1, 3).reshape(-1, k16)
+    return rows[:o, :k]
 
 
 def unpack_wide_pairs(pairs: np.ndarray, o: int, k: int) -> np.ndarray:
@@ -306,7 +334,7 @@ def gemm_folded_s8(rows: np.ndarray, w_rows: np.ndarray, bias_folded: np.ndarray
 
 def conv2d_folded_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w_rows: np.ndarray,
                      bias_folded: np.ndarray, kernel_hw: tuple[int, int]) -> np.ndarray:
-    """Reference of the groups == 1 conv variants (mcuc_conv2d_1x1_s8, mcuc_conv2d_wide_s8) from their
+    """Reference of the groups == 1 conv variants (mcuc_conv2d_1x1_s8, _im2col_s8, _wide_s8) from their
     constants: im2col rows (padding = input_zp) times w_rows [O, kh * kw * C] plus the folded bias."""
     out_hw = conv2d_output_hw(x.shape[1:3], kernel_hw, params)
     y = gemm_folded_s8(im2col_rows(params, x, kernel_hw), w_rows, bias_folded, quant, params.output_zp,

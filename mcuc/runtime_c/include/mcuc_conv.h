@@ -32,10 +32,16 @@ extern "C" {
 
 /* Per-output-channel requantization: real scale in_scale * w_scale[oc] / out_scale is
  * multiplier[oc] * 2^(shift[oc] - 31). Arrays have one entry per output channel;
- * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_support.h). */
+ * multiplier in [2^30, 2^31) or 0, shift in [-31, 30] (see mcuc_support.h).
+ * requant: the same in the form the DSP code paths of the variants apply in five instructions, four int32
+ * per channel prepared by the compiler (NULL where no kernel reads it):
+ *   {multiplier, low word, high word of 2^30 + 2^(30 - shift), -shift - 1}          for shift < 0
+ *   {multiplier, 2^30, 0, -shift - 1}                                               for shift >= 0
+ * (see mcuc_requantize_right in src/mcuc_simd.h). */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
+    const int32_t *requant;
 } mcuc_per_channel_quant_params_t;
 
 /* Geometry and zero points of a 2-D convolution (also used by the depthwise kernel).
@@ -129,10 +135,15 @@ void mcuc_depthwise_conv2d_3x3_s8(const mcuc_depthwise_conv2d_params_t *params,
                                   const int32_t *restrict bias,
                                   int8_t *restrict output);
 
+/* Weights in quad layout: the OHWI weights as rows [out_c][k] (k = kernel_h * kernel_w * in_c / groups, or
+ * in_features) re-laid in quads of output channels and 16-column chunks, k16 = k rounded up to 16:
+ *   int8 [(out_c + 3) / 4][k16 / 16][4][16], element [c / 4][j / 16][c % 4][j % 16] = w[c][j]
+ *   (0 for j >= k and for the missing channels of the last quad). */
+
 /* Pointwise conv variant: kernel_h == kernel_w == 1, groups == 1, pad_top == pad_left == 0 and no bottom or
  * right padding (out_h = (in_h - 1) / stride_h + 1, likewise out_w); any strides. A GEMM of the pixels by the
- * weights, blocked over pixels and output channels.
- *   weights int8 [out_c][in_c] (OHWI with kh = kw = 1)
+ * weights: MVE takes two pixels x four channels per block (VMLADAV), DSP one pixel x four channels (SMLAD).
+ *   weights quad layout (k = in_c)
  *   bias    folded bias, int32 [out_c] (not NULL) */
 void mcuc_conv2d_1x1_s8(const mcuc_conv2d_params_t *params,
                         const mcuc_per_channel_quant_params_t *quant,
@@ -140,6 +151,21 @@ void mcuc_conv2d_1x1_s8(const mcuc_conv2d_params_t *params,
                         const int8_t *restrict weights,
                         const int32_t *restrict bias,
                         int8_t *restrict output);
+
+/* Convolution variant for groups == 1 (any kernel, strides, dilations, pads), fastest on MVE cores: for two
+ * output pixels at a time, their receptive fields are copied into scratch as im2col rows of k16 int8
+ * (padding taps hold input_zp, columns past k are 0) and multiplied by the weights as in mcuc_conv2d_1x1_s8.
+ *   scratch mcuc_conv2d_im2col_s8_get_buffer_size(params) bytes = 2 * k16
+ *   weights quad layout (k = kernel_h * kernel_w * in_c)
+ *   bias    folded bias, int32 [out_c] */
+int32_t mcuc_conv2d_im2col_s8_get_buffer_size(const mcuc_conv2d_params_t *params);
+void mcuc_conv2d_im2col_s8(const mcuc_conv2d_params_t *params,
+                           const mcuc_per_channel_quant_params_t *quant,
+                           int8_t *restrict scratch,
+                           const int8_t *restrict input,
+                           const int8_t *restrict weights,
+                           const int32_t *restrict bias,
+                           int8_t *restrict output);
 
 /* Convolution variant for groups == 1 (any kernel, strides, dilations, pads), fastest on DSP cores: for two
  * output pixels at a time, their receptive fields are copied into scratch as im2col rows of
@@ -174,7 +200,9 @@ void mcuc_fully_connected_s8(const mcuc_fully_connected_params_t *params,
                              const int32_t *restrict bias,
                              int8_t *restrict output);
 
-/* Fully connected variant on the SIMD GEMM core: same arguments as mcuc_fully_connected_s8 except
+/* Fully connected variant on the SIMD GEMM core of mcuc_conv2d_1x1_s8: same arguments as
+ * mcuc_fully_connected_s8 except
+ *   weights quad layout (k = in_features)
  *   bias    folded bias, int32 [out_features] (not NULL) */
 void mcuc_fully_connected_simd_s8(const mcuc_fully_connected_params_t *params,
                                   const mcuc_per_channel_quant_params_t *quant,

@@ -37,11 +37,21 @@ static inline int32_t mcuc_sxtb16_ror8(uint32_t x)
     return r;
 }
 
+/* Keeps the compiler from hoisting the loads of later unrolled steps above this point, which would only
+ * raise register pressure (and spill) on a core without out-of-order execution. */
+#define MCUC_STEP_BARRIER() __asm__ volatile("" ::: "memory")
+
 /* acc + the dot product of the halfword pairs of a and b (SMLAD). */
 static inline int32_t mcuc_smlad(int32_t a, int32_t b, int32_t acc)
 {
     return __smlad(a, b, acc);
 }
+#endif
+
+#if defined(__GNUC__)
+#define MCUC_LIKELY(c) __builtin_expect(!!(c), 1)
+#else
+#define MCUC_LIKELY(c) (c)
 #endif
 
 /* Four bytes from any address as one word (one LDR on cores with unaligned access). */
@@ -64,10 +74,12 @@ static inline int32_t mcuc_requantize_right(int32_t x, int32_t mult, int64_t rou
     return (int32_t)((k + (int64_t)x * mult) >> 32) >> e1;
 }
 
-/* The 64-bit rounding constant of mcuc_requantize_right for shift <= -1. */
+/* The 64-bit rounding constant of mcuc_requantize_right for shift <= -1: 2^30 + 2^(30+e) with e = -shift,
+ * built from u = 2^(e-1) as high word u / 2 and low word (u << 31) | 2^30, without a 64-bit shift. */
 static inline int64_t mcuc_requantize_round(int32_t shift)
 {
-    return ((int64_t)1 << 30) + ((int64_t)1 << (30 - shift));
+    const uint32_t u = 1u << (uint32_t)(-shift - 1);
+    return (int64_t)(((uint64_t)(u >> 1) << 32) | (uint64_t)((u << 31) | 0x40000000u));
 }
 
 /* mcuc_requantize(x, mult, shift) for any shift in [-31, 30] (see mcuc_requantize_right). */
@@ -80,10 +92,29 @@ static inline int32_t mcuc_requantize_exact(int32_t x, int32_t mult, int32_t shi
     return (int32_t)(((int64_t)xs * mult + ((int64_t)1 << 30)) >> 31);
 }
 
+/* mcuc_requantize(x, multiplier[c], shift[c]) from channel c's entry rq = requant + 4 * c of the compiler's
+ * table (mcuc_per_channel_quant_params_t.requant). */
+static inline int32_t mcuc_requantize_table(int32_t x, const int32_t *rq)
+{
+    const int32_t e1 = rq[3];
+    if (MCUC_LIKELY(e1 >= 0)) {
+        const int64_t round = (int64_t)(((uint64_t)(uint32_t)rq[2] << 32) | (uint32_t)rq[1]);
+        return mcuc_requantize_right(x, rq[0], round, e1);
+    }
+    const int32_t xs = (int32_t)((uint32_t)x << (uint32_t)(-e1 - 1));
+    return (int32_t)(((int64_t)xs * rq[0] + ((int64_t)1 << 30)) >> 31);
+}
+
 /* Requantize, add the output zero point, clamp: one output value of a conv-family kernel. */
 static inline int8_t mcuc_output_s8(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi)
 {
     return mcuc_clamp_s8(mcuc_requantize_exact(acc, mult, shift) + zp, lo, hi);
+}
+
+/* The same from the compiler's requant table entry of the channel (see mcuc_requantize_table). */
+static inline int8_t mcuc_output_table_s8(int32_t acc, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi)
+{
+    return mcuc_clamp_s8(mcuc_requantize_table(acc, rq) + zp, lo, hi);
 }
 
 #if defined(MCUC_MVE)
@@ -113,45 +144,91 @@ static inline void mcuc_store_mve(int32x4_t acc, const mcuc_per_channel_quant_pa
 }
 #endif
 
-/* out[r][c] = clamp(requantize(bias[c] + sum_j a[r][j] * w[c][j]) + zp), for r < rows, c < n, j < k:
- * the int8 GEMM of the pointwise conv, fully connected and im2col kernels. Row r of a starts at
- * a + r * a_stride, row c of w at w + c * k; out rows are n apart. bias holds the per-channel terms the
- * compiler folded in (the conv bias plus input_offset * sum_j w[c][j]), so the inner loops multiply raw
- * int8 values. */
+/* ---- the GEMM of the pointwise, fully connected and im2col kernels -------------------------------
+ * out[r][c] = clamp(requantize(bias[c] + sum_j a[r][j] * w[c][j]) + zp) for r < rows, c < n, j < k. Row r
+ * of a starts at a + r * a_stride. bias holds the per-channel terms the compiler folded in (the layer's bias
+ * plus input_offset * sum_j w[c][j]), so the inner loops multiply raw int8 values. The compiler re-lays w
+ * in quads of output channels and 16-column chunks:
+ *   quads[c / 4][j / 16][c % 4][j % 16]   (k16 = k rounded up to 16 columns, zero padded; missing channels
+ *                                          of the last quad are zero rows)
+ * so one pointer walks the four weight rows of a quad in the order the kernel reads them: MVE loads 16
+ * columns of each row per VMLADAVA, DSP cores read the four rows at fixed offsets. */
+
+/* The weight of output channel c at column j in the quad layout. */
+static inline int32_t mcuc_quad_weight(const int8_t *quads, int32_t k16, int32_t c, int32_t j)
+{
+    return quads[(c >> 2) * 4 * k16 + (j >> 4) * 64 + (c & 3) * 16 + (j & 15)];
+}
+
+#if defined(MCUC_DSP)
+/* Four columns of one row (the word at xp + off) times the same columns of a quad's four weight rows (words
+ * at wp + off + 0, 16, 32, 48) into the quad's accumulators. */
+#define MCUC_QUAD_STEP(xp, wp, off, s0, s1, s2, s3)                                                 \
+    do {                                                                                            \
+        const uint32_t x_ = mcuc_read_u32((xp) + (off));                                            \
+        const int32_t x_e_ = mcuc_sxtb16(x_), x_o_ = mcuc_sxtb16_ror8(x_);                          \
+        uint32_t v_ = mcuc_read_u32((wp) + (off));                                                  \
+        s0 = mcuc_smlad(x_e_, mcuc_sxtb16(v_), s0);                                                 \
+        s0 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s0);                                            \
+        v_ = mcuc_read_u32((wp) + (off) + 16);                                                      \
+        s1 = mcuc_smlad(x_e_, mcuc_sxtb16(v_), s1);                                                 \
+        s1 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s1);                                            \
+        v_ = mcuc_read_u32((wp) + (off) + 32);                                                      \
+        s2 = mcuc_smlad(x_e_, mcuc_sxtb16(v_), s2);                                                 \
+        s2 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s2);                                            \
+        v_ = mcuc_read_u32((wp) + (off) + 48);                                                      \
+        s3 = mcuc_smlad(x_e_, mcuc_sxtb16(v_), s3);                                                 \
+        s3 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s3);                                            \
+        MCUC_STEP_BARRIER();                                                                        \
+    } while (0)
+#endif
+
 static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows, const int8_t *w, int32_t k,
                                 int32_t n, const int32_t *bias, const mcuc_per_channel_quant_params_t *quant,
                                 int32_t zp, int32_t lo, int32_t hi, int8_t *out)
 {
+    const int32_t k16 = (k + 15) & ~15;
 #if defined(MCUC_MVE)
-    /* Two rows x four output channels per block: each 16-byte slice of a row meets four weight rows in
-     * VMLADAVA dot products; the last slice is predicated, so k needs no padding. */
-    int32_t r = 0;
-    for (; r < rows; r += 2) {
+    /* Two rows x four output channels per block: each 16-byte slice of the two rows meets the quad's four
+     * weight slices in eight VMLADAV dot products; the last slice of a row is a predicated (zeroing) load. */
+    const int32_t kfull = k & ~15;
+    for (int32_t r = 0; r < rows; r += 2) {
         const int two = r + 1 < rows;
         const int8_t *a0 = a + (int32_t)r * a_stride;
         const int8_t *a1 = two ? a0 + a_stride : a0;
         for (int32_t c = 0; c < n; c += 4) {
-            const int8_t *w0 = w + (int32_t)c * k;
-            const int8_t *w1 = c + 1 < n ? w0 + k : w0;
-            const int8_t *w2 = c + 2 < n ? w1 + k : w1;
-            const int8_t *w3 = c + 3 < n ? w2 + k : w2;
+            const int8_t *wp = w + (c >> 2) * 4 * k16;
             int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-            for (int32_t j = 0; j < k; j += 16) {
+            int32_t j = 0;
+            for (; j < kfull; j += 16) {
+                const int8x16_t x0 = vldrbq_s8(a0 + j);
+                const int8x16_t x1 = vldrbq_s8(a1 + j);
+                int8x16_t v = vldrbq_s8(wp);
+                s00 = vmladavaq_s8(s00, x0, v);
+                s10 = vmladavaq_s8(s10, x1, v);
+                v = vldrbq_s8(wp + 16);
+                s01 = vmladavaq_s8(s01, x0, v);
+                s11 = vmladavaq_s8(s11, x1, v);
+                v = vldrbq_s8(wp + 32);
+                s02 = vmladavaq_s8(s02, x0, v);
+                s12 = vmladavaq_s8(s12, x1, v);
+                v = vldrbq_s8(wp + 48);
+                s03 = vmladavaq_s8(s03, x0, v);
+                s13 = vmladavaq_s8(s13, x1, v);
+                wp += 64;
+            }
+            if (j < k) {
                 const mve_pred16_t p = vctp8q((uint32_t)(k - j));
                 const int8x16_t x0 = vldrbq_z_s8(a0 + j, p);
                 const int8x16_t x1 = vldrbq_z_s8(a1 + j, p);
-                int8x16_t v = vldrbq_z_s8(w0 + j, p);
-                s00 = vmladavaq_s8(s00, x0, v);
-                s10 = vmladavaq_s8(s10, x1, v);
-                v = vldrbq_z_s8(w1 + j, p);
-                s01 = vmladavaq_s8(s01, x0, v);
-                s11 = vmladavaq_s8(s11, x1, v);
-                v = vldrbq_z_s8(w2 + j, p);
-                s02 = vmladavaq_s8(s02, x0, v);
-                s12 = vmladavaq_s8(s12, x1, v);
-                v = vldrbq_z_s8(w3 + j, p);
-                s03 = vmladavaq_s8(s03, x0, v);
-                s13 = vmladavaq_s8(s13, x1, v);
+                s00 = vmladavaq_s8(s00, x0, vldrbq_s8(wp));
+                s10 = vmladavaq_s8(s10, x1, vldrbq_s8(wp));
+                s01 = vmladavaq_s8(s01, x0, vldrbq_s8(wp + 16));
+                s11 = vmladavaq_s8(s11, x1, vldrbq_s8(wp + 16));
+                s02 = vmladavaq_s8(s02, x0, vldrbq_s8(wp + 32));
+                s12 = vmladavaq_s8(s12, x1, vldrbq_s8(wp + 32));
+                s03 = vmladavaq_s8(s03, x0, vldrbq_s8(wp + 48));
+                s13 = vmladavaq_s8(s13, x1, vldrbq_s8(wp + 48));
             }
             const mve_pred16_t p = vctp32q((uint32_t)(n - c));
             const int32x4_t b = vldrwq_z_s32(bias + c, p);
@@ -164,91 +241,58 @@ static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows,
         }
     }
 #elif defined(MCUC_DSP)
-    const int32_t *mult = quant->multiplier;
-    const int32_t *shift = quant->shift;
-    /* Four rows x one output channel per block (one row x four channels for the last rows): four int8 of
-     * each operand per word, split by SXTB16 into even and odd halfword pairs and multiplied pairwise by
-     * SMLAD (the same split on both sides keeps the pairs matched). */
-    int32_t r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const int8_t *a0 = a + (int32_t)r * a_stride;
-        const int8_t *a2 = a0 + 2 * a_stride;
-        int8_t *o0 = out + (int32_t)r * n;
-        for (int32_t c = 0; c < n; ++c) {
-            const int8_t *w0 = w + (int32_t)c * k;
-            int32_t s0 = bias[c], s1 = s0, s2 = s0, s3 = s0;
-            int32_t j = 0;
-            for (; j + 4 <= k; j += 4) {
-                const uint32_t v = mcuc_read_u32(w0 + j);
-                const int32_t v_e = mcuc_sxtb16(v), v_o = mcuc_sxtb16_ror8(v);
-                uint32_t x = mcuc_read_u32(a0 + j);
-                s0 = mcuc_smlad(mcuc_sxtb16(x), v_e, s0);
-                s0 = mcuc_smlad(mcuc_sxtb16_ror8(x), v_o, s0);
-                x = mcuc_read_u32(a0 + a_stride + j);
-                s1 = mcuc_smlad(mcuc_sxtb16(x), v_e, s1);
-                s1 = mcuc_smlad(mcuc_sxtb16_ror8(x), v_o, s1);
-                x = mcuc_read_u32(a2 + j);
-                s2 = mcuc_smlad(mcuc_sxtb16(x), v_e, s2);
-                s2 = mcuc_smlad(mcuc_sxtb16_ror8(x), v_o, s2);
-                x = mcuc_read_u32(a2 + a_stride + j);
-                s3 = mcuc_smlad(mcuc_sxtb16(x), v_e, s3);
-                s3 = mcuc_smlad(mcuc_sxtb16_ror8(x), v_o, s3);
-            }
-            for (; j < k; ++j) {
-                s0 += a0[j] * w0[j];
-                s1 += a0[a_stride + j] * w0[j];
-                s2 += a2[j] * w0[j];
-                s3 += a2[a_stride + j] * w0[j];
-            }
-            o0[c] = mcuc_output_s8(s0, mult[c], shift[c], zp, lo, hi);
-            o0[n + c] = mcuc_output_s8(s1, mult[c], shift[c], zp, lo, hi);
-            o0[2 * n + c] = mcuc_output_s8(s2, mult[c], shift[c], zp, lo, hi);
-            o0[3 * n + c] = mcuc_output_s8(s3, mult[c], shift[c], zp, lo, hi);
-        }
-    }
-    for (; r < rows; ++r) {
+    /* One row x four output channels per block: four int8 of each operand per word, split by SXTB16 into
+     * even and odd halfword pairs and multiplied pairwise by SMLAD (the same split on both sides keeps the
+     * pairs matched); the quad's four weight words sit 16 bytes apart. */
+    const int32_t *rq = quant->requant;
+    const int32_t k4 = k & ~3;
+    for (int32_t r = 0; r < rows; ++r) {
         const int8_t *a0 = a + (int32_t)r * a_stride;
         int8_t *o0 = out + (int32_t)r * n;
         int32_t c = 0;
         for (; c + 4 <= n; c += 4) {
-            const int8_t *w0 = w + (int32_t)c * k;
-            const int8_t *w2 = w0 + 2 * k;
-            int32_t s0 = bias[c], s1 = bias[c + 1], s2 = bias[c + 2], s3 = bias[c + 3];
-            int32_t j = 0;
-            for (; j + 4 <= k; j += 4) {
-                const uint32_t x = mcuc_read_u32(a0 + j);
-                const int32_t x_e = mcuc_sxtb16(x), x_o = mcuc_sxtb16_ror8(x);
-                uint32_t v = mcuc_read_u32(w0 + j);
-                s0 = mcuc_smlad(x_e, mcuc_sxtb16(v), s0);
-                s0 = mcuc_smlad(x_o, mcuc_sxtb16_ror8(v), s0);
-                v = mcuc_read_u32(w0 + k + j);
-                s1 = mcuc_smlad(x_e, mcuc_sxtb16(v), s1);
-                s1 = mcuc_smlad(x_o, mcuc_sxtb16_ror8(v), s1);
-                v = mcuc_read_u32(w2 + j);
-                s2 = mcuc_smlad(x_e, mcuc_sxtb16(v), s2);
-                s2 = mcuc_smlad(x_o, mcuc_sxtb16_ror8(v), s2);
-                v = mcuc_read_u32(w2 + k + j);
-                s3 = mcuc_smlad(x_e, mcuc_sxtb16(v), s3);
-                s3 = mcuc_smlad(x_o, mcuc_sxtb16_ror8(v), s3);
+            const int8_t *wq = w + (c >> 2) * 4 * k16;
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            const int8_t *wp = wq;
+            const int8_t *xp = a0;
+            const int8_t *xend = a0 + (k & ~15);
+            for (; xp != xend; xp += 16, wp += 64) {
+                MCUC_QUAD_STEP(xp, wp, 0, s0, s1, s2, s3);
+                MCUC_QUAD_STEP(xp, wp, 4, s0, s1, s2, s3);
+                MCUC_QUAD_STEP(xp, wp, 8, s0, s1, s2, s3);
+                MCUC_QUAD_STEP(xp, wp, 12, s0, s1, s2, s3);
+            }
+            int32_t j = k & ~15;
+            for (; j < k4; j += 4) {
+                MCUC_QUAD_STEP(xend, wp, (j & 15), s0, s1, s2, s3);
             }
             for (; j < k; ++j) {
-                s0 += a0[j] * w0[j];
-                s1 += a0[j] * w0[k + j];
-                s2 += a0[j] * w2[j];
-                s3 += a0[j] * w2[k + j];
+                const int8_t *wj = wp + (j & 15);
+                s0 += a0[j] * wj[0];
+                s1 += a0[j] * wj[16];
+                s2 += a0[j] * wj[32];
+                s3 += a0[j] * wj[48];
             }
-            o0[c] = mcuc_output_s8(s0, mult[c], shift[c], zp, lo, hi);
-            o0[c + 1] = mcuc_output_s8(s1, mult[c + 1], shift[c + 1], zp, lo, hi);
-            o0[c + 2] = mcuc_output_s8(s2, mult[c + 2], shift[c + 2], zp, lo, hi);
-            o0[c + 3] = mcuc_output_s8(s3, mult[c + 3], shift[c + 3], zp, lo, hi);
+            o0[c] = mcuc_output_table_s8(s0 + bias[c], rq + 4 * c, zp, lo, hi);
+            o0[c + 1] = mcuc_output_table_s8(s1 + bias[c + 1], rq + 4 * c + 4, zp, lo, hi);
+            o0[c + 2] = mcuc_output_table_s8(s2 + bias[c + 2], rq + 4 * c + 8, zp, lo, hi);
+            o0[c + 3] = mcuc_output_table_s8(s3 + bias[c + 3], rq + 4 * c + 12, zp, lo, hi);
         }
         for (; c < n; ++c) {
-            const int8_t *w0 = w + (int32_t)c * k;
+            /* the channels of a last, partial quad one by one (its zero rows are not computed) */
+            const int8_t *wq = w + (c >> 2) * 4 * k16 + (c & 3) * 16;
             int32_t s0 = bias[c];
-            for (int32_t j = 0; j < k; ++j) {
-                s0 += a0[j] * w0[j];
+            int32_t j = 0;
+            for (; j < k4; j += 4) {
+                const uint32_t x = mcuc_read_u32(a0 + j);
+                const uint32_t v = mcuc_read_u32(wq + (j >> 4) * 64 + (j & 15));
+                s0 = mcuc_smlad(mcuc_sxtb16(x), mcuc_sxtb16(v), s0);
+                s0 = mcuc_smlad(mcuc_sxtb16_ror8(x), mcuc_sxtb16_ror8(v), s0);
             }
-            o0[c] = mcuc_output_s8(s0, mult[c], shift[c], zp, lo, hi);
+            for (; j < k; ++j) {
+                s0 += a0[j] * wq[(j >> 4) * 64 + (j & 15)];
+            }
+            o0[c] = mcuc_output_table_s8(s0, rq + 4 * c, zp, lo, hi);
         }
     }
 #else
@@ -257,10 +301,9 @@ static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows,
     for (int32_t r = 0; r < rows; ++r) {
         const int8_t *a0 = a + (int32_t)r * a_stride;
         for (int32_t c = 0; c < n; ++c) {
-            const int8_t *w0 = w + (int32_t)c * k;
             int32_t s = bias[c];
             for (int32_t j = 0; j < k; ++j) {
-                s += a0[j] * w0[j];
+                s += a0[j] * mcuc_quad_weight(w, k16, c, j);
             }
             out[(int32_t)r * n + c] = mcuc_output_s8(s, mult[c], shift[c], zp, lo, hi);
         }
@@ -320,8 +363,6 @@ static inline void mcuc_gemm_wide_pair(const int8_t *x0, const int8_t *x1, int32
                                        const mcuc_per_channel_quant_params_t *quant, int32_t zp, int32_t lo,
                                        int32_t hi, int8_t *o0, int8_t *o1)
 {
-    const int32_t *mult = quant->multiplier;
-    const int32_t *shift = quant->shift;
     const int32_t groups = kpad >> 2;
 #if defined(MCUC_DSP)
     for (int32_t g = 0; g < groups; ++g) {
@@ -346,18 +387,21 @@ static inline void mcuc_gemm_wide_pair(const int8_t *x0, const int8_t *x1, int32
             MCUC_WIDE_STEP(xp, wp, s00, s01, s10, s11);
             MCUC_WIDE_STEP(xp, wp, s00, s01, s10, s11);
         }
-        o0[c] = mcuc_output_s8(s00, mult[c], shift[c], zp, lo, hi);
+        const int32_t *rq = quant->requant + 4 * c;
+        o0[c] = mcuc_output_table_s8(s00, rq, zp, lo, hi);
         if (o1 != NULL) {
-            o1[c] = mcuc_output_s8(s10, mult[c], shift[c], zp, lo, hi);
+            o1[c] = mcuc_output_table_s8(s10, rq, zp, lo, hi);
         }
         if (second) {
-            o0[c + 1] = mcuc_output_s8(s01, mult[c + 1], shift[c + 1], zp, lo, hi);
+            o0[c + 1] = mcuc_output_table_s8(s01, rq + 4, zp, lo, hi);
             if (o1 != NULL) {
-                o1[c + 1] = mcuc_output_s8(s11, mult[c + 1], shift[c + 1], zp, lo, hi);
+                o1[c + 1] = mcuc_output_table_s8(s11, rq + 4, zp, lo, hi);
             }
         }
     }
 #else
+    const int32_t *mult = quant->multiplier;
+    const int32_t *shift = quant->shift;
     (void)wide;
     for (int32_t c = 0; c < n; ++c) {
         int32_t s0 = bias[c], s1 = bias[c];
@@ -382,6 +426,12 @@ static inline void mcuc_gemm_wide_pair(const int8_t *x0, const int8_t *x1, int32
 static inline int32_t mcuc_im2col_kpad(const mcuc_conv2d_params_t *p)
 {
     return (p->kernel_h * p->kernel_w * p->in_c + 3) & ~3;
+}
+
+/* The same rounded up to a multiple of 16 (rows of the quad-layout GEMM). */
+static inline int32_t mcuc_im2col_k16(const mcuc_conv2d_params_t *p)
+{
+    return (p->kernel_h * p->kernel_w * p->in_c + 15) & ~15;
 }
 
 /* The receptive field of output pixel (oy, ox) of image `in` as one row of kpad int8, taps in OHWI order
