@@ -103,6 +103,15 @@ def conv_family_graph(seed: int) -> Graph:
         hw = (int(r.integers(max(k - pads[0] - pads[2], 1), 11)), int(r.integers(max(k - pads[1] - pads[3], 1), 11)))
         b.conv_branch(ch, ch * mult, hw, (k, k), (s, s), pads, groups=ch)  # type: ignore[arg-type]
     b.conv_branch(8, 8, (9, 9), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), groups=8)  # dilated depthwise
+    for k in (3, 5, 7):  # depthwise at strides 1 and 2 (each direction), odd channels, any border
+        for s in ((1, 1), (2, 2), (1, 2), (2, 1)):
+            ch = int(r.choice([1, 2, 3, 5, 6, 9, 11, 19, 21, 37]))
+            pads = tuple(int(v) for v in r.integers(0, k, 4))
+            hw = (int(r.integers(max(k - pads[0] - pads[2], 1), 14)),
+                  int(r.integers(max(k - pads[1] - pads[3], 1), 14)))
+            b.conv_branch(ch, ch, hw, (k, k), s, pads, groups=ch)  # type: ignore[arg-type]
+    b.conv_branch(5, 5, (4, 3), (7, 7), (1, 1), (3, 3, 3, 3), groups=5)  # window wider than the image
+    b.conv_branch(7, 7, (8, 9), (3, 3), (3, 3), (1, 1, 1, 1), groups=7)  # stride 3: the channel-quad variant
     for rows, k, n in [(1, 160, 10), (1, 17, 3), (2, 64, 9), (3, 5, 1), (5, 33, 17), (4, 1, 4)]:
         b.fc_branch(rows, k, n)
     verify(b.g, quantized=True)
@@ -116,9 +125,12 @@ def _compile(g: Graph, board: str, mode: str, tmp_path):
 
 
 EXPECTED = {  # variants the conv-family graph must exercise per (core ISA, mode)
-    ("dsp", "fast"): {"mcuc_conv2d_wide_s8", "mcuc_fully_connected_wide_s8", "mcuc_fully_connected_simd_s8"},
-    ("dsp", "small"): {"mcuc_conv2d_1x1_s8", "mcuc_fully_connected_simd_s8"},
-    ("mve", "fast"): {"mcuc_conv2d_1x1_s8", "mcuc_conv2d_im2col_s8", "mcuc_fully_connected_simd_s8"},
+    ("dsp", "fast"): {"mcuc_conv2d_wide_s8", "mcuc_fully_connected_wide_s8", "mcuc_fully_connected_simd_s8",
+                      "mcuc_depthwise_conv2d_rows_s8", "mcuc_depthwise_conv2d_simd_s8"},
+    ("dsp", "small"): {"mcuc_conv2d_1x1_s8", "mcuc_fully_connected_simd_s8", "mcuc_depthwise_conv2d_simd_s8"},
+    ("mve", "fast"): {"mcuc_conv2d_1x1_s8", "mcuc_conv2d_im2col_s8", "mcuc_fully_connected_simd_s8",
+                      "mcuc_depthwise_conv2d_rows_s8", "mcuc_depthwise_conv2d_simd_s8"},
+    ("mve", "small"): {"mcuc_conv2d_1x1_s8", "mcuc_fully_connected_simd_s8", "mcuc_depthwise_conv2d_simd_s8"},
 }
 
 
@@ -131,9 +143,11 @@ def test_variant_references_equal_portable_references():
     """The constants a variant reads (folded bias, re-laid weights, requant table) give the portable integers."""
     from mcuc.reference import conv as rconv
 
-    g = select_kernels(conv_family_graph(1), ("dsp", "mve"), "fast")
+    family = conv_family_graph(1)
     rng = np.random.default_rng(0)
-    for n in g.nodes:
+    checked = set()
+    chosen = [select_kernels(family, ("dsp", "mve"), mode) for mode in ("fast", "small")]
+    for g, n in [(kg, n) for kg in chosen for n in kg.nodes]:
         if not n.attrs.get("variant"):
             continue
         low = lower(g, n)
@@ -148,6 +162,11 @@ def test_variant_references_equal_portable_references():
             relaid = rconv.unpack_wide_pairs(arrays[-2], *rows.shape)
         elif low.func in ("mcuc_conv2d_1x1_s8", "mcuc_conv2d_im2col_s8", "mcuc_fully_connected_simd_s8"):
             relaid = rconv.unpack_quad_rows(arrays[-2], *rows.shape)
+        elif low.func == "mcuc_depthwise_conv2d_simd_s8":
+            relaid = rconv.unpack_channel_quads(arrays[-2], *rows.shape)
+        elif low.func == "mcuc_depthwise_conv2d_rows_s8":
+            relaid = rows  # the model's weights, as the portable kernel reads them
+            assert low.args[2].kind == "scratch" and low.args[4].value == n.inputs[1], "the weights unchanged"
         else:
             continue
         assert np.array_equal(relaid, rows), low.func
@@ -158,12 +177,17 @@ def test_variant_references_equal_portable_references():
         lo, hi = int(n.attrs["act_min"]), int(n.attrs["act_max"])
         if n.op == "conv2d":
             a = n.attrs
-            params = rconv.Conv2dParams(tuple(a["strides"]), tuple(a["dilations"]), tuple(a["pads"]), 1,
-                                        g.tensors[n.inputs[0]].quant.zp, yq.zp, lo, hi)
-            got = rconv.conv2d_folded_s8(params, quant, x, relaid, bias, w.shape[1:3])
+            depthwise = "depthwise" in low.func
+            params = rconv.Conv2dParams(tuple(a["strides"]), tuple(a["dilations"]), tuple(a["pads"]),
+                                        x.shape[3] if depthwise else 1, g.tensors[n.inputs[0]].quant.zp, yq.zp,
+                                        lo, hi)
+            folded = rconv.depthwise_conv2d_folded_s8 if depthwise else rconv.conv2d_folded_s8
+            got = folded(params, quant, x, relaid, bias, w.shape[1:3])
         else:
             got = rconv.gemm_folded_s8(x.reshape(-1, rows.shape[1]), relaid, bias, quant, yq.zp, lo, hi)
         assert np.array_equal(got.reshape(want.shape), want), low.func
+        checked.add(low.func)
+    assert checked >= EXPECTED[("mve", "fast")] | EXPECTED[("mve", "small")], checked
 
 
 @pytest.mark.parametrize("mode", ["fast", "small"])

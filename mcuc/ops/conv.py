@@ -163,8 +163,8 @@ def _folded(g: Graph, n: Node) -> np.ndarray:
 def _with_constants(g: Graph, n: Node, low: Lowered, func: str, weights: np.ndarray | None,
                     scratch: bool = False) -> Lowered:
     """A conv-family call (params, quant, input, weights, bias, output) turned into variant ``func``: the bias
-    folded (mcuc_conv.h), the requant table added to the quant struct, the weights (when given) re-laid,
-    and a scratch argument before the input if ``scratch``."""
+    folded (mcuc_conv.h), the requant table added to the quant struct, the weights (when given) re-laid, and
+    a scratch argument before the input if ``scratch``."""
     x, y = n.inputs[0], n.outputs[0]
     arrays = list(low.arrays)
     args = list(low.args)
@@ -206,12 +206,53 @@ def _wide_scratch(g: Graph, n: Node) -> int:
     return 6 * (-(-(w[1] * w[2] * w[3]) // 4) * 4)
 
 
+def _depthwise_1(g: Graph, n: Node) -> bool:
+    """A depthwise conv with one output channel per input channel and a foldable bias."""
+    return is_depthwise(g, n) and g.tensors[n.inputs[1]].shape[0] == g.tensors[n.inputs[0]].shape[3] \
+        and _fits_folded(g, n)
+
+
+def _dw_simd_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    """mcuc_depthwise_conv2d_simd_s8: weights in channel quads, bias folded."""
+    return _with_constants(g, n, low, "mcuc_depthwise_conv2d_simd_s8", rconv.channel_quads(_w_rows(g, n)))
+
+
+def _dw_rows(g: Graph, n: Node) -> bool:
+    """A depthwise conv mcuc_depthwise_conv2d_rows_s8 runs: multiplier 1, no dilation, at most 16 kernel rows,
+    horizontal stride 1 or 2."""
+    w = g.tensors[n.inputs[1]].shape
+    return (is_depthwise(g, n) and w[0] == g.tensors[n.inputs[0]].shape[3] and w[1] <= 16
+            and tuple(n.attrs.get("dilations", (1, 1))) == (1, 1) and int(n.attrs["strides"][1]) in (1, 2)
+            and _fits_folded(g, n))
+
+
+def _dw_rows_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    """mcuc_depthwise_conv2d_rows_s8: the model's weights, bias folded, scratch for the widened rows."""
+    return _with_constants(g, n, low, "mcuc_depthwise_conv2d_rows_s8", None, scratch=True)
+
+
+def _dw_rows_scratch(g: Graph, n: Node) -> int:
+    """mcuc_depthwise_conv2d_rows_s8_get_buffer_size: kernel_h int16 rows and the taps as int16 pairs."""
+    _, kh, kw, _ = g.tensors[n.inputs[1]].shape
+    out_w = g.tensors[n.outputs[0]].shape[2]
+    sw = int(n.attrs["strides"][1])
+    width = (((out_w + 3) & ~3) + 1) * sw + kw + 2
+    width = (width + 3) & ~3
+    return kh * width * 2 + kh * ((kw + 1) // 2) * 4
+
+
 CONV_VARIANTS = (
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
     KernelVariant("mcuc_conv2d_im2col_s8", _conv_groups1, isa=("mve",), specialise=_im2col_call,
                   scratch=_im2col_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("mve",), specialise=_dw_rows_call,
+                  scratch=_dw_rows_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("mve",), specialise=_dw_simd_call),
     KernelVariant("mcuc_conv2d_wide_s8", _conv_groups1, isa=("dsp",), specialise=_wide_call, scratch=_wide_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("dsp",), specialise=_dw_rows_call,
+                  scratch=_dw_rows_scratch),
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("dsp",), specialise=_pointwise_call),
+    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("dsp",), specialise=_dw_simd_call),
     KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),
 )
 

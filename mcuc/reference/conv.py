@@ -308,6 +308,20 @@ def unpack_quad_rows(quads: np.ndarray, o: int, k: int) -> np.ndarray:
     return rows[:o, :k]
 
 
+def channel_quads(w_taps: np.ndarray) -> np.ndarray:
+    """Depthwise weights [C, taps] in the layout of mcuc_depthwise_conv2d_simd_s8: [(C + 3) / 4][taps][4]
+    (the taps of four channels side by side), zero padded; returned flat."""
+    c, taps = w_taps.shape
+    padded = np.zeros((-(-c // 4) * 4, taps), np.int8)
+    padded[:c] = w_taps
+    return padded.reshape(-1, 4, taps).transpose(0, 2, 1).reshape(-1).copy()
+
+
+def unpack_channel_quads(quads: np.ndarray, c: int, taps: int) -> np.ndarray:
+    """The [C, taps] weights of a channel-quad layout (the inverse of channel_quads)."""
+    return quads.reshape(-1, taps, 4).transpose(0, 2, 1).reshape(-1, taps)[:c]
+
+
 def unpack_wide_pairs(pairs: np.ndarray, o: int, k: int) -> np.ndarray:
     """The [O, K] weights of a pair layout (the inverse of wide_pairs)."""
     kpad = -(-k // 4) * 4
@@ -340,3 +354,16 @@ def conv2d_folded_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray
     y = gemm_folded_s8(im2col_rows(params, x, kernel_hw), w_rows, bias_folded, quant, params.output_zp,
                        params.act_min, params.act_max)
     return y.reshape(x.shape[0], *out_hw, w_rows.shape[0])
+
+
+def depthwise_conv2d_folded_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w_taps: np.ndarray,
+                               bias_folded: np.ndarray, kernel_hw: tuple[int, int]) -> np.ndarray:
+    """Reference of the depth-multiplier-1 depthwise variants (mcuc_depthwise_conv2d_simd_s8, _rows_s8) from
+    their constants: each channel's taps (padding = input_zp) times its row of w_taps [C, kh * kw] plus the
+    folded bias."""
+    n, c = x.shape[0], x.shape[3]
+    out_hw = conv2d_output_hw(x.shape[1:3], kernel_hw, params)
+    taps = im2col_rows(params, x, kernel_hw).reshape(-1, kernel_hw[0] * kernel_hw[1], c)  # [M, taps, C]
+    acc = _to_int32_acc(np.einsum("mtc,ct->mc", taps.astype(np.float64), w_taps.astype(np.float64)), bias_folded)
+    y = requantize(acc, quant.multiplier, quant.shift, params.output_zp, params.act_min, params.act_max)
+    return y.reshape(n, *out_hw, c)

@@ -185,6 +185,34 @@ void mcuc_conv2d_wide_s8(const mcuc_conv2d_params_t *params,
                          const int32_t *restrict bias,
                          int8_t *restrict output);
 
+/* Depthwise variant for depth multiplier 1 (out_c == in_c == groups; any kernel, strides, dilations, pads),
+ * vectorised over groups of four channels: MVE a group per VMUL, DSP a group per SXTB16 pair with
+ * SMLABB/SMLATT; 3x3, 5x5 and 7x7 windows inside the image run fully unrolled.
+ *   weights int8 [(channels + 3) / 4][kernel_h * kernel_w][4]: the taps of four channels side by side,
+ *           element [c / 4][ky * kernel_w + kx][c % 4] = w[c][ky][kx] (0 for the missing channels)
+ *   bias    folded bias, int32 [channels] (taps in the padding count as input_zp) */
+void mcuc_depthwise_conv2d_simd_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                   const mcuc_per_channel_quant_params_t *quant,
+                                   const int8_t *restrict input,
+                                   const int8_t *restrict weights,
+                                   const int32_t *restrict bias,
+                                   int8_t *restrict output);
+
+/* Depthwise variant for depth multiplier 1, dilation 1, kernel_h <= 16 and stride_w 1 or 2, fastest on DSP
+ * and MVE cores: one channel at a time, its input rows widened to int16 (the padding as input_zp) in a
+ * scratch ring of kernel_h rows; DSP multiplies pairs of taps per SMLAD, MVE four output pixels per VMLA.
+ *   scratch mcuc_depthwise_conv2d_rows_s8_get_buffer_size(params) bytes, word aligned
+ *   weights as mcuc_depthwise_conv2d_s8: int8 [channels][kernel_h][kernel_w][1]
+ *   bias    folded bias, int32 [channels] */
+int32_t mcuc_depthwise_conv2d_rows_s8_get_buffer_size(const mcuc_depthwise_conv2d_params_t *params);
+void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                   const mcuc_per_channel_quant_params_t *quant,
+                                   int8_t *restrict scratch,
+                                   const int8_t *restrict input,
+                                   const int8_t *restrict weights,
+                                   const int32_t *restrict bias,
+                                   int8_t *restrict output);
+
 /* Fully connected (matrix times transposed weights) int8 layer.
  *   params  shapes as documented at mcuc_fully_connected_params_t
  *   quant   per-output-channel multiplier/shift, out_features entries each (a per-tensor
