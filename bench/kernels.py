@@ -254,6 +254,11 @@ def main() -> None:
             cell += f" / {c / macs:.2f} ({m / (c / macs):.2f}x)" if c else " / -"
             row += f" {cell} |"
         print(row)
+    if cmsis_dir:
+        from bench.cmsis_nn import cmsis_commit
+
+        print(f"\nCMSIS-NN: {cmsis_commit(Path(cmsis_dir))} ({cmsis_dir}); instructions per MAC (add and average "
+              "pool: per element read), ratio = mcuc / CMSIS-NN")
 
 
 if __name__ == "__main__":
