@@ -4,7 +4,7 @@ PY_SYS ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake gcc libc6-dev make dataset-fashion-mnist
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake gcc libc6-dev make dataset-fashion-mnist chromium
 DEMO_OUT := build/demo
 
 .PHONY: all demo test ctest lint sysdeps venv clean
@@ -36,7 +36,7 @@ ctest: sysdeps
 	cd build/runtime && ctest --output-on-failure
 
 test: sysdeps venv lint ctest
-	$(VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -rs -n 2 -p no:cacheprovider tests
 
 demo: sysdeps venv
 	rm -rf $(DEMO_OUT)

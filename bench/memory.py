@@ -19,10 +19,10 @@ def main() -> None:
             continue
         compiled, _, shape, dt = compile_zoo(name, **ov)
         greedy = plan_memory(compiled.graph, "greedy")
-        best = compiled.memory
+        best = compiled.schedule.planned
         rep = compiled.report
         print(f"| {name} | {'x'.join(map(str, shape[1:]))} | {best.lower_bound:,} | {greedy.arena_bytes:,} | "
-              f"{best.arena_bytes:,} | {rep['weights_bytes']:,} | {rep['macs']:,} | {dt:.1f} |", flush=True)
+              f"{best.arena_bytes:,} | {rep.weights_bytes:,} | {rep.macs:,} | {dt:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

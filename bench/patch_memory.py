@@ -24,8 +24,9 @@ from collections.abc import Sequence
 
 from bench.common import compile_zoo
 from mcuc.ir import Graph, Node
+from mcuc.schedule.base import Schedule
 from mcuc.schedule.patch import build_schedule
-from mcuc.schedule.search import Candidate, enumerate_candidates, patch_candidate, replay
+from mcuc.schedule.search import enumerate_candidates, patch_candidate, replay
 
 MODELS: list[tuple[str, str, dict]] = [
     ("MobileNetV2-1.0-224", "mobilenetv2", {"resolution": 224}),
@@ -83,19 +84,18 @@ def main() -> None:
         patch = [c for c in cands if c.kind == "patch" and c.mac_overhead <= lim]
         by_arena = min(patch, key=lambda c: (c.arena_bytes, c.mac_overhead))
 
-        def peak_of(c: Candidate, g: Graph = g) -> int:
-            return per_layer_peak(c.schedule.graph if c.schedule else g)[0]
+        def peak_of(c: Schedule) -> int:
+            return per_layer_peak(c.graph)[0]
 
         by_peak = min(patch, key=lambda c: (peak_of(c), c.mac_overhead, c.arena_bytes))
         for c in (layer, by_arena, by_peak):  # simulated replay == planned arena, no overlap
-            assert replay(c.schedule.graph if c.schedule else g, c.memory) == c.arena_bytes
+            assert replay(c.graph, c.planned) == c.arena_bytes
 
-        def desc(c: Candidate) -> str:
+        def desc(c: Schedule) -> str:
             return f"{c.split}, {c.grid[0]}x{c.grid[1]} ({c.strategy})"
 
-        def macs(c: Candidate) -> str:
-            assert c.schedule is not None
-            return f"{c.mac_overhead:+.1%} / {c.schedule.stage_mac_overhead:+.1%}"
+        def macs(c: Schedule) -> str:
+            return f"{c.mac_overhead:+.1%} / {c.stage_mac_overhead:+.1%}"
 
         lp, _ = per_layer_peak(g)
         print(f"| {label} | {_kb(lp)} | {_kb(layer.arena_bytes)} | {desc(by_arena)} | {_kb(by_arena.arena_bytes)} | "
@@ -119,9 +119,8 @@ def main() -> None:
             rec = patch_candidate(g, split, grid, "best", build_schedule(g, split, grid, halo="recompute"))
             cac = patch_candidate(g, split, grid, "best", build_schedule(g, split, grid, halo="cache"))
             for c in (rec, cac):
-                assert c.schedule is not None and replay(c.schedule.graph, c.memory) == c.arena_bytes
-            assert cac.schedule is not None
-            caches = sum(t.nbytes for name, t in cac.schedule.graph.tensors.items() if name.endswith(".cache"))
+                assert replay(c.graph, c.planned) == c.arena_bytes
+            caches = sum(t.nbytes for name, t in cac.graph.tensors.items() if name.endswith(".cache"))
             kind = "cache" if grid[1] == 1 else "mixed"
             print(f"| {label} | {split} | {grid[0]}x{grid[1]} | {_kb(rec.arena_bytes)} | {rec.mac_overhead:+.1%} | "
                   f"{_kb(cac.arena_bytes)} ({kind}) | {cac.mac_overhead:+.1%} | {_kb(caches)} |", flush=True)

@@ -46,7 +46,7 @@ def mcuc_arenas(model: str, calib: str | None = None) -> tuple[int, str]:
     from mcuc.errors import MCUCError
 
     quiet = lambda m: None  # noqa: E731
-    layer = compile_model(model, CompileOptions(calib=calib), progress=quiet).report["arena_bytes"]
+    layer = compile_model(model, CompileOptions(calib=calib), progress=quiet).report.arena_bytes
     try:
         c = compile_model(model, CompileOptions(calib=calib, schedule="patch", max_overhead=0.3), progress=quiet)
         sched = c.report.schedule

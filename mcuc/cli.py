@@ -1,4 +1,4 @@
-"""mcuc command line (click): compile, run, verify, profile, search, boards, zoo, redistribute.
+"""mcuc command line (click): compile, run, verify, profile, search, flash, boards, zoo, redistribute.
 
 Each command only turns options into calls of the library and prints the result. Exit status: 0 done,
 1 an error (one 'error: ...' line on stderr, no traceback) or a failed verification, 2 a usage error
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,14 +20,23 @@ import numpy as np
 from mcuc.boards import list_boards, load_board
 from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
+from mcuc.flash import flash
+from mcuc.parallel import Workers
 from mcuc.passes.attention import parse_block
 from mcuc.passes.kernels import kernel_names, select_kernels
 from mcuc.profile import render, write_profiles
 from mcuc.progress import Progress, log
 from mcuc.project import load_project, write_project
 from mcuc.report import REPORT_FILE, read_report, summary_text
-from mcuc.runner import input_samples, profile_first_sample, run_samples, source_outputs, verify_project
-from mcuc.schedule.search import choose, enumerate_candidates, pareto, pareto_table
+from mcuc.runner import (
+    input_samples,
+    profile_first_sample,
+    read_input,
+    run_samples,
+    source_outputs,
+    verify_project,
+)
+from mcuc.schedule.search import choose, pareto, pareto_table, search_candidates
 from mcuc.sizes import parse_count, parse_size
 from mcuc.targets.cost import instructions_text
 from mcuc.targets.elfsize import size_summary
@@ -106,6 +116,7 @@ def cli() -> None:
 @cli.command("compile", cls=VariadicCommand, epilog=_examples(
     "mcuc compile model.onnx --board stm32f746 --sram 320k --calib calib.npy -o build/model",
     "mcuc compile model.onnx --calib images/ --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225 -o build/model",
+    "mcuc compile model.onnx --input-format uint8-rgb --calib images/ --mean 0.5 --std 0.5 -o build/camera",
     "mcuc compile model.tflite --board qemu-mps3-an547 --schedule auto -o build/tfl"))
 @click.argument("model")
 @click.option("--board", default="host", show_default=True, metavar="BOARD", help="target board (see 'mcuc boards')")
@@ -113,8 +124,16 @@ def cli() -> None:
 @click.option("--flash", metavar="SIZE", help="flash budget  [default: the board's flash]")
 @click.option("--calib", metavar="FILE.npy|DIR",
               help="calibration data: .npy batch in the model's input layout, or image folder")
-@click.option("--mean", type=Floats(), metavar="M [M ...]", help="per-channel mean for image-folder calibration")
-@click.option("--std", type=Floats(), metavar="S [S ...]", help="per-channel std for image-folder calibration")
+@click.option("--mean", type=Floats(), metavar="M [M ...]",
+              help="per-channel mean of the normalisation x = (p/255 - mean)/std (image-folder calibration, "
+                   "camera input)")
+@click.option("--std", type=Floats(), metavar="S [S ...]", help="per-channel std of that normalisation")
+@click.option("--input-format", type=click.Choice(["float", "uint8-rgb", "uint8-gray"]), default="float",
+              show_default=True,
+              help="float: the model's own input, quantized by the caller; uint8-rgb/uint8-gray: the camera's "
+                   "uint8 pixels, normalised by the model (--mean/--std folded into its int8 input)")
+@click.option("--input-layout", type=click.Choice(["hwc", "chw"]),
+              help="camera image layout for uint8 input: hwc (interleaved) or chw (planar)  [default: hwc]")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
               help="activation range from calibration")
 @click.option("--planner", type=click.Choice(["greedy", "best"]), default="best", show_default=True,
@@ -145,24 +164,27 @@ def cli() -> None:
               help="firmware boards: do not build the firmware (no measured sizes, no fit check)")
 def compile_command(model: str, board: str, sram: str | None, flash: str | None, calib: str | None,
                     mean: list[float] | None, std: list[float] | None, calib_method: str, planner: str,
-                    schedule: str, stream_input: bool, patch_grid: tuple[int, int] | None, split: int | None,
-                    max_overhead: float, halo: str, attention_block: str, kernels: str, output: str,
-                    no_build: bool) -> int:
+                    input_format: str, input_layout: str | None, schedule: str, stream_input: bool,
+                    patch_grid: tuple[int, int] | None, split: int | None, max_overhead: float, halo: str,
+                    attention_block: str, kernels: str, output: str, no_build: bool) -> int:
     """Compile a model into a C project.
 
     MODEL is a float or QDQ .onnx file, or a full-integer .tflite file with its own quantization. OUTDIR gets
     model.c, model.h, weights.c, CMakeLists.txt, report.json and the memory profile; for a firmware board the
     firmware is also built, measured and checked against the board's flash and RAM.
     """
-    opts = CompileOptions(board=board, sram=parse_size(sram) if sram else None,
-                          flash=parse_size(flash) if flash else None, calib=calib, mean=mean, std=std,
+    opts = CompileOptions(board=board, sram=parse_size(sram) if sram is not None else None,
+                          flash=parse_size(flash) if flash is not None else None, calib=calib, mean=mean, std=std,
                           calib_method=calib_method, planner=planner, schedule=schedule,
                           patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
-                          attention_block=parse_block(attention_block), stream_input=stream_input,
-                          kernels=kernels)
+                          attention_block=parse_block(attention_block), input_format=input_format,
+                          input_layout=input_layout, stream_input=stream_input, kernels=kernels)
     compiled = compile_model(model, opts)
-    out = write_project(compiled, output)
-    measured = None if no_build else build_and_measure(out, compiled)
+    built: list[dict[str, Any] | None] = []
+    # the firmware is built in the new OUTDIR before the previous one is deleted: a failed build keeps the old one
+    out = write_project(compiled, output, finish=None if no_build else lambda d: built.append(
+        build_and_measure(d, compiled)))
+    measured = built[0] if built else None
     print(summary_text(compiled.report))
     if measured:
         print(size_summary(measured, compiled.report.as_dict()))
@@ -181,7 +203,8 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
               help="QEMU board for --target qemu  [default: the compile board if it is a QEMU board, "
                    "else qemu-mps2-an386]")
 @click.option("--input", "input_path", required=True, metavar="X.npy",
-              help="input .npy (float32, source layout, batch first)")
+              help="input .npy (float32, source layout, batch first); for a camera-input model uint8 pixels: "
+                   ".npy, an image or a folder of images")
 @click.option("--output", "output_path", required=True, metavar="Y.npy",
               help="output .npy (.npz for several outputs)")
 @click.option("--raw", is_flag=True, help="int8 in and out using the model's quantization")
@@ -198,21 +221,22 @@ def run_command(outdir: str, target: str, board: str | None, input_path: str, ou
     if profile and target != "qemu":
         raise MCUCError("--profile counts instructions under QEMU: use it with --target qemu")
     g, _ = load_project(outdir)
-    try:
-        x = np.load(input_path, allow_pickle=False)
-    except FileNotFoundError as e:
-        raise MCUCError(f"input file '{input_path}' does not exist") from e
-    except Exception as e:
-        raise MCUCError(f"cannot read input '{input_path}' as .npy ({e.__class__.__name__})") from e
-    q = input_samples(g, x, raw)
+    if len(g.outputs) > 1 and Path(output_path).suffix.lower() != ".npz":
+        raise MCUCError(f"the model has {len(g.outputs)} outputs, written as one .npz archive: name --output "
+                        f"'{Path(output_path).with_suffix('.npz')}' instead of '{output_path}'")
+    q = input_samples(g, read_input(g, input_path), raw)
     outs = run_samples(Path(outdir), g, {g.inputs[0]: q}, target, board=board)
     if profile:
         print(instructions_text(profile_first_sample(Path(outdir), g, q[:1], board)))
     results = source_outputs(g, outs, raw)
-    if len(results) == 1:
-        np.save(output_path, next(iter(results.values())))
-    else:
-        np.savez(output_path, **results)  # type: ignore[arg-type]
+    try:
+        with open(output_path, "wb") as f:  # a file object: numpy appends no suffix, the file is the path given
+            if len(results) == 1:
+                np.save(f, next(iter(results.values())))
+            else:
+                np.savez(f, **results)  # type: ignore[arg-type]
+    except OSError as e:
+        raise MCUCError(f"cannot write output '{output_path}': {e.strerror or e}") from e
     log(f"ran {q.shape[0]} samples on {target}; wrote {output_path}")
     return 0
 
@@ -295,7 +319,9 @@ def profile_command(model: str, fmt: str, output: str | None, board: str, calib:
 
 @cli.command("search", epilog=_examples(
     "mcuc search model.onnx --sram 256k --calib calib.npy",
-    "mcuc search model.tflite --max-overhead 0.3 --halo cache --all"))
+    "mcuc search model.tflite --max-overhead 0.3 --halo cache --all",
+    "mcuc search mbv2.onnx --jobs 2",
+    "mcuc search mbv2.onnx --ray-address auto"))
 @click.argument("model")
 @click.option("--sram", metavar="SIZE", help="SRAM budget: choose the least MAC overhead that fits")
 @click.option("--max-overhead", type=float, default=0.2, show_default=True, metavar="F",
@@ -308,28 +334,34 @@ def profile_command(model: str, fmt: str, output: str | None, board: str, calib:
               help="target board: its core decides which fast kernels exist (see 'mcuc boards')")
 @click.option("--kernels", type=click.Choice(["auto", "fast", "small"]), default="auto", show_default=True,
               help="kernel variants to consider: fast, small (no kernel scratch), or both (auto)")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="plan candidates in N local processes")
+@click.option("--ray-address", metavar="ADDR",
+              help="plan candidates on a Ray cluster instead (auto, ray://HOST:10001; needs mcuc[search])")
 def search_command(model: str, sram: str | None, max_overhead: float, calib: str | None, show_all: bool,
-                   halo: str, board: str, kernels: str) -> int:
+                   halo: str, board: str, kernels: str, jobs: int, ray_address: str | None) -> int:
     """Search schedules; print the Pareto table of SRAM vs MACs.
 
     Plans the layer-based and every patch-based schedule (split x grid x planner x halo x kernels) of the int8
     graph that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least
     MAC overhead that fits (ties: the faster kernels), else the lowest peak within --max-overhead.
     """
-    budget = parse_size(sram) if sram else None
+    budget = parse_size(sram) if sram is not None else None
     b = load_board(board)
     qg, _ = quantized_graph(model, CompileOptions(calib=calib, board=board))
-    log("searching layer-based, fused and patch-based schedules ...")
+    workers = Workers(jobs, ray_address)
+    log(f"searching layer-based, fused and patch-based schedules ({workers.describe()}) ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
+    t0 = time.perf_counter()
     cands = []
     for mode in (("fast", "small") if kernels == "auto" else (kernels,)):
         kg = select_kernels(qg, b.isa, mode)
         if mode == "small" and kernel_names(kg) == kernel_names(select_kernels(qg, b.isa, "fast")):
             continue  # no fast kernel needs scratch here: the small candidates would be the same
-        for c in enumerate_candidates(kg, max_overhead=max_overhead, halos=halos, fused=True,
-                                      progress=Progress(f"  planned patch schedules ({mode} kernels)")):
-            c.kernels = mode
-            cands.append(c)
+        cands += [replace(c, kernels=mode) for c in search_candidates(
+            kg, max_overhead=max_overhead, halos=halos, workers=workers, fused=True,
+            progress=Progress(f"  planned (split, grid) tasks ({mode} kernels)"))]
+    log(f"planned {len(cands)} candidates in {time.perf_counter() - t0:.1f} s ({workers.describe()})")
     try:
         chosen = choose(cands, max_overhead, budget)
     except MCUCError:
@@ -346,10 +378,27 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
     if chosen.fused:
         flags = "--schedule fused" if chosen.kind == "layer" else "--schedule auto"
     flags += f" --kernels {chosen.kernels}"
-    bound = chosen.planned.lower_bound
+    bound = chosen.lower_bound
     print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
           f"+{chosen.mac_overhead:.1%} MACs; arena {chosen.arena_bytes:,} B against a lower bound of {bound:,} B "
           f"(+{(chosen.arena_bytes - bound) / max(bound, 1):.1%}); compile with {flags}")
+    return 0
+
+
+@cli.command("flash", epilog=_examples(
+    "mcuc flash build/f746 --dry-run",
+    "mcuc flash build/f746",
+    "mcuc flash build/nrf --probe 000683xxxxxx"))
+@click.argument("outdir")
+@click.option("--probe", metavar="ID", help="serial number / unique id of the debug probe to use")
+@click.option("--dry-run", is_flag=True, help="print the exact command, run nothing")
+def flash_command(outdir: str, probe: str | None, dry_run: bool) -> int:
+    """Program a real board with the compiled firmware.
+
+    Builds the firmware if it is missing or older than the sources, then runs the board's flash tool (pyOCD or
+    OpenOCD, see its board.yaml). QEMU boards and the host have nothing to flash.
+    """
+    flash(Path(outdir), probe, dry_run)
     return 0
 
 
@@ -411,7 +460,9 @@ def zoo_command(name: str | None, output: str | None, resolution: int | None, wi
 
 @cli.command("redistribute", epilog=_examples(
     "mcuc redistribute --base mcunet-vww1 -o build/vww1-rd",
-    "mcuc redistribute --base mobilenetv2 --mac-budget 300M --resolution 160 --rounds 3 -o build/mbv2-rd"))
+    "mcuc redistribute --base mobilenetv2 --mac-budget 300M --resolution 160 --rounds 3 -o build/mbv2-rd",
+    "mcuc redistribute --base mcunet-vww1 --jobs 2 --train-steps 200 -o build/vww1-rd",
+    "mcuc redistribute --base mcunet-vww1 --ray-address auto -o build/vww1-rd"))
 @click.option("--base", type=click.Choice(["mobilenetv2", "mcunet-vww1"]), required=True,
               help="base configuration")
 @click.option("--mac-budget", metavar="M", help="largest model MACs, e.g. 300M  [default: the base's MACs x "
@@ -419,30 +470,59 @@ def zoo_command(name: str | None, output: str | None, resolution: int | None, wi
 @click.option("--slack", type=float, default=0.0, show_default=True, metavar="F", help="MAC budget slack over the base")
 @click.option("--resolution", type=int, metavar="R", help="input resolution override")
 @click.option("--rounds", type=int, default=2, show_default=True, metavar="N", help="greedy search rounds")
+@click.option("--train-steps", type=click.IntRange(min=0), default=100, show_default=True, metavar="N",
+              help="short training of every candidate (0: no training, the weights written are untrained)")
+@click.option("--train-batch", type=click.IntRange(min=1), default=32, show_default=True, metavar="B",
+              help="images per training step")
+@click.option("--eval-images", type=click.IntRange(min=1), default=2000, show_default=True, metavar="N",
+              help="held-out test images each trained candidate is scored on")
+@click.option("--data", metavar="DIR", help="IDX image files (train-/t10k-images/labels) to train on  "
+                                            "[default: Fashion-MNIST from the Debian package dataset-fashion-mnist]")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="evaluate (compile, schedule, train) candidates in N local processes")
+@click.option("--ray-address", metavar="ADDR",
+              help="evaluate candidates as tasks on a Ray cluster instead (auto, ray://HOST:10001; needs mcuc[search])")
 @click.option("-o", "--output", required=True, metavar="DIR",
               help="directory for config.json, model.pt and model.onnx")
 def redistribute_command(base: str, mac_budget: str | None, slack: float, resolution: int | None, rounds: int,
-                         output: str) -> int:
+                         train_steps: int, train_batch: int, eval_images: int, data: str | None, jobs: int,
+                         ray_address: str | None, output: str) -> int:
     """Redistribute receptive fields for low patch-based SRAM.
 
-    Searches per-block kernel size, expand ratio and patch-stage depth under a MAC budget; writes the chosen
-    config, PyTorch weights and ONNX model. Needs PyTorch.
+    Searches per-block kernel size, expand ratio and patch-stage depth under a MAC budget. Every candidate is
+    compiled, scheduled and trained for --train-steps steps on the data set (Fashion-MNIST by default; its
+    classes replace the base's), in parallel with --jobs or on Ray; writes the chosen config, its trained
+    PyTorch weights and ONNX model. Needs PyTorch.
     """
     budget = int(parse_count(mac_budget)) if mac_budget else None
     try:  # PyTorch code, as the zoo
-        from mcuc.search.redistribution import BASES, describe_blocks, search, write_result
+        from mcuc.search.redistribution import BASES, describe_blocks, load_training_data, search, write_result
+        from mcuc.zoo import FASHION_MNIST_DIR
     except ImportError as e:
         raise MCUCError(f"redistribute needs PyTorch ({e.name} is missing): pip install -e '.[dev]'") from e
 
     config, split_block = BASES[base]
     if resolution:
         config = replace(config, resolution=resolution)
-    res = search(config, split_block, mac_budget=budget, slack=slack, rounds=rounds, progress=log)
+    training = None
+    if train_steps:
+        training = load_training_data(train_steps, train_batch, eval_images, root=Path(data or FASHION_MNIST_DIR))
+    workers = Workers(jobs, ray_address)
+    log(f"evaluating candidates with {workers.describe()}"
+        + (f", each trained for {train_steps} steps of {train_batch} images" if training else ", untrained"))
+    res = search(config, split_block, mac_budget=budget, slack=slack, rounds=rounds, progress=log, training=training,
+                 workers=workers, task_progress=Progress("  evaluated candidates of this batch"))
     out = write_result(res, output)
     for label, ev in (("base", res.base), ("chosen", res.best)):
+        acc = f"; test top-1 {ev.accuracy:.2%}" if ev.accuracy is not None else ""
         print(f"{label}: {describe_blocks(ev.config)}\n  patch split {ev.split_op} grid {ev.grid[0]}x{ev.grid[1]}: "
               f"peak {ev.arena:,} B (layer-based {ev.layer_arena:,} B), MACs {ev.macs:,} (budget {res.budget:,}), "
-              f"overhead {ev.overhead:+.1%} network / {ev.stage_overhead:+.1%} patch stage")
+              f"overhead {ev.overhead:+.1%} network / {ev.stage_overhead:+.1%} patch stage{acc}")
+    if training:
+        print(f"weights: trained for {training.steps} steps of {training.batch} images on {training.source}; "
+              f"test top-1 {res.best.accuracy:.2%} on {len(training.test_x)} held-out images")
+    else:
+        print("weights: UNTRAINED (--train-steps 0): model.pt and model.onnx hold the seeded random initialisation")
     print(f"wrote {out / 'config.json'}, {out / 'model.pt'}, {out / 'model.onnx'}")
     return 0
 
@@ -457,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory: the model's tensors are too large for this machine", file=sys.stderr)
+        return 1
     except click.ClickException as e:  # usage errors: click's message, status 2
         e.show()
         return e.exit_code

@@ -1,6 +1,7 @@
 """The compile pipeline as one function of (model, options): load, passes, quantize, plan, emit."""
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuc.boards import Board, list_boards, load_board
-from mcuc.calib import load_calibration
+from mcuc.calib import load_calibration, load_pixel_calibration
 from mcuc.errors import MCUCError
 from mcuc.frontend import model_file
 from mcuc.frontend.onnx import load_onnx
@@ -22,7 +23,8 @@ from mcuc.ops import verify
 from mcuc.passes.attention import fuse_attention
 from mcuc.passes.kernels import KERNEL_MODES, fit_kernels, kernel_names, select_kernels
 from mcuc.passes.pipeline import float_pipeline
-from mcuc.passes.quantize import calibrate, quantize_graph
+from mcuc.passes.quantize import RangeObserver, calibrate, quantize_graph, unscaled_activations
+from mcuc.pixels import add_pixel_input, pixel_format, plan_pixels
 from mcuc.plan import InvalidPlanError
 from mcuc.progress import Progress
 from mcuc.report import Report, build_report, replay_differences
@@ -49,6 +51,8 @@ class CompileOptions:
     attention_block: str = "auto"  # --attention-block: auto | whole (unfused) | R query rows per block
     stream_input: bool = False  # --stream-input: the input arrives row by row from the application
     kernels: str = "auto"  # --kernels: fast | small | auto (fast if it fits the SRAM budget; see passes/kernels.py)
+    input_format: str = "float"  # --input-format: float | uint8-rgb | uint8-gray (camera image, mcuc/pixels.py)
+    input_layout: str | None = None  # --input-layout: hwc | chw of a camera image (default hwc)
 
 
 @dataclass
@@ -80,14 +84,17 @@ def float_graph_for(path: str) -> Graph:
 
 
 def calibration_feeds(g: Graph, src_graph_input_shapes: dict[str, tuple[int, ...]],
-                      opts: CompileOptions) -> list[dict[str, np.ndarray]]:
+                      opts: CompileOptions, warn: Callable[[str], None] = log,
+                      unscaled: list[str] | None = None) -> list[dict[str, np.ndarray]]:
+    """Calibration samples per graph input; ``unscaled`` (QDQ models) names the activations they are for."""
     if len(g.inputs) != 1:
         if opts.calib:
             raise MCUCError("--calib supports single-input models only")
     feeds_per_input = {}
     for name in g.inputs:
         batch = load_calibration(opts.calib if len(g.inputs) == 1 else None, src_graph_input_shapes[name],
-                                 mean=opts.mean, std=opts.std, samples=opts.calib_samples, warn=log)
+                                 mean=opts.mean, std=opts.std, samples=opts.calib_samples, warn=warn,
+                                 unscaled=unscaled)
         feeds_per_input[name] = batch
     n = min(len(b) for b in feeds_per_input.values())
     return [{k: to_graph_layout(g, k, v[i:i + 1]) for k, v in feeds_per_input.items()} for i in range(n)]
@@ -99,20 +106,54 @@ def quantized_graph(model_path: str, opts: CompileOptions,
 
     A .tflite model is already int8: its own quantization is kept and it is its own "float" graph.
     """
+    fmt = pixel_format(opts.input_format, opts.mean, opts.std, opts.input_layout)
+    plan = None
     if Path(model_path).suffix.lower() == ".tflite":
+        if fmt is not None:
+            raise MCUCError(f"--input-format {fmt.kind} folds the normalisation into a float model's quantization; "
+                            "a .tflite model is already int8: compile its ONNX source, or feed it int8 input")
         if opts.calib:
             progress("note: --calib is ignored for a .tflite model (it carries its own quantization)")
         qg = fg = load_model(model_path)
+        check_tensor_sizes(qg)
     else:
         fg = float_graph_for(model_path)
         verify(fg)
-        feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts)
-        progress(f"calibrating on {len(feeds)} samples ...")
-        obs = calibrate(fg, feeds, opts.calib_method,
-                        progress=Progress("  calibration sample") if progress is log else None)
-        qg = quantize_graph(fg, obs)
+        check_tensor_sizes(fg)
+        unscaled = unscaled_activations(fg) if fg.meta.get("qdq") else None
+        if fmt is None and opts.calib is None and unscaled == []:
+            obs = RangeObserver(opts.calib_method)  # a fully QDQ model: every activation has the model's own scale
+        else:
+            if fmt is None:
+                feeds = calibration_feeds(fg, {n: source_shape(fg, n) for n in fg.inputs}, opts, progress, unscaled)
+            else:
+                plan = plan_pixels(fg, fmt)
+                fg = plan.graph
+                _, h, w, _ = fg.tensors[plan.input_name].shape
+                images = load_pixel_calibration(opts.calib, fmt, h, w, samples=opts.calib_samples, warn=progress)
+                feeds = [{plan.input_name: plan.float_input(images[i:i + 1])} for i in range(len(images))]
+            progress(f"calibrating on {len(feeds)} samples ...")
+            obs = calibrate(fg, feeds, opts.calib_method,
+                            progress=Progress("  calibration sample") if progress is log else None)
+        qg = quantize_graph(fg, obs, {plan.input_name: plan.quant} if plan else None)
+        if plan is not None:
+            qg = add_pixel_input(qg, plan)
+            progress(f"camera input ({plan.fmt.kind}, {plan.fmt.layout}): {plan.describe()}")
     verify(qg, quantized=True)
     return fuse_attention(qg, opts.attention_block, opts.planner), fg
+
+
+def check_tensor_sizes(g: Graph) -> None:
+    """Refuse, before calibrating, an activation the generated C cannot address: its element count (and every
+    offset into it) is an int32 there. Calibrating such a tensor in float32 would also take 8 GB or more."""
+    for name in g.activations():
+        t = g.tensors[name]
+        size = math.prod(int(d) for d in t.shape)  # exact: Tensor.size would wrap around int64
+        if size == 0:
+            raise MCUCError(f"tensor '{name}' of shape {t.shape} is empty")
+        if size > 2**31 - 1:
+            raise MCUCError(f"tensor '{name}' of shape {t.shape} has {size:,} elements; the generated C "
+                            "addresses at most 2^31-1 (check the model's input shape and attributes)")
 
 
 def compile_model(model_path: str, opts: CompileOptions,
@@ -131,7 +172,7 @@ def compile_model(model_path: str, opts: CompileOptions,
             sched = select_schedule(kg, opts.schedule, opts.planner, budget, opts.sram is not None,
                                     opts.max_overhead, opts.split, opts.patch_grid,
                                     ("recompute", "cache") if opts.halo == "auto" else (opts.halo,),
-                                    opts.stream_input)
+                                    opts.stream_input, progress=_search_progress(progress))
         except MCUCError as e:
             if not str(e).startswith("no schedule fits"):
                 raise
@@ -181,6 +222,14 @@ def _other_input_peak(sched: Schedule, planner: str, stream: bool) -> int | None
         return fused_schedule(layer_schedule(sched.source), stream_input=stream).plan(planner).peak_sram_bytes
     except MCUCError:
         return None
+
+
+def _search_progress(progress: Callable[[str], None]) -> Callable[[int, int], None] | None:
+    """Progress of compile's patch-schedule search: redrawn in place on a terminal, silent otherwise (and
+    silent for callers with their own progress function)."""
+    if progress is not log or not sys.stderr.isatty():
+        return None
+    return Progress("  searching patch schedules (split x grid)")
 
 
 def assemble(sched: Schedule, board: Board, opts: CompileOptions, float_graph: Graph | None = None,

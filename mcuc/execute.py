@@ -49,14 +49,15 @@ def _float_value(g: Graph, env: dict[str, np.ndarray], name: str) -> np.ndarray:
 
 
 def initial_env(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Checked int8 graph inputs plus every constant: the values an execution starts from."""
+    """Checked graph inputs (int8, or a uint8 image) plus every constant: the values an execution starts from."""
     env: dict[str, np.ndarray] = {}
     for name in g.inputs:
         if name not in feeds:
             raise MCUCError(f"missing input '{name}'")
         x = np.asarray(feeds[name])
-        if x.dtype != np.int8 or tuple(x.shape) != tuple(g.tensors[name].shape):
-            raise MCUCError(f"input '{name}' must be int8 {g.tensors[name].shape}, got {x.dtype} {x.shape}")
+        want = g.tensors[name].dtype  # int8, or uint8 for a camera image (mcuc/pixels.py)
+        if x.dtype != np.dtype(want) or tuple(x.shape) != tuple(g.tensors[name].shape):
+            raise MCUCError(f"input '{name}' must be {want} {g.tensors[name].shape}, got {x.dtype} {x.shape}")
         env[name] = x
     for name, t in g.tensors.items():
         if t.data is not None:

@@ -35,13 +35,17 @@ class QuantParams:
 
     @property
     def s(self) -> float:
-        """Per-tensor scale as a float (error if per-channel)."""
-        assert self.axis is None, "per-channel quant has no single scale"
+        """Per-tensor scale as a float (MCUCError if per-channel: the op needs one scale for the tensor)."""
+        if self.axis is not None:
+            raise MCUCError(f"per-channel quantization ({self.scale.size} scales along axis {self.axis}) where "
+                            "one scale per tensor is needed")
         return float(self.scale[0])
 
     @property
     def zp(self) -> int:
-        assert self.axis is None, "per-channel quant has no single zero point"
+        if self.axis is not None:
+            raise MCUCError(f"per-channel quantization ({self.scale.size} zero points along axis {self.axis}) where "
+                            "one zero point per tensor is needed")
         return int(self.zero_point[0])
 
 
@@ -202,9 +206,13 @@ def check_structure(g: Graph, quantized: bool = False) -> None:
             if o in defined:
                 raise MCUCError(f"tensor '{o}' is produced twice (again by '{n.name}')")
             defined.add(o)
+    if not g.outputs:
+        raise MCUCError("the graph has no outputs")
     for o in g.outputs:
         if o not in defined:
             raise MCUCError(f"graph output '{o}' is never produced")
+        if g.tensors[o].is_const or o in g.inputs:
+            raise MCUCError(f"graph output '{o}' is a constant or a graph input; mcuc needs computed outputs")
     if quantized:
         for name in g.activations():
             t = g.tensors[name]
@@ -212,3 +220,35 @@ def check_structure(g: Graph, quantized: bool = False) -> None:
                 raise MCUCError(f"int8 tensor '{name}' has no quantization parameters")
             if t.dtype == "float32":
                 raise MCUCError(f"quantized graph still has float tensor '{name}'")
+            if t.quant is not None and not t.quant.per_tensor:
+                raise MCUCError(f"activation '{name}' is quantized per channel; mcuc needs one scale and zero "
+                                "point per activation tensor")
+        for name, t in g.tensors.items():
+            if t.quant is not None:
+                check_quant(name, t)
+
+
+# Range of the stored integers, and of the zero points, for each integer tensor type mcuc computes with.
+_ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int32": (0, 0), "int64": (0, 0)}
+
+
+def check_quant(name: str, t: Tensor) -> None:
+    """Quantization parameters int8 arithmetic can use: finite, positive, normal float32 scales (a denormal or
+    zero scale makes every requantization multiplier meaningless), zero points of the tensor's integer type
+    (0 for int32 biases), and one scale per channel of a per-channel tensor."""
+    q = t.quant
+    assert q is not None
+    tiny, big = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    bad = ~(np.isfinite(q.scale) & (q.scale >= tiny) & (q.scale <= big))
+    if q.scale.size == 0 or bad.any():
+        value = float(q.scale[bad][0]) if bad.any() else "none"
+        raise MCUCError(f"tensor '{name}' has quantization scale {value}; scales must be finite, positive and "
+                        "normal float32 numbers")
+    lo, hi = _ZERO_POINT_RANGE.get(t.dtype, (-(2**31), 2**31 - 1))
+    if q.zero_point.min() < lo or q.zero_point.max() > hi:
+        bad_zp = int(q.zero_point[(q.zero_point < lo) | (q.zero_point > hi)][0])
+        raise MCUCError(f"tensor '{name}' ({t.dtype}) has zero point {bad_zp}; it must be in [{lo}, {hi}]")
+    if q.axis is not None:
+        if not 0 <= q.axis < max(len(t.shape), 1) or (t.shape and t.shape[q.axis] != q.scale.size
+                                                        and q.scale.size != 1):
+            raise MCUCError(f"tensor '{name}' of shape {t.shape} has {q.scale.size} scales along axis {q.axis}")

@@ -9,8 +9,17 @@ import math
 
 import numpy as np
 
+from mcuc.errors import MCUCError
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+
+
+class FixedPointRangeError(MCUCError, ValueError):
+    """A real multiplier 32-bit fixed point cannot hold: the scales of one op are out of proportion (or not finite).
+
+    A user error (the model's quantization parameters), reported on one line with the op that needs it.
+    """
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -22,7 +31,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real == 0.0:
         return 0, 0
     if real < 0 or not math.isfinite(real):
-        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
+        raise FixedPointRangeError(f"requantization multiplier {real} is not finite and >= 0; the quantization "
+                                   "scales are invalid")
     mant, shift = math.frexp(real)
     q = int(round(mant * (1 << 31)))
     if q == (1 << 31):
@@ -31,7 +41,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:
         return 0, 0
     if shift > 30:
-        raise ValueError(f"multiplier {real} too large for int32 fixed point")
+        raise FixedPointRangeError(f"requantization multiplier {real:.4g} is too large for int32 fixed point "
+                                   "(at most 2^30); the op's input, weight and output scales are out of proportion")
     return q, shift
 
 
@@ -113,13 +124,21 @@ def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
 
 def activation_range(kind: str | None, scale: float, zp: int,
                      lo: float | None = None, hi: float | None = None) -> tuple[int, int]:
-    """Quantized clamp bounds for a fused activation ('relu', 'clip' with lo/hi, or None)."""
+    """Quantized clamp bounds for a fused activation ('relu', 'clip' with lo/hi, or None); a bound beyond the
+    int8 range (an infinite one included) clamps to it."""
+
+    def bound(v: float) -> int:
+        r = v / scale
+        if not math.isfinite(r):
+            return -128 if r < 0 else 127
+        return int(min(max(zp + round(r), -128), 127))
+
     qmin, qmax = -128, 127
     if kind == "relu":
         qmin = max(qmin, zp)
     elif kind == "clip":
         if lo is not None:
-            qmin = max(qmin, int(zp + round(lo / scale)))
+            qmin = max(qmin, bound(lo))
         if hi is not None:
-            qmax = min(qmax, int(zp + round(hi / scale)))
+            qmax = min(qmax, bound(hi))
     return qmin, qmax

@@ -56,12 +56,14 @@ class Report:
     peak_sram_resident_bytes: int | None = None  # fused builds: the peak with the image in the arena ...
     peak_sram_streamed_bytes: int | None = None  # ... and with it streamed (None: not computed / not possible)
     kernels: dict[str, Any] = field(default_factory=dict)  # ISA features, kernel mode, variant per op
+    input_format: dict[str, Any] = field(default_factory=dict)  # a camera input's format and folding (mcuc/pixels.py)
     measured: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if not d["measured"]:
-            del d["measured"]
+        for key in ("input_format", "measured"):
+            if not d[key]:
+                del d[key]
         return d
 
     def peak_op(self) -> dict[str, Any]:
@@ -121,7 +123,8 @@ def build_report(sched: Schedule, board: Board, sram_budget: int, attention_bloc
         buffers=[{"name": r, "offset": o, "size": sz, "first": f, "last": la} for r, o, sz, f, la in mem.buffers()],
         layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict(),
         input="streamed" if sched.streamed else "resident",
-        kernels={"isa": list(board.isa), "mode": kernels, "variants": kernel_names(sched.graph)})
+        kernels={"isa": list(board.isa), "mode": kernels, "variants": kernel_names(sched.graph)},
+        input_format=dict(sched.source.meta.get("pixel_input", {})))
 
 
 def _op_record(g: Graph, n: Node, i: int, live: int, sim: Simulation, stage_ops: int) -> dict[str, Any]:

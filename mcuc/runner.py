@@ -16,6 +16,7 @@ from mcuc.errors import MCUCError
 from mcuc.execute import run_int8
 from mcuc.ir import Graph
 from mcuc.model_io import dequantize_output, from_graph_layout, quantize_input, source_shape, to_graph_layout
+from mcuc.pixels import PixelFormat, load_images, to_camera_layout
 from mcuc.progress import Progress, log
 from mcuc.project import load_project
 from mcuc.report import REPORT_FILE, merge_measured, read_report
@@ -44,9 +45,9 @@ def qemu_board_for(outdir: Path, requested: str | None) -> str:
 def run_samples(outdir: Path, g: Graph, q_inputs: dict[str, np.ndarray], target: str,
                 sanitize: bool = True, board: str | None = None,
                 progress: Callable[[str], None] = log) -> dict[str, np.ndarray]:
-    """Run int8 graph-layout inputs (each N x shape[1:]) on ``target``; return int8 outputs."""
+    """Run graph-layout inputs (each N x shape[1:], int8 or uint8 pixels) on ``target``; return int8 outputs."""
     n = next(iter(q_inputs.values())).shape[0]
-    flat = np.concatenate([q_inputs[k].reshape(n, -1) for k in g.inputs], axis=1)
+    flat = np.concatenate([q_inputs[k].reshape(n, -1).view(np.int8) for k in g.inputs], axis=1)
     out_bytes = sum(g.tensors[name].nbytes for name in g.outputs)
     if target == "host":
         raw = run_host(outdir, flat, out_bytes, sanitize=sanitize)
@@ -89,16 +90,45 @@ def input_samples(g: Graph, x: np.ndarray, raw: bool) -> np.ndarray:
         raise MCUCError("mcuc run supports single-input models; feed multi-input models through the C API")
     name = g.inputs[0]
     want = source_shape(g, name)
+    if x.dtype.kind not in "biuf":
+        raise MCUCError(f"the input holds {x.dtype} values; mcuc runs real numbers (float32, or int8 with --raw)")
     if x.ndim == len(want) - 1:
         x = x[None]
+    if x.ndim == len(want) and x.shape[0] == 0:
+        raise MCUCError(f"the input batch holds no samples (shape {x.shape})")
     if tuple(x.shape[1:]) != tuple(want[1:]):
         raise MCUCError(f"input has shape {x.shape}; the model wants (N, {', '.join(map(str, want[1:]))})")
+    if g.tensors[name].dtype == "uint8":  # a camera image: uint8 pixels in, with or without --raw
+        if x.dtype != np.uint8:
+            pix = g.meta.get("pixel_input", {})
+            raise MCUCError(f"this model takes uint8 camera pixels ({pix.get('format', 'uint8')}, "
+                            f"{pix.get('layout', 'hwc')}), got {x.dtype} values: pass a uint8 .npy batch or images")
+        return np.ascontiguousarray(x)
     xg = to_graph_layout(g, name, x)
     if raw:
         if x.dtype != np.int8:
             raise MCUCError(f"--raw needs an int8 input array, got {x.dtype}")
         return xg.astype(np.int8)
-    return quantize_input(g, name, xg.astype(np.float32))
+    xf = xg.astype(np.float32)
+    if not np.all(np.isfinite(xf)):
+        raise MCUCError("the input holds NaN or infinite values (or values beyond float32)")
+    return quantize_input(g, name, xf)
+
+
+def read_input(g: Graph, path: str) -> np.ndarray:
+    """The --input of ``mcuc run``: an .npy array; for a camera-input model also an image or a folder of images
+    (read as uint8 at the model's resolution)."""
+    pix = g.meta.get("pixel_input")
+    if pix and not path.lower().endswith(".npy"):
+        fmt = PixelFormat(pix["format"], tuple(pix["mean"]), tuple(pix["std"]), pix["layout"])
+        _, h, w, _ = g.tensors[pix["input"]].shape  # the int8 NHWC tensor the pixel op writes
+        return to_camera_layout(load_images(path, fmt, h, w), fmt)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise MCUCError(f"input file '{path}' does not exist") from e
+    except Exception as e:
+        raise MCUCError(f"cannot read input '{path}' as .npy ({e.__class__.__name__})") from e
 
 
 def source_outputs(g: Graph, outs: dict[str, np.ndarray], raw: bool) -> dict[str, np.ndarray]:
@@ -125,7 +155,8 @@ def verify_project(outdir: Path, g: Graph, samples: int, seed: int, target: str,
                    board: str | None = None) -> dict[str, Any]:
     """Random int8 inputs through the C build and the int8 reference; count differing elements."""
     rng = np.random.default_rng(seed)
-    q_inputs = {n: rng.integers(-128, 128, size=(samples, *g.tensors[n].shape[1:]), dtype=np.int8)
+    q_inputs = {n: rng.integers(*((0, 256) if g.tensors[n].dtype == "uint8" else (-128, 128)),
+                                size=(samples, *g.tensors[n].shape[1:]), dtype=np.dtype(g.tensors[n].dtype))
                 for n in g.inputs}
     c_out = run_samples(outdir, g, q_inputs, target, board=board)
     worst, total = 0, 0

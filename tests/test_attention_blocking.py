@@ -172,15 +172,14 @@ def test_parse_block() -> None:
             parse_block(bad)
 
 
-# ---- zoo transformers ------------------------------------------------------------------------
-
-torch = pytest.importorskip("torch")
+# ---- zoo transformers (PyTorch exports them: the fixture skips without it, the tests above still run) -------
 
 ZOO_CASES = ["dhvt", "dhvt-small", "crossvit", "crossvit-small"]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("torch")
     from mcuc.zoo import build
     from mcuc.zoo.export import export_onnx
 

@@ -84,3 +84,27 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_output_naming_an_existing_file(small_onnx, tmp_path, capsys):
+    target = tmp_path / "report.txt"
+    target.write_text("keep me")
+    code, msg = run_cli(["compile", small_onnx, "-o", str(target)], capsys)
+    assert code == 1 and "existing file" in msg and "report.txt" in msg
+    assert target.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("size", ["", "-5k", "-1", "0"])
+def test_empty_or_negative_sram_is_an_error(small_onnx, tmp_path, capsys, size):
+    """--sram '' once meant the board's default, and a negative size must be an error (exit 1), not a flag."""
+    code, msg = run_cli(["compile", small_onnx, "--sram", size, "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "bad size" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_of_memory_is_one_error_line(small_onnx, tmp_path, capsys, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr("mcuc.cli.compile_model", exhausted)
+    code, msg = run_cli(["compile", small_onnx, "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "out of memory" in msg

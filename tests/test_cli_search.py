@@ -23,13 +23,13 @@ def _search(path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     """Run `mcuc search PATH --all`; return the graph it searched, its layer-based arena (planner best) and
     standard output."""
     searched: list[Graph] = []
-    real = mcuc.cli.enumerate_candidates
+    real = mcuc.cli.search_candidates
 
     def spy(g: Graph, **kw: Any) -> Any:
         searched.append(g)
         return real(g, **kw)
 
-    monkeypatch.setattr(mcuc.cli, "enumerate_candidates", spy)
+    monkeypatch.setattr(mcuc.cli, "search_candidates", spy)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["search", path, "--all"]) == 0

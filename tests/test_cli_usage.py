@@ -7,7 +7,7 @@ import pytest
 import mcuc.cli
 from mcuc.cli import compile_command, main
 
-COMMANDS = ["compile", "run", "verify", "profile", "search", "boards", "zoo", "redistribute"]
+COMMANDS = ["compile", "run", "verify", "profile", "search", "flash", "boards", "zoo", "redistribute"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

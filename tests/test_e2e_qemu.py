@@ -73,6 +73,13 @@ def test_zoo_model_fused_bit_exact_on_host_and_streamed_under_qemu(tmp_path, nam
     res = verify_project(write_project(resident, str(tmp_path / "host")), resident.graph, samples=3, seed=1,
                          target="host")
     assert res["mismatched"] == 0, res
+    if name == "crossvit-small":  # its two branches both read the image: it cannot arrive row by row once
+        from mcuc.errors import MCUCError
+
+        with pytest.raises(MCUCError, match="cannot be streamed"):
+            compile_model(str(path), CompileOptions(schedule="fused", stream_input=True, calib_samples=2),
+                          progress=lambda m: None)
+        return
     streamed = compile_model(str(path), CompileOptions(board="qemu-mps2-an500", schedule="fused", stream_input=True,
                                                        calib_samples=2), progress=lambda m: None)
     assert streamed.report.input == "streamed" and streamed.schedule.fused

@@ -274,12 +274,11 @@ def test_search_pareto_and_choice():
         choose(cands, 100.0, 16)
 
 
-# ---- zoo models ------------------------------------------------------------------------------
-
-torch = pytest.importorskip("torch")
+# ---- zoo models (PyTorch exports them: each test skips without it, the tests above still run) -----------------
 
 
 def _export(name: str, tmp: Path, **overrides) -> Path:
+    pytest.importorskip("torch")
     from mcuc import zoo
     from mcuc.zoo.export import export_onnx
 

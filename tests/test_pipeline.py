@@ -168,3 +168,27 @@ def test_stream_input_needs_a_fused_schedule() -> None:
     for kind in ("layer", "patch"):
         with pytest.raises(MCUCError, match="streamed input needs a fused schedule"):
             select_schedule(g, kind, "best", 1 << 30, False, 0.2, stream_input=True)
+
+
+@pytest.mark.parametrize("seed", [2, 8, 13])
+def test_patch_schedule_with_fused_patches_is_bit_exact(tmp_path, seed: int) -> None:
+    """A patch schedule whose per-patch chains run as row pipelines: numpy and host C equal layer by layer."""
+    from mcuc.execute import run_schedule
+    from mcuc.schedule.patch import build_schedule, valid_splits
+
+    g = random_chain(seed)
+    split = valid_splits(g)[-1]
+    _, oh, ow, _ = g.tensors[g.nodes[split - 1].outputs[0]].shape
+    patch = build_schedule(g, split, (min(2, oh), min(2, ow)))
+    sched = fused_schedule(patch).plan("best")
+    assert sched.patch is not None and sched.fused
+    # the patch stage still ends with the place of its last patch (pipelines replaced ops inside the stage)
+    assert sched.graph.nodes[sched.stage_ops - 1].op == "copy_window" and ".place:" in sched.graph.nodes[
+        sched.stage_ops - 1].name
+    feeds = _feed(g, seed)
+    ref, got = run_int8(g, feeds), run_schedule(sched, feeds)
+    assert all(np.array_equal(got[o], ref[o]) for o in g.outputs)
+    c = assemble(sched, load_board("host"), CompileOptions(schedule="patch"))
+    assert c.report.schedule["kind"] == "patch" and c.report.schedule["fused_segments"]
+    res = verify_project(write_project(c, str(tmp_path / "proj")), g, samples=2, seed=seed, target="host")
+    assert res["mismatched"] == 0, res

@@ -1,6 +1,7 @@
 """Firmware for the boards in mcuc/boards/: QEMU runs bit-exact with the int8 reference, real boards build."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -127,8 +128,9 @@ def test_flash_without_tool_names_it(project):
     qemu_target.build_firmware(outdir, "stm32h7")
     cmake = shutil.which("cmake")
     assert cmake is not None
+    env = {"PATH": "/nonexistent", **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     proc = subprocess.run([cmake, "--build", str(outdir / "build-stm32h7"), "--target", "flash"],
-                          capture_output=True, text=True, env={"PATH": "/nonexistent"})
+                          capture_output=True, text=True, env=env)
     assert proc.returncode != 0
     out = " ".join((proc.stdout + proc.stderr).split())
     assert "needs 'openocd', which is not installed" in out

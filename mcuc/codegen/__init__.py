@@ -73,7 +73,8 @@ class _Emitter:
             return "NULL"  # delivered row by row through the reader passed to mcuc_model_invoke_streamed
         ctype = CTYPES[t.dtype]
         off = self.mem.offsets[name]
-        return f"({ctype} *)(mcuc_arena + {off})" if ctype != "int8_t" else f"(mcuc_arena + {off})"
+        # a uint8 camera image is passed to kernels as the arena's bytes (mcuc_pixels_s8 reads them as uint8)
+        return f"({ctype} *)(mcuc_arena + {off})" if ctype not in ("int8_t", "uint8_t") else f"(mcuc_arena + {off})"
 
     def op_context(self, index: int, low: Lowered) -> dict[str, Any]:
         prefix = f"mcuc_op{index}"
@@ -142,11 +143,18 @@ class _Emitter:
 
     def io(self, name: str, layout: str) -> dict[str, Any]:
         t = self.g.tensors[name]
-        assert t.quant is not None
-        return {"name": name, "shape": list(t.shape), "bytes": t.nbytes, "scale": repr(float(t.quant.s)),
-                "zero_point": t.quant.zp, "expr": self.tensor_expr(name), "layout": layout,
-                "row_bytes": t.nbytes // t.shape[1] if len(t.shape) > 1 and t.shape[1] else t.nbytes,
-                "streamed": name in self.streamed}
+        io = {"name": name, "shape": list(t.shape), "bytes": t.nbytes, "expr": self.tensor_expr(name),
+              "layout": layout, "ctype": CTYPES[t.dtype], "pixels": None,
+              "row_bytes": t.nbytes // t.shape[1] if len(t.shape) > 1 and t.shape[1] else t.nbytes,
+              "streamed": name in self.streamed}
+        if t.quant is None:  # a camera image (mcuc/pixels.py): uint8, normalised by the model itself
+            pix = dict(self.c.graph.meta["pixel_input"])
+            pix["mean"] = ", ".join(f"{v:g}" for v in pix["mean"])
+            pix["std"] = ", ".join(f"{v:g}" for v in pix["std"])
+            io["pixels"] = pix
+            io["layout"] = pix["layout"].upper()
+            return io
+        return {**io, "scale": repr(float(t.quant.s)), "zero_point": t.quant.zp}
 
 
 def emit_project(compiled, outdir: Path) -> None:
@@ -163,7 +171,10 @@ def emit_project(compiled, outdir: Path) -> None:
     outputs = [em.io(n, layout) for n in g.outputs]
     name = Path(str(g.meta.get("source", "model"))).stem
     runtime_sources = sorted(p.name for p in (RUNTIME_DIR / "src").glob("*.c"))
-    ctx = {"header": HEADER, "model_name": name, "arena_bytes": max(int(em.mem.arena_bytes), 16),
+    # a camera-input model takes uint8 pixels (mcuc/pixels.py); every other model int8
+    input_ctype = "uint8_t" if {io["ctype"] for io in inputs} == {"uint8_t"} else "int8_t"
+    ctx = {"header": HEADER, "model_name": name, "input_ctype": input_ctype,
+           "arena_bytes": max(int(em.mem.arena_bytes), 16),
            "ops": ops, "inputs": inputs, "outputs": outputs, "weights": em.weights,
            "runtime_sources": runtime_sources, "board": compiled.board.name, "streamed": bool(em.streamed)}
     env = environment()

@@ -2,7 +2,7 @@
 
 ``emit_firmware_support(outdir, boards)`` makes OUTDIR buildable as firmware for each board:
 
-    OUTDIR/boards/common/          startup.c, sections.ld, firmware.cmake, flash.cmake (shared)
+    OUTDIR/boards/common/          startup.c, sections.ld, firmware.cmake (shared)
     OUTDIR/boards/<name>/          board.yaml, linker.ld (copied) and toolchain.cmake (rendered)
 
 Configure with ``-DCMAKE_TOOLCHAIN_FILE=OUTDIR/boards/<name>/toolchain.cmake``; the generated
@@ -11,6 +11,7 @@ CMakeLists.txt then builds ``mcuc_firmware.elf`` instead of the host runner.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from mcuc.boards import BOARDS_DIR, Board
 from mcuc.codegen.render import HEADER, environment
 from mcuc.errors import MCUCError
 
-COMMON_FILES = ("startup.c", "sections.ld", "firmware.cmake", "flash.cmake")
+COMMON_FILES = ("startup.c", "sections.ld", "firmware.cmake")
 FIRMWARE_KINDS = ("qemu", "mcu")
 _UNSAFE_CMAKE = ('"', "|", ";", "$", "\\")
 
@@ -32,9 +33,7 @@ class FirmwareConfig:
     stack_bytes: int
     semihosting: bool
     binary_image: bool
-    flash_program: str
-    flash_args: list[str]
-    flash_install: str
+    flash_program: str  # the real board's flash tool (mcuc/flash.py runs it)
 
 
 def firmware_config(board: Board) -> FirmwareConfig:
@@ -59,15 +58,13 @@ def firmware_config(board: Board) -> FirmwareConfig:
             raise MCUCError(f"{where}: QEMU boards run with semihosting (set 'semihosting: true')")
     elif not tool.get("program"):
         raise MCUCError(f"{where}: a real board needs 'flash_tool: {{program: openocd|pyocd, args: [...]}}'")
-    args = [str(a) for a in tool.get("args", [])]
-    for text in [*flags, *args, str(tool.get("install", ""))]:
+    for text in flags:
         if any(c in text for c in _UNSAFE_CMAKE):
             raise MCUCError(f"{where}: '{text}' contains one of {' '.join(_UNSAFE_CMAKE)}, "
                             "which cannot be passed through CMake safely")
     return FirmwareConfig(cpu_flags=list(flags), stack_bytes=int(data.get("stack_bytes", 8192)),
                           semihosting=semihosting, binary_image=bool(data.get("binary_image", True)),
-                          flash_program=str(tool.get("program", "")), flash_args=args,
-                          flash_install=str(tool.get("install", f"install {tool.get('program', '')}")))
+                          flash_program=str(tool.get("program", "")))
 
 
 def toolchain_file(outdir: Path, board: Board) -> Path:
@@ -97,7 +94,6 @@ def emit_firmware_support(outdir: Path, boards: Sequence[Board]) -> list[Path]:
         path = toolchain_file(outdir, board)
         path.write_text(template.render(
             header=HEADER, board=board, cpu_flags=cfg.cpu_flags, stack_bytes=cfg.stack_bytes,
-            semihosting=cfg.semihosting, binary_image=cfg.binary_image, flash_program=cfg.flash_program,
-            flash_args=cfg.flash_args, flash_install=cfg.flash_install))
+            semihosting=cfg.semihosting, binary_image=cfg.binary_image, python=sys.executable))
         written.append(path)
     return written

@@ -53,15 +53,88 @@ def load_onnx(path: str) -> Graph:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise MCUCError(f"'{path}' uses ONNX opset {opset}; mcuc reads opsets {MIN_OPSET}-{MAX_OPSET} "
                         f"(re-export with opset_version={MIN_OPSET})")
-    return _Importer(model).run()
+    _check_text(model, path)
+    if len(model.graph.output) == 0:
+        raise MCUCError(f"'{path}' declares no graph outputs; re-export it with its outputs")
+    return _Importer(model, opset).run()
+
+
+def _check_text(model: Any, path: str) -> None:
+    """Every name and op type must be text: protobuf hands out bytes for a string that is not valid UTF-8."""
+    g = model.graph
+    texts = [v.name for v in (*g.input, *g.output, *g.value_info, *g.initializer)]
+    for n in g.node:
+        texts += [n.op_type, n.name, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+    if any(not isinstance(t, str) for t in texts):
+        raise MCUCError(f"'{path}' is not a valid ONNX model (a name or op type is not valid UTF-8); re-export it")
 
 
 # ---------------------------------------------------------------------------------------------
 # attribute / constant helpers
 
 
-def _attrs(node: Any) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+def _schema(node: Any, opset: int) -> Any:
+    """The ONNX schema of ``node`` at ``opset``, else its latest one (mcuc also reads ops newer than the model's
+    opset, such as LayerNormalization at opset 13); None for an op ONNX does not define."""
+    for version in (opset, MAX_OPSET):
+        try:
+            return onnx.defs.get_schema(node.op_type, version, node.domain or "")
+        except onnx.defs.SchemaError:
+            continue
+    return None
+
+
+def _attrs(node: Any, schema: Any = None) -> dict[str, Any]:
+    """The node's attributes as Python values; each must carry a value of the type its schema declares."""
+    out = {}
+    for a in node.attribute:
+        want = schema.attributes[a.name].type if schema is not None and a.name in schema.attributes else None
+        if want is not None and int(a.type) != int(want):
+            raise MCUCError(f"{node.op_type} node '{node.name}': attribute '{a.name}' has type "
+                            f"{onnx.AttributeProto.AttributeType.Name(a.type) if a.type in range(15) else a.type}, "
+                            f"the ONNX schema wants {want.name}")
+        try:
+            out[a.name] = onnx.helper.get_attribute_value(a)
+        except ValueError as e:
+            raise MCUCError(f"{node.op_type} node '{node.name}': attribute '{a.name}' has no value") from e
+    if schema is not None:
+        missing = [k for k, v in schema.attributes.items() if v.required and k not in out]
+        if missing:
+            raise MCUCError(f"{node.op_type} node '{node.name}' lacks the required attribute '{missing[0]}'")
+    return out
+
+
+def _check_arity(node: Any, schema: Any) -> None:
+    """Required inputs present and not empty, no more inputs or outputs than the op has."""
+    from onnx.defs import OpSchema
+
+    ins, outs = list(node.input), list(node.output)
+    if len(ins) > schema.max_input or len(outs) > schema.max_output or len(outs) < schema.min_output:
+        raise MCUCError(f"{node.op_type} node '{node.name}' has {len(ins)} inputs and {len(outs)} outputs; ONNX "
+                        f"allows {schema.min_input}-{schema.max_input} inputs and {schema.min_output}-"
+                        f"{schema.max_output} outputs")
+    for k, formal in enumerate(schema.inputs):
+        if formal.option == OpSchema.FormalParameterOption.Single and (k >= len(ins) or not ins[k]):
+            raise MCUCError(f"{node.op_type} node '{node.name}' lacks its required input {k} ('{formal.name}')")
+    if not outs or not outs[0]:
+        raise MCUCError(f"{node.op_type} node '{node.name}' has no output name")
+
+
+def _window_attr(node: Any, a: dict[str, Any], key: str, default: tuple[int, ...], minimum: int) -> tuple[int, ...]:
+    """A per-spatial-axis attribute (strides, dilations, pads, kernel_shape): the right count of int32 values."""
+    v = _as_tuple(a.get(key, default))
+    if len(v) != len(default) or min(v) < minimum or max(v) > 2**31 - 1:
+        raise MCUCError(f"{node.op_type} node '{node.name}' has {key} {list(v)}; mcuc needs {len(default)} values "
+                        f"from {minimum} to 2^31-1 (2-D operators)")
+    return v
+
+
+def _axis(node: Any, value: Any, rank: int, what: str = "axis") -> int:
+    """An ONNX axis (negative counts from the end) checked against ``rank``, as a non-negative index."""
+    v = int(value)
+    if not -rank <= v < rank:
+        raise MCUCError(f"{node.op_type} node '{node.name}': {what} {v} is out of range for a tensor of rank {rank}")
+    return v % rank
 
 
 def _as_tuple(v: Any) -> tuple[int, ...]:
@@ -87,7 +160,8 @@ def _dequantize(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axis: i
         shape = [1] * x.ndim
         shape[axis % x.ndim] = -1
         s, z = s.reshape(shape), z.reshape(shape)
-    return ((x.astype(np.float64) - z) * s).astype(np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, refused where they are used
+        return ((x.astype(np.float64) - z) * s).astype(np.float32)
 
 
 def _quantize(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axis: int) -> np.ndarray:
@@ -141,21 +215,63 @@ def _resolve_reshape(src: tuple[int, ...], spec: list[int], name: str) -> tuple[
 
 
 def _onnx_dtype(code: int) -> np.dtype:
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
+    except (KeyError, TypeError, ValueError) as e:
+        raise MCUCError(f"unknown ONNX element type {code}") from e
+
+
+# element types mcuc reads from initializers and Constant nodes
+_READABLE_TYPES = {"FLOAT", "DOUBLE", "FLOAT16", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "INT64",
+                   "UINT64", "BOOL"}
+
+
+def _read_tensor(t: Any, what: str) -> np.ndarray:
+    """A TensorProto as numpy; MCUCError when its type is one mcuc does not read or its data does not match
+    its dims."""
+    kind = onnx.TensorProto.DataType.Name(t.data_type) if t.data_type in onnx.TensorProto.DataType.values() else None
+    if kind not in _READABLE_TYPES:
+        raise MCUCError(f"{what} has element type {kind or t.data_type}, which mcuc does not read "
+                        f"(it reads {', '.join(sorted(_READABLE_TYPES)).lower()})")
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        raise MCUCError(f"{what} keeps its data in an external file that was not loaded; "
+                        "save the model with its data inside")
+    dims = [int(d) for d in t.dims]
+    if min(dims, default=0) < 0:
+        raise MCUCError(f"{what} has negative dimensions {dims}")
+    count = int(np.prod(dims, dtype=object)) if dims else 1
+    if t.HasField("raw_data"):
+        want = count * _onnx_dtype(t.data_type).itemsize
+        if len(t.raw_data) != want:
+            raise MCUCError(f"{what} holds {len(t.raw_data)} bytes of raw data, its type and dims {dims} need "
+                            f"{want}; the file is corrupt, re-export it")
+    try:
+        return np.asarray(nph.to_array(t))
+    except ValueError as e:  # typed data fields of the wrong length
+        raise MCUCError(f"{what} does not hold {count} values for its dims {dims}: {e}") from e
+
+
+def _cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A constant Cast; float values that the integer type cannot hold are an error, not numpy's garbage."""
+    if dtype.kind in "iu" and x.dtype.kind == "f":
+        info = np.iinfo(dtype)
+        if not np.all(np.isfinite(x)) or (x.size and (x.min() < info.min or x.max() > info.max)):
+            raise MCUCError(f"a constant Cast to {dtype} of values outside its range")
+    return x.astype(dtype)
 
 
 def _tensor_value(v: Any) -> np.ndarray:
     """An attribute's tensor value (a TensorProto from onnx.helper, or already an array) as numpy."""
     if isinstance(v, np.ndarray):
         return v
-    return np.asarray(nph.to_array(v))
+    return _read_tensor(v, "a tensor attribute")
 
 
 # numpy evaluators for nodes whose inputs are all constant: (inputs, attrs) -> outputs
 _FOLDERS: dict[str, Callable[[list[Any], dict[str, Any]], list[np.ndarray]]] = {
     "Identity": lambda i, a: [i[0]],
     "Shape": lambda i, a: [np.array(np.shape(i[0]), dtype=np.int64)[a.get("start", 0):a.get("end")]],
-    "Cast": lambda i, a: [np.asarray(i[0]).astype(_onnx_dtype(a["to"]))],
+    "Cast": lambda i, a: [_cast(np.asarray(i[0]), _onnx_dtype(a["to"]))],
     "Gather": lambda i, a: [np.take(i[0], i[1].astype(np.int64), axis=a.get("axis", 0))],
     "Unsqueeze": lambda i, a: [_unsqueeze(i[0], i[1] if len(i) > 1 else np.array(a["axes"]))],
     "Squeeze": lambda i, a: [np.squeeze(i[0], axis=tuple(int(x) for x in i[1]))
@@ -196,30 +312,42 @@ _FOLDERS: dict[str, Callable[[list[Any], dict[str, Any]], list[np.ndarray]]] = {
 class _Importer:
     """One conversion: walks the (topologically ordered) ONNX nodes once."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, opset: int = MIN_OPSET) -> None:
         self.model = model
+        self.opset = opset
         self.g = Graph(layout="NCHW")
-        self.consts: dict[str, np.ndarray] = {i.name: nph.to_array(i) for i in model.graph.initializer}
+        self.consts: dict[str, np.ndarray] = {i.name: _read_tensor(i, f"initializer '{i.name}'")
+                                              for i in model.graph.initializer}
         self.const_quant: dict[str, QuantParams] = {}
         self.alias: dict[str, str] = {}  # removed Identity-like tensors -> the tensor they equal
         self.qdq = False
 
     # ---- tensor plumbing ----------------------------------------------------------------
     def name(self, n: str) -> str:
+        seen = {n}
         while n in self.alias:
             n = self.alias[n]
+            if n in seen:
+                raise MCUCError(f"tensor '{n}' is defined through itself (a Q/DQ or Identity cycle); "
+                                "the graph is not a DAG, re-export it")
+            seen.add(n)
         return n
 
     def is_const(self, n: str) -> bool:
         return self.name(n) in self.consts
 
     def const(self, n: str) -> np.ndarray:
-        return self.consts[self.name(n)]
+        name = self.name(n)
+        if name not in self.consts:
+            raise MCUCError(f"'{n}' is used as a constant but no initializer or Constant node defines it")
+        return self.consts[name]
 
     def shape(self, n: str) -> tuple[int, ...]:
         n = self.name(n)
         if n in self.consts:
             return tuple(self.consts[n].shape)
+        if n not in self.g.tensors:
+            raise MCUCError(f"'{n}' is read before any node produces it (a dangling name or a cycle)")
         return self.g.tensors[n].shape
 
     def use(self, n: str, node_name: str) -> str:
@@ -240,6 +368,8 @@ class _Importer:
     def emit(self, op: str, name: str, inputs: list[str], output: str, **attrs: Any) -> str:
         node = Node(op, name, [self.use(i, name) for i in inputs], [output], attrs)
         shape = infer_shapes(node, self.g)[0]
+        if len(shape) == 0:
+            raise MCUCError(f"node '{name}' ({op}) computes a scalar; mcuc needs activations of rank 1 or more")
         self.g.add_tensor(Tensor(output, tuple(int(d) for d in shape)))
         self.g.nodes.append(node)
         return output
@@ -266,6 +396,11 @@ class _Importer:
         for out in graph.output:
             self.add_output(out.name)
         g = self.g
+        for name in g.inputs:
+            dims = g.tensors[name].shape
+            if len(dims) > 1 and dims[0] != 1:
+                raise MCUCError(f"model input '{name}' has batch size {dims[0]}; mcuc compiles batch 1 (mcuc run "
+                                "takes N samples one after another): re-export with batch size 1 or a symbolic batch")
         g.meta["qdq"] = self.qdq
         if self.qdq:
             _restore_removed_relus(g)
@@ -284,6 +419,8 @@ class _Importer:
             raise MCUCError(f"model input '{inp.name}' has no declared shape; re-export with a fixed input shape")
         dims: list[int] = []
         for k, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 2**31 - 1:
+                raise MCUCError(f"model input '{inp.name}' has dimension {k} of {d.dim_value}; sizes must fit int32")
             if d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(int(d.dim_value))
             elif k == 0:
@@ -292,6 +429,8 @@ class _Importer:
                 label = d.dim_param or "?"
                 raise MCUCError(f"model input '{inp.name}' has dynamic dimension {k} ('{label}'); "
                                 "mcuc needs fixed sizes except the batch: re-export with a fixed input shape")
+        if not dims:
+            raise MCUCError(f"model input '{inp.name}' is a scalar; mcuc needs inputs of rank 1 or more")
         self.g.add_tensor(Tensor(inp.name, tuple(dims)))
         self.g.inputs.append(inp.name)
 
@@ -312,9 +451,12 @@ class _Importer:
 
     def convert(self, node: Any) -> None:
         op = node.op_type
-        a = _attrs(node)
         if node.domain not in ("", "ai.onnx"):
             self.unsupported(node)
+        schema = _schema(node, self.opset)
+        if schema is not None:
+            _check_arity(node, schema)
+        a = _attrs(node, schema)
         if op == "Constant":
             self.consts[node.output[0]] = self.constant_value(node, a)
             return
@@ -325,6 +467,7 @@ class _Importer:
             return
         if op in ("QuantizeLinear", "DequantizeLinear"):
             self.qdq = True
+            self.check_qdq(node, ins, a)
         if op in _FOLDERS and all(i == "" or self.is_const(i) for i in ins):
             vals = [self.const(i) if i else None for i in ins]
             while vals and vals[-1] is None:
@@ -353,7 +496,7 @@ class _Importer:
 
     def constant_value(self, node: Any, a: dict[str, Any]) -> np.ndarray:
         if "value" in a:
-            return nph.to_array(a["value"])
+            return _read_tensor(a["value"], f"Constant node '{node.name}'")
         for key, dt in (("value_float", np.float32), ("value_int", np.int64)):
             if key in a:
                 return np.array(a[key], dtype=dt)
@@ -384,11 +527,54 @@ class _Importer:
             raise MCUCError(f"{node.op_type} node '{node.name}': {what} must be a constant")
         return self.const(n)
 
+    def need_ints(self, node: Any, n: str, what: str) -> np.ndarray:
+        """A constant integer operand (a shape, axes, pads, slice bounds, indices)."""
+        v = np.asarray(self.need_const(node, n, what))
+        if v.dtype.kind not in "iu":
+            raise MCUCError(f"{node.op_type} node '{node.name}': {what} must be integers, got {v.dtype}")
+        return v
+
+    def check_qdq(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
+        """Q/DQ parameters mcuc can compute with: constant, finite, positive, normal float32 scales; int8/uint8
+        zero points (an int32 bias's zero point 0) of the scale's length; a per-axis scale as long as its axis."""
+        where = f"{node.op_type} '{node.name}'"
+        scale = np.asarray(self.need_const(node, ins[1], "the scale"))
+        if scale.dtype.kind != "f" or scale.size == 0 or scale.ndim > 1:
+            raise MCUCError(f"{where}: scale must be a float scalar or vector, got {scale.dtype} {scale.shape}")
+        s = scale.astype(np.float64).reshape(-1)
+        bad = ~(np.isfinite(s) & (s >= np.finfo(np.float32).tiny) & (s <= np.finfo(np.float32).max))
+        if bad.any():
+            raise MCUCError(f"{where}: scale {float(s[bad][0])!r} is not a finite positive normal float32; "
+                            "quantization needs scales > 0 (re-quantize the model)")
+        x_shape = self.shape(ins[0])
+        if s.size > 1:
+            axis = int(a.get("axis", 1))
+            if not -len(x_shape) <= axis < len(x_shape) or x_shape[axis] != s.size:
+                raise MCUCError(f"{where}: {s.size} scales along axis {axis} of a tensor of shape {x_shape}")
+        if len(ins) > 2 and ins[2]:
+            zp = np.asarray(self.need_const(node, ins[2], "the zero point"))
+            if zp.shape != scale.shape:
+                raise MCUCError(f"{where}: zero point shape {zp.shape} differs from scale shape {scale.shape}")
+            if zp.dtype == np.int32 and node.op_type == "DequantizeLinear":
+                if np.any(zp != 0):
+                    raise MCUCError(f"{where}: an int32 (bias) zero point must be 0, got {zp.reshape(-1)[0]}")
+            elif zp.dtype not in (np.int8, np.uint8):
+                raise MCUCError(f"{where}: zero point of type {zp.dtype}; mcuc reads int8/uint8 Q/DQ "
+                                "(and int32 biases with zero point 0)")
+        if node.op_type == "DequantizeLinear" and self.is_const(ins[0]):
+            q = self.const(ins[0])
+            if q.dtype not in (np.int8, np.uint8, np.int32):
+                raise MCUCError(f"{where} dequantizes a {q.dtype} constant; mcuc reads int8/uint8 weights and "
+                                "int32 biases")
+            if len(ins) > 2 and ins[2] and self.const(ins[2]).dtype != q.dtype:
+                raise MCUCError(f"{where}: zero point type {self.const(ins[2]).dtype} differs from the quantized "
+                                f"data's {q.dtype}")
+
     # ---- op converters --------------------------------------------------------------------
     def op_QuantizeLinear(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         x = self.name(ins[0])
         scale = self.need_const(node, ins[1], "scale")
-        zp = self.const(ins[2]) if len(ins) > 2 and ins[2] else None
+        zp = self.need_const(node, ins[2], "the zero point") if len(ins) > 2 and ins[2] else None
         if np.asarray(scale).size != 1:
             raise MCUCError(f"QuantizeLinear '{node.name}' quantizes an activation per channel; "
                             "mcuc needs per-tensor activation quantization")
@@ -415,8 +601,8 @@ class _Importer:
             raise MCUCError(f"Conv node '{node.name}' is not 2-D (input {self.shape(x)}); "
                             "mcuc supports Conv2d only")
         kh, kw = w.shape[2:]
-        strides = _as_tuple(a.get("strides", (1, 1)))
-        dil = _as_tuple(a.get("dilations", (1, 1)))
+        strides = _window_attr(node, a, "strides", (1, 1), 1)
+        dil = _window_attr(node, a, "dilations", (1, 1), 1)
         pads = self.pads(node, a, self.shape(x)[2:], (kh, kw), strides, dil)
         inputs = [x, ins[1]]
         if len(ins) > 2 and ins[2]:
@@ -429,13 +615,21 @@ class _Importer:
 
     def pads(self, node: Any, a: dict[str, Any], size: tuple[int, ...], k: tuple[int, int],
              strides: tuple[int, ...], dil: tuple[int, ...]) -> tuple[int, int, int, int]:
-        """Explicit (top, left, bottom, right) pads, resolving auto_pad."""
+        """Explicit (top, left, bottom, right) pads, resolving auto_pad; each smaller than the (dilated) window,
+        so that every output reads at least one input element."""
+        p = self.explicit_pads(node, a, size, k, strides, dil)
+        extent = [d * (kk - 1) + 1 for kk, d in zip(k, dil, strict=True)]
+        if max(p[0], p[2]) >= extent[0] or max(p[1], p[3]) >= extent[1]:
+            raise MCUCError(f"{node.op_type} node '{node.name}' pads {list(p)} reach beyond its {k[0]}x{k[1]} window "
+                            f"(dilations {list(dil)}); mcuc supports pads smaller than the window")
+        return p
+
+    def explicit_pads(self, node: Any, a: dict[str, Any], size: tuple[int, ...], k: tuple[int, int],
+                      strides: tuple[int, ...], dil: tuple[int, ...]) -> tuple[int, int, int, int]:
         auto = a.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        auto = auto.decode(errors="replace") if isinstance(auto, bytes) else str(auto)
         if auto in ("NOTSET", ""):
-            p = _as_tuple(a.get("pads", (0, 0, 0, 0)))
-            if len(p) != 4 or min(p) < 0:
-                raise MCUCError(f"{node.op_type} node '{node.name}' has unsupported pads {p}")
+            p = _window_attr(node, a, "pads", (0, 0, 0, 0), 0)
             return (p[0], p[1], p[2], p[3])
         if auto == "VALID":
             return (0, 0, 0, 0)
@@ -506,8 +700,12 @@ class _Importer:
         if int(a.get("training_mode", 0)):
             raise MCUCError(f"BatchNormalization '{node.name}' is in training mode; "
                             "export the model in eval mode")
+        shp = self.shape(ins[0])
         for i, what in zip(ins[1:5], ("scale", "bias", "mean", "var"), strict=True):
-            self.need_const(node, i, what)
+            v = self.need_const(node, i, what)
+            if len(shp) < 2 or v.shape != (shp[1],):
+                raise MCUCError(f"BatchNormalization '{node.name}': {what} of shape {v.shape} for an input of shape "
+                                f"{shp}; it needs one value per channel")
         self.emit("batchnorm", node.name, ins[:5], self.single_output(node),
                   epsilon=float(a.get("epsilon", 1e-5)))
 
@@ -541,10 +739,13 @@ class _Importer:
         if len(ins) > 2 and ins[2]:
             hi = self.need_const(node, ins[2], "max")
         attrs: dict[str, float] = {}
-        if lo is not None:
-            attrs["lo"] = float(np.asarray(lo).reshape(-1)[0])
-        if hi is not None:
-            attrs["hi"] = float(np.asarray(hi).reshape(-1)[0])
+        for key, v in (("lo", lo), ("hi", hi)):
+            if v is not None:
+                if np.asarray(v).size != 1 or np.isnan(float(np.asarray(v).reshape(-1)[0])):
+                    raise MCUCError(f"Clip node '{node.name}': bound {key} must be one number, got {v!r}")
+                attrs[key] = float(np.asarray(v).reshape(-1)[0])
+        if attrs.get("lo", -np.inf) > attrs.get("hi", np.inf):
+            raise MCUCError(f"Clip node '{node.name}' has min {attrs['lo']} > max {attrs['hi']}")
         if attrs == {"lo": 0.0}:
             self.unary("relu", node, ins)
         else:
@@ -575,8 +776,9 @@ class _Importer:
         if len(shp) != 4 or len(k) != 2:
             raise MCUCError(f"{node.op_type} '{node.name}' is not 2-D (input {shp}); "
                             "mcuc supports 2-D pooling only")
-        strides = _as_tuple(a.get("strides", (1, 1)))
-        dil = _as_tuple(a.get("dilations", (1, 1)))
+        k = _window_attr(node, a, "kernel_shape", (1, 1), 1)
+        strides = _window_attr(node, a, "strides", (1, 1), 1)
+        dil = _window_attr(node, a, "dilations", (1, 1), 1)
         if dil != (1, 1):
             raise MCUCError(f"{node.op_type} '{node.name}' uses dilations {dil}; "
                             "mcuc supports dilation 1 only")
@@ -659,12 +861,12 @@ class _Importer:
 
     def op_Flatten(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         shp = self.shape(ins[0])
-        axis = int(a.get("axis", 1)) % (len(shp) + 1) if len(shp) else 0
+        axis = _axis(node, a.get("axis", 1), len(shp) + 1) if len(shp) else 0
         self.reshape_to(node, ins[0], (int(np.prod(shp[:axis], dtype=np.int64)),
                                        int(np.prod(shp[axis:], dtype=np.int64))))
 
     def op_Reshape(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
-        spec = [int(s) for s in self.need_const(node, ins[1], "the target shape").reshape(-1)]
+        spec = [int(s) for s in self.need_ints(node, ins[1], "the target shape").reshape(-1)]
         if int(a.get("allowzero", 0)) and 0 in spec:
             raise MCUCError(f"Reshape '{node.name}' uses allowzero=1 with a 0 in its shape")
         self.reshape_to(node, ins[0], _resolve_reshape(self.shape(ins[0]), spec, node.name))
@@ -672,22 +874,22 @@ class _Importer:
     def op_Squeeze(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         shp = self.shape(ins[0])
         if len(ins) > 1 and ins[1]:
-            axes = {int(x) % len(shp) for x in self.need_const(node, ins[1], "axes").reshape(-1)}
+            axes = {_axis(node, x, len(shp), "axes") for x in self.need_ints(node, ins[1], "axes").reshape(-1)}
         else:
             axes = {i for i, d in enumerate(shp) if d == 1}
         self.reshape_to(node, ins[0], tuple(d for i, d in enumerate(shp) if i not in axes))
 
     def op_Unsqueeze(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
-        axes = self.need_const(node, ins[1], "axes").reshape(-1)
+        axes = self.need_ints(node, ins[1], "axes").reshape(-1)
         self.reshape_to(node, ins[0], _unsqueeze(np.empty(self.shape(ins[0]), dtype=np.int8), axes).shape)
 
     def op_Concat(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         rank = len(self.shape(ins[0]))
-        self.emit("concat", node.name, [i for i in ins if i], node.output[0], axis=int(a["axis"]) % rank)
+        self.emit("concat", node.name, [i for i in ins if i], node.output[0], axis=_axis(node, a["axis"], rank))
 
     def op_Softmax(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         rank = len(self.shape(ins[0]))
-        self.emit("softmax", node.name, [ins[0]], node.output[0], axis=int(a.get("axis", -1)) % rank)
+        self.emit("softmax", node.name, [ins[0]], node.output[0], axis=_axis(node, a.get("axis", -1), rank))
 
     def op_Transpose(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         rank = len(self.shape(ins[0]))
@@ -696,14 +898,14 @@ class _Importer:
 
     def op_Pad(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         mode = a.get("mode", b"constant")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        mode = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
         if mode != "constant":
             raise MCUCError(f"Pad node '{node.name}' uses mode '{mode}'; mcuc supports constant padding only")
         rank = len(self.shape(ins[0]))
-        raw = [int(p) for p in self.need_const(node, ins[1], "pads").reshape(-1)]
+        raw = [int(p) for p in self.need_ints(node, ins[1], "pads").reshape(-1)]
         axes = list(range(rank))
         if len(ins) > 3 and ins[3]:
-            axes = [int(x) % rank for x in self.need_const(node, ins[3], "axes").reshape(-1)]
+            axes = [_axis(node, x, rank, "axes") for x in self.need_ints(node, ins[3], "axes").reshape(-1)]
         if len(raw) != 2 * len(axes) or min(raw) < 0:
             raise MCUCError(f"Pad node '{node.name}' has unsupported pads {raw}")
         pads = [(0, 0)] * rank
@@ -717,15 +919,19 @@ class _Importer:
     # ---- transformer ops ------------------------------------------------------------------
     def op_LayerNormalization(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         rank = len(self.shape(ins[0]))
-        axis = int(a.get("axis", -1)) % rank
+        axis = _axis(node, a.get("axis", -1), rank)
         if axis != rank - 1:
             raise MCUCError(f"LayerNormalization '{node.name}' normalises from axis {axis} of rank {rank}; "
                             "mcuc supports the last axis only")
         c = self.shape(ins[0])[-1]
-        gamma = np.broadcast_to(self.need_const(node, ins[1], "the scale").astype(np.float32), (c,))
+        for i, what in ((1, "scale"), (2, "bias")):
+            if len(ins) > i and ins[i] and self.need_const(node, ins[i], f"the {what}").size not in (1, c):
+                raise MCUCError(f"LayerNormalization '{node.name}': {what} of shape {self.const(ins[i]).shape} for "
+                                f"{c} channels")
+        gamma = np.broadcast_to(self.need_const(node, ins[1], "the scale").astype(np.float32).reshape(-1), (c,))
         beta = np.zeros(c, np.float32)
         if len(ins) > 2 and ins[2]:
-            beta = np.broadcast_to(self.need_const(node, ins[2], "the bias").astype(np.float32), (c,))
+            beta = np.broadcast_to(self.need_const(node, ins[2], "the bias").astype(np.float32).reshape(-1), (c,))
         gn = self.const_name(node.name + "_gamma", np.ascontiguousarray(gamma))
         bn = self.const_name(node.name + "_beta", np.ascontiguousarray(beta))
         self.emit("layernorm", node.name, [ins[0], gn, bn], self.single_output(node),
@@ -733,7 +939,7 @@ class _Importer:
 
     def op_Gelu(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         approx = a.get("approximate", b"none")
-        approx = approx.decode() if isinstance(approx, bytes) else str(approx)
+        approx = approx.decode(errors="replace") if isinstance(approx, bytes) else str(approx)
         if approx != "none":
             raise MCUCError(f"Gelu '{node.name}' uses approximate='{approx}'; mcuc supports the exact (erf) GELU")
         self.unary("gelu", node, ins)
@@ -764,13 +970,13 @@ class _Importer:
         rank = len(self.shape(ins[0]))
         axes_v = a.get("axes")
         if len(ins) > 1 and ins[1]:
-            axes_v = self.need_const(node, ins[1], "axes").reshape(-1)
+            axes_v = self.need_ints(node, ins[1], "axes").reshape(-1)
         if axes_v is None or len(axes_v) == 0:
             if int(a.get("noop_with_empty_axes", 0)):
                 self.emit("identity", node.name, [ins[0]], node.output[0])
                 return
             axes_v = list(range(rank))
-        axes = tuple(sorted({int(x) % rank for x in axes_v}))
+        axes = tuple(sorted({_axis(node, x, rank, "axes") for x in axes_v}))
         self.emit("mean", node.name, [ins[0]], node.output[0], axes=axes, keepdims=bool(int(a.get("keepdims", 1))))
 
     def slice_node(self, name: str, x: str, out: str, bounds: dict[int, tuple[int, int, int]]) -> None:
@@ -787,24 +993,25 @@ class _Importer:
 
     def op_Slice(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         rank = len(self.shape(ins[0]))
-        starts = self.need_const(node, ins[1], "starts").reshape(-1)
-        ends = self.need_const(node, ins[2], "ends").reshape(-1)
+        starts = self.need_ints(node, ins[1], "starts").reshape(-1)
+        ends = self.need_ints(node, ins[2], "ends").reshape(-1)
         axes = np.arange(len(starts))
         if len(ins) > 3 and ins[3]:
-            axes = self.need_const(node, ins[3], "axes").reshape(-1)
+            axes = self.need_ints(node, ins[3], "axes").reshape(-1)
         steps = np.ones(len(starts), dtype=np.int64)
         if len(ins) > 4 and ins[4]:
-            steps = self.need_const(node, ins[4], "steps").reshape(-1)
+            steps = self.need_ints(node, ins[4], "steps").reshape(-1)
         if np.any(steps <= 0):
             raise MCUCError(f"Slice '{node.name}' has a step <= 0; mcuc supports positive steps only")
-        bounds = {int(ax) % rank: (int(max(min(s, 2**62), -2**62)), int(max(min(e, 2**62), -2**62)), int(k))
+        bounds = {_axis(node, ax, rank, "axes"): (int(max(min(s, 2**62), -2**62)), int(max(min(e, 2**62), -2**62)),
+                                                  int(k))
                   for ax, s, e, k in zip(axes, starts, ends, steps, strict=True)}
         self.slice_node(node.name, ins[0], node.output[0], bounds)
 
     def op_Gather(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         shp = self.shape(ins[0])
-        axis = int(a.get("axis", 0)) % len(shp)
-        idx = np.asarray(self.need_const(node, ins[1], "the indices")).astype(np.int64)
+        axis = _axis(node, a.get("axis", 0), len(shp))
+        idx = np.asarray(self.need_ints(node, ins[1], "the indices")).astype(np.int64)
         flat = [int(i) % shp[axis] if -shp[axis] <= i < shp[axis] else -1 for i in idx.reshape(-1)]
         if -1 in flat or not flat:
             raise MCUCError(f"Gather '{node.name}': indices {idx.tolist()} out of range for axis {axis} of {shp}")
@@ -818,10 +1025,10 @@ class _Importer:
 
     def op_Split(self, node: Any, ins: list[str], a: dict[str, Any]) -> None:
         shp = self.shape(ins[0])
-        axis = int(a.get("axis", 0)) % len(shp)
+        axis = _axis(node, a.get("axis", 0), len(shp))
         outs = list(node.output)
         if len(ins) > 1 and ins[1]:
-            sizes = [int(v) for v in self.need_const(node, ins[1], "split").reshape(-1)]
+            sizes = [int(v) for v in self.need_ints(node, ins[1], "split").reshape(-1)]
         elif "split" in a:
             sizes = [int(v) for v in a["split"]]
         else:

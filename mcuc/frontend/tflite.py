@@ -75,15 +75,40 @@ def read_model(path: str) -> Any:
 
 
 def load_tflite(path: str) -> Graph:
-    """Read a full-integer .tflite model into an int8 NHWC Graph (quantized, ready to plan)."""
+    """Read a full-integer .tflite model into an int8 NHWC Graph (quantized, ready to plan).
+
+    The flatbuffer is checked first (tensor, buffer and opcode indices, shapes, data sizes, quantization
+    parameters, operator options); what passes is then converted op by op. An exception other than MCUCError
+    from here on is a bug in mcuc, not a corrupt file, and is not reported as one.
+    """
     model = read_model(path)
-    try:
-        return _Importer(model, path).run()
-    except MCUCError:
-        raise
-    except (IndexError, TypeError, AttributeError, ValueError) as e:
-        raise MCUCError(f"'{path}' is not a valid .tflite model (inconsistent flatbuffer: "
-                        f"{e.__class__.__name__}: {e}); re-export it") from e
+    return _Importer(model, path).run()
+
+
+# Operator options the converters read (must be present), and the ones they read if present; the least number of
+# inputs each op has (TFLite's own operand order).
+_OPTIONS = {"CONV_2D": "Conv2DOptionsT", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptionsT",
+            "FULLY_CONNECTED": "FullyConnectedOptionsT", "AVERAGE_POOL_2D": "Pool2DOptionsT",
+            "MAX_POOL_2D": "Pool2DOptionsT", "CONCATENATION": "ConcatenationOptionsT",
+            "STRIDED_SLICE": "StridedSliceOptionsT"}
+_OPTIONAL_OPTIONS = {"ADD": "AddOptionsT", "SUB": "SubOptionsT", "MUL": "MulOptionsT", "SOFTMAX": "SoftmaxOptionsT",
+                     "GELU": "GeluOptionsT", "BATCH_MATMUL": "BatchMatMulOptionsT", "GATHER": "GatherOptionsT",
+                     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptionsT", "LEAKY_RELU": "LeakyReluOptionsT"}
+_MIN_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "SUB": 2, "MUL": 2,
+               "SQUARED_DIFFERENCE": 2, "MEAN": 2, "PAD": 2, "PADV2": 2, "BATCH_MATMUL": 2, "TRANSPOSE": 2,
+               "STRIDED_SLICE": 3, "GATHER": 2}
+# Operand positions (and the output) that are NHWC images of rank 4.
+_RANK4 = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "AVERAGE_POOL_2D": (0,), "MAX_POOL_2D": (0,),
+          "RESIZE_NEAREST_NEIGHBOR": (0,)}
+_INT32_MAX = 2**31 - 1
+
+
+def _index(value: Any, size: int, what: str) -> int:
+    """An axis or index in [-size, size) (negative counts from the end) as a non-negative one."""
+    v = int(value)
+    if not -size <= v < size:
+        raise MCUCError(f"{what} {v} is out of range for size {size}")
+    return v % size
 
 
 def _act_range(act: int, q: QuantParams) -> tuple[int, int]:
@@ -127,6 +152,9 @@ class _Importer:
 
     # ---- tensors ----------------------------------------------------------------------------------
     def _t(self, i: int) -> Any:
+        n = len(self.sg.tensors or [])
+        if not 0 <= i < n:
+            raise MCUCError(f"'{self.path}' refers to tensor {i}; the subgraph has {n}")
         return self.sg.tensors[i]
 
     def _buffer(self, i: int) -> np.ndarray | None:
@@ -144,7 +172,7 @@ class _Importer:
 
     def _raw_name(self, i: int) -> str:
         n = self._t(i).name
-        return n.decode() if isinstance(n, bytes) else str(n or f"t{i}")
+        return n.decode(errors="replace") if isinstance(n, bytes) else str(n or f"t{i}")
 
     def _shape(self, i: int) -> tuple[int, ...]:
         t = self._t(i)
@@ -191,6 +219,12 @@ class _Importer:
             raise MCUCError(f"{node}: {what} must be a constant tensor")
         return d
 
+    def _bias(self, i: int, node: str) -> np.ndarray:
+        b = self.const(i, "the bias", node)
+        if b.dtype != np.int32:
+            raise MCUCError(f"{node}: bias of type {b.dtype}; an int8 model's bias must be int32")
+        return b
+
     def new_act(self, base: str, shape: tuple[int, ...], q: QuantParams) -> str:
         name = self.g.unique_name(base)
         self.g.add_tensor(Tensor(name, tuple(shape), "int8", q))
@@ -201,7 +235,7 @@ class _Importer:
         oc = self.m.operatorCodes[op.opcodeIndex]
         code = max(int(oc.builtinCode or 0), int(oc.deprecatedBuiltinCode or 0))
         if code == self.s.BuiltinOperator.CUSTOM:
-            cc = oc.customCode.decode() if isinstance(oc.customCode, bytes) else oc.customCode
+            cc = oc.customCode.decode(errors="replace") if isinstance(oc.customCode, bytes) else oc.customCode
             return f"CUSTOM({cc})"
         return self.opnames.get(code, str(code))
 
@@ -222,9 +256,132 @@ class _Importer:
         self.inputs, self.outputs = ins, outs
         return ops
 
+    def _validate(self) -> None:
+        """Refuse what the converters cannot read: indices out of range, impossible shapes, data of the wrong
+        size, quantization parameters outside what int8 arithmetic can use, missing operator options."""
+        sg, where = self.sg, f"'{self.path}'"
+        tensors = sg.tensors or []
+        nt = len(tensors)
+        if sg.inputs is None or not len(sg.inputs) or sg.outputs is None or not len(sg.outputs):
+            raise MCUCError(f"{where} declares no subgraph inputs or no outputs; re-export it")
+        for role, ids in (("input", sg.inputs), ("output", sg.outputs)):
+            for i in ids:
+                if not 0 <= int(i) < nt:
+                    raise MCUCError(f"{where}: model {role} {int(i)} is not a tensor (the subgraph has {nt})")
+        for k, t in enumerate(tensors):
+            self._check_tensor(k, t)
+        ncodes = len(self.m.operatorCodes or [])
+        for k, op in enumerate(sg.operators or []):
+            if not 0 <= int(op.opcodeIndex) < ncodes:
+                raise MCUCError(f"{where}: operator {k} has opcode index {op.opcodeIndex} of {ncodes} opcodes")
+            name = self._opname(op)
+            ins = [int(i) for i in (op.inputs if op.inputs is not None else [])]
+            outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+            if not outs or any(not 0 <= i < nt for i in outs) or any(not -1 <= i < nt for i in ins) or \
+                    len(ins) < _MIN_INPUTS.get(name, 1) or ins[0] < 0:
+                raise MCUCError(f"{where}: operator {k} ({name}) has inputs {ins} and outputs {outs}, which are not "
+                                f"tensors of the subgraph ({nt}) or too few for {name}")
+            self._check_operands(k, name, ins, outs)
+            want = _OPTIONS.get(name)
+            if want is not None and type(op.builtinOptions).__name__ != want:
+                raise MCUCError(f"{where}: operator {k} ({name}) has no {want[:-1]}")
+            maybe = _OPTIONAL_OPTIONS.get(name)
+            if maybe is not None and op.builtinOptions is not None and type(op.builtinOptions).__name__ != maybe:
+                raise MCUCError(f"{where}: operator {k} ({name}) has {type(op.builtinOptions).__name__[:-1]} "
+                                f"instead of {maybe[:-1]}")
+            o = op.builtinOptions
+            for f in ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth"):
+                v = getattr(o, f, None)
+                if v is not None and not 1 <= int(v) <= 65535:
+                    raise MCUCError(f"{where}: operator {k} ({name}) has {f} {v}; it must be from 1 to 65535")
+            if getattr(o, "padding", 0) not in (0, 1):
+                raise MCUCError(f"{where}: operator {k} ({name}) has unknown padding {o.padding}")
+
+    def _has_data(self, i: int) -> bool:
+        t = self.sg.tensors[i]
+        nb = len(self.m.buffers or [])
+        b = self.m.buffers[t.buffer] if t.buffer is not None and 0 <= t.buffer < nb else None
+        return b is not None and b.data is not None and len(b.data) > 0
+
+    def _check_operands(self, k: int, name: str, ins: list[int], outs: list[int]) -> None:
+        """Every operator reads an int8 tensor first (QUANTIZE/DEQUANTIZE convert and check their own types) and
+        writes computed (not constant) tensors; every int8 tensor it touches carries quantization parameters."""
+        where = f"'{self.path}': operator {k} ({name})"
+        if name not in ("QUANTIZE", "DEQUANTIZE") and self._type(ins[0]) != "int8":
+            raise MCUCError(f"'{self.path}' is a float (non-quantized) or mixed-precision model: operator {k} "
+                            f"({name}) reads tensor '{self._raw_name(ins[0])}' of type {self._type(ins[0])}; convert "
+                            "it with full-integer int8 quantization (TFLiteConverter with a representative dataset, "
+                            "inference_input_type/inference_output_type = tf.int8)")
+        for i in outs:
+            if self._has_data(i) or i in self.sg.inputs:
+                raise MCUCError(f"{where} writes tensor {i} ('{self._raw_name(i)}'), a constant or a model input")
+            if name != "DEQUANTIZE" and self._type(i) != "int8":
+                raise MCUCError(f"{where} writes tensor {i} ('{self._raw_name(i)}') of type {self._type(i)}; mcuc "
+                                "reads int8 models")
+        for i in [*ins, *outs]:
+            if i >= 0 and self._type(i) == "int8" and self._quant_raw(i) is None:
+                raise MCUCError(f"{where}: int8 tensor {i} ('{self._raw_name(i)}') has no quantization parameters")
+        for pos in _RANK4.get(name, ()):
+            if len(self._shape(ins[pos])) != 4 or (pos == 0 and len(self._shape(outs[0])) != 4):
+                raise MCUCError(f"{where} needs 4-D NHWC operands, got input {pos} of shape {self._shape(ins[pos])} "
+                                f"and output of shape {self._shape(outs[0])}")
+
+    def _quant_raw(self, i: int) -> Any:
+        q = self._t(i).quantization
+        return None if q is None or q.scale is None or len(q.scale) == 0 else q
+
+    def _check_tensor(self, k: int, t: Any) -> None:
+        where = f"'{self.path}': tensor {k} ('{self._raw_name(k)}')"
+        shape = [int(d) for d in (t.shape if t.shape is not None else [])]
+        if any(d < 0 or d > _INT32_MAX for d in shape) or int(np.prod(shape, dtype=object) if shape else 1) > 2**40:
+            raise MCUCError(f"{where} has shape {shape}; mcuc needs fixed, non-negative sizes")
+        if t.type not in _TYPE_NAMES:
+            raise MCUCError(f"{where} has unknown type {t.type}")
+        nb = len(self.m.buffers or [])
+        b = self.m.buffers[t.buffer] if t.buffer is not None and 0 <= t.buffer < nb else None
+        if t.buffer is not None and not 0 <= t.buffer < max(nb, 1):
+            raise MCUCError(f"{where} names buffer {t.buffer}; the model has {nb}")
+        if (0 in shape or not shape) and not self._has_data(k) and t.type == 9:
+            raise MCUCError(f"{where} has shape {shape}: an empty or scalar activation; mcuc needs activations of "
+                            "rank 1 or more")
+        if b is not None and b.data is not None and len(b.data) and t.type in _NP_TYPES:
+            want = int(np.prod(shape, dtype=object) if shape else 1) * np.dtype(_NP_TYPES[t.type]).itemsize
+            if len(b.data) != want:
+                raise MCUCError(f"{where} has {len(b.data)} bytes of data; its type and shape {shape} need {want}")
+        q = t.quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            return
+        scale = np.asarray(q.scale, dtype=np.float64)
+        if not np.all(np.isfinite(scale) & (scale >= np.finfo(np.float32).tiny)):
+            bad = scale[~(np.isfinite(scale) & (scale >= np.finfo(np.float32).tiny))][0]
+            raise MCUCError(f"{where} has quantization scale {bad!r}; scales must be finite, positive and normal")
+        zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], dtype=np.int64)
+        if zp.size not in (0, 1, scale.size):
+            raise MCUCError(f"{where} has {scale.size} scales and {zp.size} zero points")
+        lo, hi = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767), 2: (0, 0), 4: (0, 0)}.get(t.type, (-2**31, 2**31))
+        if zp.size and (zp.min() < lo or zp.max() > hi):
+            raise MCUCError(f"{where} ({_TYPE_NAMES[t.type]}) has zero point {int(zp[(zp < lo) | (zp > hi)][0])}; "
+                            f"it must be in [{lo}, {hi}]")
+        if scale.size > 1 and not self._has_data(k):
+            raise MCUCError(f"{where} is an activation quantized per channel ({scale.size} scales); mcuc needs one "
+                            "scale and zero point per activation tensor")
+        if scale.size > 1:
+            qd = int(q.quantizedDimension)
+            if not 0 <= qd < len(shape) or shape[qd] != scale.size:
+                raise MCUCError(f"{where} has {scale.size} scales along dimension {qd} of shape {shape}")
+
     def run(self) -> Graph:
+        self._validate()
         ops = self._io_aliases()
         g = self.g
+        for i in self.inputs:
+            if len(self._shape(i)) > 1 and self._shape(i)[0] != 1:
+                raise MCUCError(f"'{self.path}': model input {i} ('{self._raw_name(i)}') has batch size "
+                                f"{self._shape(i)[0]}; mcuc compiles batch 1 (mcuc run takes N samples one after "
+                                "another): convert with batch size 1")
+            if self._has_data(i) or self._type(i) != "int8":
+                raise MCUCError(f"'{self.path}': model input {i} ('{self._raw_name(i)}') is a constant or not int8; "
+                                "mcuc needs int8 (or float32 quantized right away) model inputs")
         g.inputs = [self.name(i) for i in self.inputs]
         for idx, op in enumerate(ops):
             opname = self._opname(op)
@@ -277,7 +434,7 @@ class _Importer:
         yq = self._quant(int(op.outputs[0]))
         assert yq is not None
         if len(ins) > 2 and ins[2] >= 0:
-            b = self.const(ins[2], "the bias", name).astype(np.int32)
+            b = self._bias(ins[2], name)
         else:
             b = np.zeros(w.shape[0], np.int32)
         bias_scale = self.g.tensors[x].quant.s * wq.scale  # type: ignore[union-attr]
@@ -309,7 +466,7 @@ class _Importer:
         wq = QuantParams(wq.scale, wq.zero_point, None if wq.scale.size == 1 else 0)
         out_c, k = w.shape
         wn = self.g.const(f"{name}_w", w, wq)
-        b = (self.const(ins[2], "the bias", name).astype(np.int32).reshape(-1) if len(ins) > 2 and ins[2] >= 0
+        b = (self._bias(ins[2], name).reshape(-1) if len(ins) > 2 and ins[2] >= 0
              else np.zeros(out_c, np.int32))
         bias_scale = np.broadcast_to(self.g.tensors[x].quant.s * wq.scale, (out_c,))  # type: ignore[union-attr]
         bn = self.g.const(f"{name}_b", b, QuantParams(bias_scale, np.zeros(out_c, np.int64), 0))
@@ -377,7 +534,8 @@ class _Importer:
         ins = self._inputs(op)
         x = self.name(ins[0])
         xs = self.g.tensors[x].shape
-        axes = tuple(sorted({int(a) % len(xs) for a in self.const(ins[1], "the axes", name).reshape(-1)}))
+        axes = tuple(sorted({_index(a, len(xs), f"{name}: axis") for a in self.const(ins[1], "the axes", name)
+                             .reshape(-1)}))
         y = self._out(op)
         xq, yq = self.g.tensors[x].quant, self.g.tensors[y].quant
         assert xq is not None and yq is not None
@@ -424,7 +582,7 @@ class _Importer:
         rank = len(self.g.tensors[y].shape)
         if int(o.fusedActivationFunction) != 0:
             raise MCUCError(f"{name}: concatenation with a fused activation is not supported")
-        self.emit("concat", name, xs, [y], axis=int(o.axis) % rank)
+        self.emit("concat", name, xs, [y], axis=_index(o.axis, rank, f"{name}: axis"))
 
     def _pad(self, op: Any, name: str) -> None:
         ins = self._inputs(op)
@@ -575,9 +733,9 @@ class _Importer:
         shape = self.g.tensors[x].shape
         if o is not None and int(getattr(o, "batchDims", 0) or 0):
             raise MCUCError(f"{name}: gather with batch_dims is not supported")
-        axis = int(o.axis if o is not None else 0) % len(shape)
+        axis = _index(o.axis if o is not None else 0, len(shape), f"{name}: axis")
         raw_idx = self.const(ins[1], "the indices", name).astype(np.int64).reshape(-1)
-        idx = tuple(int(i) % shape[axis] for i in raw_idx)
+        idx = tuple(_index(i, shape[axis], f"{name}: index") for i in raw_idx)
         full = tuple(shape[:axis]) + (len(idx),) + tuple(shape[axis + 1:])
         yq = self.g.tensors[y].quant
         assert yq is not None

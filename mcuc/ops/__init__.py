@@ -3,8 +3,9 @@
 Families: conv (conv2d, fully_connected, batchnorm), elementwise (add, sub, mul, div, prelu,
 squared_difference, unary functions, lut, requantize, identity), pool (avgpool, maxpool), layout
 (reshape, transpose, concat, pad, slice, gather, resize, copy_window), softmax, norm (layernorm,
-mean), matmul (batch_matmul), attention. Adding an op means one entry in its family's module, its
-integer reference in mcuc/reference/, its C kernel in mcuc/runtime_c/ and the frontend mapping.
+mean), matmul (batch_matmul), attention, pixels (camera image to int8 input). Adding an op means one
+entry in its family's module, its integer reference in mcuc/reference/, its C kernel in mcuc/runtime_c/
+and the frontend mapping.
 
 One vocabulary serves float graphs (from the frontends, NCHW then NHWC) and int8 graphs (after
 quantization). 4-D activations follow ``Graph.layout``. All attribute integers are Python ints.
@@ -12,10 +13,22 @@ quantization). 4-D activations follow ``Graph.layout``. All attribute integers a
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, check_structure
-from mcuc.ops import attention, conv, elementwise, layout, matmul, norm, pipeline, pool, softmax  # noqa: F401
+from mcuc.ops import (  # noqa: F401  (registers)
+    attention,
+    conv,
+    elementwise,
+    layout,
+    matmul,
+    norm,
+    pipeline,
+    pixels,
+    pool,
+    softmax,
+)
 from mcuc.ops.base import (
     OPS,
     Arg,
@@ -29,6 +42,7 @@ from mcuc.ops.base import (
     Struct,
     op_def,
 )
+from mcuc.quant import FixedPointRangeError
 
 __all__ = ["OPS", "Arg", "Array1D", "CExpr", "Geometry", "KernelVariant", "Lowered", "OpDef", "Shape", "Struct",
            "check_shapes", "infer_shapes", "lower", "node_macs", "op_def", "variant_of", "variant_scratch_bytes",
@@ -50,10 +64,15 @@ def check_shapes(g: Graph) -> None:
 
 
 def verify(g: Graph, quantized: bool = False) -> None:
-    """Structural invariants (mcuc.ir.check_structure) and every node's shape rule; MCUCError on the first
-    violation."""
+    """Structural invariants (mcuc.ir.check_structure) and every node's shape rule, and for an int8 graph each
+    op's own check of what its kernel computes exactly; MCUCError on the first violation."""
     check_structure(g, quantized)
     check_shapes(g)
+    if quantized:
+        for n in g.nodes:
+            d = op_def(n)
+            if d.check is not None:
+                d.check(g, n)
 
 
 def node_macs(node: Node, g: Graph) -> int:
@@ -63,17 +82,39 @@ def node_macs(node: Node, g: Graph) -> int:
 
 def lower(g: Graph, n: Node) -> Lowered:
     """The kernel call of int8 node ``n`` (and its numpy reference): the variant its ``variant`` attribute
-    names when that applies to ``n`` (see variant_of), else the portable kernel."""
+    names when that applies to ``n`` (see variant_of), else the portable kernel.
+
+    A reference ``prepare_*`` function refuses parameters outside its kernel's range with a ValueError (as
+    mcuc.ops.base.prepared expects): raised right there, it is the model's problem and becomes one MCUCError
+    naming the node. A ValueError from anywhere else stays what it is, a bug.
+    """
     d = op_def(n)
     if d.lower is None:
         raise MCUCError(f"no int8 kernel for op '{n.op}' (node '{n.name}')")
-    low = d.lower(g, n)
+    try:
+        low = d.lower(g, n)
+    except FixedPointRangeError as e:
+        raise MCUCError(f"{n.op} '{n.name}': {e}") from e
+    except ValueError as e:
+        if not _raised_by_prepare(e):
+            raise
+        raise MCUCError(f"{n.op} '{n.name}': {e}") from e
     v = variant_of(g, n)
     if v is None:
         return low
     if v.specialise is not None:
         return v.specialise(g, n, low)
     return replace(low, func=v.func)
+
+
+def _raised_by_prepare(e: BaseException) -> bool:
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return code.co_name.startswith("prepare") and "reference" in Path(code.co_filename).parts
 
 
 def variant_of(g: Graph, n: Node) -> KernelVariant | None:

@@ -187,11 +187,13 @@ class OpDef:
     in_place: bool = False  # output may overwrite a same-size input that dies here (element i reads only i)
     overwrites_input: Callable[[Graph, Node], bool] | None = None  # output may take input 0's memory (row kernels)
     streams_input: Callable[[Graph, Node], bool] | None = None  # reads input 0 row by row from the application
+    row_kernel: bool = False  # its kernel runs on windows of rows inside a row pipeline (mcuc/ops/pipeline.py)
     view: bool = False  # output is input 0 reinterpreted: no memory, no kernel call
     scratch: Callable[[Graph, Node], int] | None = None  # arena bytes the kernel needs while it runs
     window: str | None = None
     geometry: Callable[[Graph, Node], Geometry] | None = None
     lower: Lowering | None = None  # int8 node -> kernel call (None: no int8 kernel)
+    check: Callable[[Graph, Node], None] | None = None  # int8 node: MCUCError if its kernel could not compute it
     variants: tuple[KernelVariant, ...] = ()  # faster kernels for some shapes or cores, fastest first
 
 

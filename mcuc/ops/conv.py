@@ -24,6 +24,7 @@ from mcuc.ops.base import (
     same_shape,
 )
 from mcuc.ops.quant_rules import weighted
+from mcuc.quant import INT32_MAX
 from mcuc.reference import conv as rconv
 from mcuc.reference import float_ref as fref
 from mcuc.shapes import conv_out_dim, make_4d, spatial_axes
@@ -42,6 +43,8 @@ def _conv_shape(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
     groups = int(a.get("groups", 1))
     if groups < 1 or x[ca] % groups or o % groups or ci * groups != x[ca]:
         raise MCUCError(f"conv '{node.name}': {groups} groups do not fit input channels {x[ca]} and weights {w}")
+    if len(ins) > 2 and node.inputs[2] and tuple(ins[2]) != (o,):
+        raise MCUCError(f"conv '{node.name}': bias of shape {ins[2]} for {o} output channels")
     sh, sw = a["strides"]
     t, left, b, r = a["pads"]
     dh, dw = a.get("dilations", (1, 1))
@@ -264,6 +267,8 @@ def _fc_shape(node: Node, ins: list[Shape], layout: str) -> list[Shape]:
     x, w = ins[0], ins[1]
     if len(w) != 2 or not x or x[-1] != w[1]:
         raise MCUCError(f"fully_connected '{node.name}' cannot multiply {x} by weights {w}")
+    if len(ins) > 2 and node.inputs[2] and tuple(ins[2]) != (w[0],):
+        raise MCUCError(f"fully_connected '{node.name}': bias of shape {ins[2]} for {w[0]} outputs")
     return [tuple(x[:-1]) + (w[0],)]
 
 
@@ -325,6 +330,35 @@ FC_VARIANTS = (
 )
 
 
+def _check_weighted(g: Graph, n: Node) -> None:
+    """conv2d / fully_connected in int8: symmetric int8 weights, an int32 bias, and an accumulator that cannot
+    overflow. The kernels start from bias[o] and add (x - input_zp) * w for every tap, so each partial sum of
+    output channel o is at most |bias[o]| + max|x - input_zp| * sum|w[o]|, with max|x - input_zp| <= 255: that
+    bound (never more than the data-independent |bias| + taps * 255 * 128) must fit int32."""
+    w, where = g.tensors[n.inputs[1]], f"{n.op} '{n.name}'"
+    wq = w.quant
+    if w.data is None or w.dtype != "int8" or wq is None:
+        raise MCUCError(f"{where}: weights must be a constant int8 tensor with quantization parameters")
+    if np.any(wq.zero_point != 0):
+        raise MCUCError(f"{where}: weights have zero point {int(wq.zero_point[wq.zero_point != 0][0])}; int8 "
+                        "weights must be symmetric (zero point 0)")
+    out_c = w.shape[0]
+    bias = np.zeros(out_c, np.int64)
+    if len(n.inputs) > 2 and n.inputs[2]:
+        b = g.tensors[n.inputs[2]]
+        if b.data is None or b.dtype != "int32" or b.data.size != out_c:
+            raise MCUCError(f"{where}: bias must be a constant int32 vector of {out_c}, got {b.dtype} {b.shape}")
+        bias = np.abs(b.data.astype(np.int64).reshape(-1))
+    x_zp = quant_of(g, n.inputs[0]).zp
+    reach = max(127 - x_zp, x_zp + 128)
+    worst = bias + reach * np.abs(w.data.astype(np.int64).reshape(out_c, -1)).sum(axis=1)
+    if worst.size and int(worst.max()) > INT32_MAX:
+        o = int(worst.argmax())
+        raise MCUCError(f"{where}: output channel {o} can reach {int(worst[o]):,} in the int32 accumulator (bias "
+                        f"{int(bias[o]):,} plus {w.data[o].size} int8 products), more than 2^31-1; the bias is out "
+                        "of proportion to its scale (input scale x weight scale), re-quantize the model")
+
+
 # ---- batchnorm (float graphs only: mcuc/passes/fold_bn.py folds it away) ---------------------
 
 
@@ -336,9 +370,9 @@ def _bn_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
 
 register(
     OpDef("conv2d", "conv", _conv_shape, macs=_conv_macs, eval=_conv_eval, quantize=weighted,
-          fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial",
-          geometry=_conv_geometry, lower=_lower_conv, variants=CONV_VARIANTS),
+          fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial", row_kernel=True,
+          geometry=_conv_geometry, lower=_lower_conv, check=_check_weighted, variants=CONV_VARIANTS),
     OpDef("fully_connected", "conv", _fc_shape, macs=_fc_macs, eval=_fc_eval, quantize=weighted,
-          fuses_activation=True, weighted=True, lower=_lower_fc, variants=FC_VARIANTS),
+          fuses_activation=True, weighted=True, lower=_lower_fc, check=_check_weighted, variants=FC_VARIANTS),
     OpDef("batchnorm", "conv", same_shape, eval=_bn_eval, layout="image"),
 )

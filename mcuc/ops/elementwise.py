@@ -107,7 +107,7 @@ def _binary(name: str, **facts: Any) -> OpDef:
 
 
 _INT8_BINARY = dict(quantize=calibrated, fuses_activation=True, in_place=True, window="pointwise",
-                    lower=_lower_binary)
+                    lower=_lower_binary, row_kernel=True)
 
 # ---- unary functions, written once ----------------------------------------------------------
 
@@ -170,8 +170,9 @@ register(
     OpDef("prelu", "elementwise", _broadcast, macs=_out_size, eval=_prelu_eval, quantize=calibrated,
           layout="follow", to_nhwc=_binary_nhwc, in_place=True, window="pointwise", lower=_lower_prelu),
     *(_unary(name, fn) for name, fn in UNARY.items()),
-    OpDef("lut", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise", lower=_lower_lut),
-    OpDef("requantize", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise",
+    OpDef("lut", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise", lower=_lower_lut,
+          row_kernel=True),
+    OpDef("requantize", "elementwise", same_shape, layout="follow", in_place=True, window="pointwise", row_kernel=True,
           lower=_lower_requantize),
     OpDef("identity", "elementwise", same_shape, eval=lambda n, a, lay: a[0], layout="follow"),
 )

@@ -52,9 +52,9 @@ BINARY_FUNCS = ("mcuc_add_s8", "mcuc_sub_s8", "mcuc_mul_s8")
 
 
 def row_op(node: Node) -> bool:
-    """Whether ``node`` can run inside a pipeline (see the module doc)."""
+    """Whether ``node`` can run inside a pipeline (its registry entry's ``row_kernel``)."""
     d = OPS.get(node.op)
-    return d is not None and d.window is not None and node.op != "copy_window"
+    return d is not None and d.row_kernel
 
 
 def stages(g: Graph) -> list[list[Node]]:
@@ -316,7 +316,7 @@ def _remap(value: object, base_s: int, base_a: int) -> object:
     return value
 
 
-def _kernel(low: Lowered, base_s: int, base_a: int) -> tuple[int, int, list[CExpr]]:
+def _kernel(ig: Graph, low: Lowered, base_s: int, base_a: int) -> tuple[int, int, list[CExpr]]:
     """(stage kind, kernel index within the kind, [params, aux, weights, bias]) of one op's call."""
 
     def arg(i: int) -> CExpr:
@@ -332,8 +332,9 @@ def _kernel(low: Lowered, base_s: int, base_a: int) -> tuple[int, int, list[CExp
         return KIND_CONV, CONV_FUNCS.index(low.func), [arg(0), arg(1), arg(3), arg(4)]
     if low.func in POOL_FUNCS:  # (params, input, output)
         return KIND_POOL, POOL_FUNCS.index(low.func), [arg(0), null, null, null]
-    if low.func in BINARY_FUNCS:  # (params, shape, in1, in2, output)
-        return KIND_BINARY, BINARY_FUNCS.index(low.func), [arg(0), arg(1), null, null]
+    if low.func in BINARY_FUNCS:  # (params, shape, in1, in2, output); a constant operand goes in weights
+        const = [arg(i) for i in (2, 3) if ig.tensors[str(low.args[i].value)].is_const]
+        return KIND_BINARY, BINARY_FUNCS.index(low.func), [arg(0), arg(1), const[0] if const else null, null]
     if low.func == "mcuc_lut_s8":  # (params, table, input, output)
         return KIND_LUT, 0, [arg(0), null, arg(1), null]
     if low.func == "mcuc_requantize_s8":  # (params, input, output)
@@ -353,13 +354,17 @@ def _stage(ig: Graph, calls: list[tuple[Node, Lowered, int, int]], index: dict[s
     if d.window == "spatial":
         geo = d.geometry(ig, op)  # type: ignore[misc]
         stride, pad, win = geo.strides[0], geo.pads[0], geo.dilations[0] * (geo.kernel[0] - 1) + 1
-    kind, func, consts = _kernel(calls[0][1], calls[0][2], calls[0][3])
+    kind, func, consts = _kernel(ig, calls[0][1], calls[0][2], calls[0][3])
     null = CExpr("NULL")
     second = [null] * 4
     tmp = 0
     if len(calls) == 2:  # depthwise + pointwise, pixel by pixel
-        kind, second, tmp = KIND_DW_PW, _kernel(calls[1][1], calls[1][2], calls[1][3])[2], rings[op.outputs[0]][0]
-    src = [-1 if a == x else index[a] for a in acts] + [-1] * (2 - len(acts))
+        kind, second, tmp = KIND_DW_PW, _kernel(ig, calls[1][1], calls[1][2], calls[1][3])[2], rings[op.outputs[0]][0]
+    if kind == KIND_BINARY:  # both operands, in order: -1 the pipeline input, -2 the constant (weights)
+        src = [-2 if ig.tensors[a].is_const else (-1 if a == x else index[a]) for a in op.inputs[:2]]
+        acts = op.inputs[:2]
+    else:
+        src = [-1 if a == x else index[a] for a in acts] + [-1] * (2 - len(acts))
     ring = rings.get(out, (0, 0))
     return {"kind": kind, "func": func, "params": consts[0], "aux": consts[1], "weights": consts[2],
             "bias": consts[3], "params2": second[0], "aux2": second[1], "weights2": second[2], "bias2": second[3],

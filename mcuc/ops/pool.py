@@ -54,7 +54,7 @@ def _lower_pool(g: Graph, n: Node) -> Lowered:
 
 register(
     OpDef("avgpool", "pool", _pool_shape, macs=_avgpool_macs, eval=_pool_eval, quantize=same_as_input,
-          layout="image", window="spatial", geometry=_pool_geometry, lower=_lower_pool),
+          layout="image", window="spatial", geometry=_pool_geometry, lower=_lower_pool, row_kernel=True),
     OpDef("maxpool", "pool", _pool_shape, eval=_pool_eval, quantize=same_as_input, layout="image",
-          window="spatial", geometry=_pool_geometry, lower=_lower_pool),
+          window="spatial", geometry=_pool_geometry, lower=_lower_pool, row_kernel=True),
 )

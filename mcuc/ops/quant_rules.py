@@ -33,7 +33,8 @@ def per_channel_weights(w: np.ndarray, preset: QuantParams | None) -> tuple[np.n
         scales = np.broadcast_to(preset.scale, (w.shape[0],)).astype(np.float64)
     else:
         amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
-        scales = np.where(amax > 0, amax / 127.0, 1.0)
+        # a channel of zeros (or of weights so small that amax / 127 is not a normal float32) quantizes to 0
+        scales = np.where(amax / 127.0 >= np.finfo(np.float32).tiny, amax / 127.0, 1.0)
     q = np.clip(np.rint(w.astype(np.float64) / scales.reshape(-1, *([1] * (w.ndim - 1)))), -127, 127)
     return q.astype(np.int8), QuantParams(scales, np.zeros(w.shape[0], dtype=np.int64), axis=0)
 
@@ -45,12 +46,20 @@ def weighted(ctx: QuantContext, n: Node) -> None:
     wt = ctx.src.tensors[w]
     if wt.data is None:
         raise MCUCError(f"{n.op} '{n.name}' has non-constant weights; only constant weights are supported")
+    if not np.all(np.isfinite(wt.data)):
+        raise MCUCError(f"{n.op} '{n.name}' has NaN or infinite weights (after folding any batchnorm: check its "
+                        "variance and epsilon)")
     wq, wquant = per_channel_weights(wt.data, wt.quant)
     bias_scale = xq.s * wquant.scale
     bias_f = ctx.src.tensors[b].data if b else np.zeros(wt.shape[0], dtype=np.float32)
     if bias_f is None:
         raise MCUCError(f"{n.op} '{n.name}' has a non-constant bias")
-    bq = np.clip(np.rint(bias_f.astype(np.float64) / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+    bias_r = np.rint(bias_f.astype(np.float64) / bias_scale)
+    if not np.all(np.abs(bias_r) <= 2**31 - 1):  # NaN fails too
+        o = int(np.argmax(~(np.abs(bias_r) <= 2**31 - 1)))
+        raise MCUCError(f"{n.op} '{n.name}': bias {float(bias_f.reshape(-1)[o])!r} of output channel {o} does not fit "
+                        f"int32 at its scale {float(bias_scale[o]):.3g} (input scale x weight scale)")
+    bq = bias_r.astype(np.int32)
     wn = ctx.out.const(w + "_q", wq, wquant)
     bn = ctx.out.const((b or n.name + "_bias") + "_q", bq,
                        QuantParams(bias_scale, np.zeros_like(bias_scale, dtype=np.int64), axis=0))

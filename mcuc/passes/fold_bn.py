@@ -10,6 +10,7 @@ import copy
 
 import numpy as np
 
+from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node, Tensor
 from mcuc.ops import op_def
 from mcuc.shapes import spatial_axes
@@ -42,7 +43,13 @@ def fold_bn(g: Graph) -> Graph:
 def _affine(g: Graph, n: Node) -> tuple[np.ndarray, np.ndarray]:
     """batchnorm(x) == x * k + shift, per channel (computed in float64 then rounded once)."""
     scale, bias, mean, var = (g.tensors[i].data.astype(np.float64) for i in n.inputs[1:5])  # type: ignore[union-attr]
-    k = scale / np.sqrt(var + float(n.attrs.get("epsilon", 1e-5)))
+    eps = float(n.attrs.get("epsilon", 1e-5))
+    denom = var + eps
+    if not (np.all(np.isfinite(denom)) and np.all(denom > 0) and np.all(np.isfinite(scale))
+            and np.all(np.isfinite(bias)) and np.all(np.isfinite(mean))):
+        raise MCUCError(f"batchnorm '{n.name}' has NaN, infinite or negative parameters (variance + epsilon must be "
+                        "a finite positive number); re-export the model")
+    k = scale / np.sqrt(denom)
     return k, bias - mean * k
 
 
@@ -57,11 +64,12 @@ def _foldable(g: Graph, p: Node, x: str, consumers: dict[str, list[Node]]) -> bo
 
 
 def _fold_into(g: Graph, p: Node, k: np.ndarray, shift: np.ndarray) -> None:
-    w = g.tensors[p.inputs[1]].data.astype(np.float64)  # type: ignore[union-attr]
-    o = w.shape[0]
-    b = g.tensors[p.inputs[2]].data.astype(np.float64) if len(p.inputs) > 2 else np.zeros(o)  # type: ignore[union-attr]
-    w_new = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
-    b_new = (b * k + shift).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN beyond float32: quantization refuses them by name
+        w = g.tensors[p.inputs[1]].data.astype(np.float64)  # type: ignore[union-attr]
+        o = w.shape[0]
+        b = g.tensors[p.inputs[2]].data.astype(np.float64) if len(p.inputs) > 2 else np.zeros(o)  # type: ignore
+        w_new = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+        b_new = (b * k + shift).astype(np.float32)
     # the model's own weight scales no longer describe the rescaled weights, so drop them
     wn = g.const(p.inputs[1] + "_bnfold", w_new)
     bn = g.const((p.inputs[2] if len(p.inputs) > 2 else p.name + "_bias") + "_bnfold", b_new)

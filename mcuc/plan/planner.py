@@ -16,6 +16,7 @@ from mcuc.plan.check import Buffer, align_up, lower_bound
 from mcuc.plan.placement import Problem, exact_plan, place
 
 DEFAULT_ALIGNMENT = 16
+RESTART_GAP = 0.02  # BestPlanner: a plan further than this above the lower bound tries more seeds
 
 
 @dataclass(frozen=True)
@@ -151,13 +152,33 @@ class BestPlanner(MemoryPlanner):
         exact_limit: int = 12,
         node_budget: int = 20_000,
         work_budget: int = 400_000,
+        restarts: int = 3,
     ) -> None:
         super().__init__(alignment)
         self.seed = seed
+        self.restarts = restarts
         self.exact_limit = exact_limit
         self.node_budget = node_budget
         self.work_budget = work_budget
         self.proved_optimal = False
+
+    def _local_search(self, problem: Problem, offsets: list[int], top: int, order: list[int], best_fit_mode: bool,
+                      target: int, tries: int, seed: int) -> tuple[list[int], int, list[int]]:
+        """Swap a few nearby entries of ``order`` at random (seeded), keeping any order that plans no higher."""
+        n = len(problem)
+        rng = random.Random(seed)
+        for _ in range(tries):
+            if top <= target or n < 2:
+                break
+            cand = list(order)
+            for _ in range(rng.randint(1, 3)):
+                i = rng.randrange(n)
+                j = min(n - 1, max(0, i + rng.randint(-4, 4)))
+                cand[i], cand[j] = cand[j], cand[i]
+            cand_offsets, cand_top = place(problem, cand, best_fit_mode)
+            if cand_top <= top:  # accept ties too: lets the search drift across plateaus
+                offsets, top, order = cand_offsets, cand_top, cand
+        return offsets, top, order
 
     def _place(self, problem: Problem) -> list[int]:
         n = len(problem)
@@ -173,20 +194,16 @@ class BestPlanner(MemoryPlanner):
                     best_offsets, best_top, best_order, best_fit_mode = offsets, top, order, use_best_fit
 
         # Local search: swap a few nearby entries of the best order; the number of tries scales
-        # down with problem size so large graphs still plan quickly.
+        # down with problem size so large graphs still plan quickly. A plan still more than
+        # RESTART_GAP above the lower bound gets further searches from the start order with other seeds.
         work_per_try = n + sum(len(ns) for ns in problem.neighbours)
         tries = min(300, self.work_budget // max(work_per_try, 1))
-        rng = random.Random(self.seed)
-        for _ in range(tries):
-            if best_top <= target or n < 2:
+        start = (best_offsets, best_top, best_order)
+        for k in range(1 + self.restarts):
+            if k and best_top <= target * (1 + RESTART_GAP):
                 break
-            order = list(best_order)
-            for _ in range(rng.randint(1, 3)):
-                i = rng.randrange(n)
-                j = min(n - 1, max(0, i + rng.randint(-4, 4)))
-                order[i], order[j] = order[j], order[i]
-            offsets, top = place(problem, order, best_fit_mode)
-            if top <= best_top:  # accept ties too: lets the search drift across plateaus
+            offsets, top, order = self._local_search(problem, *start, best_fit_mode, target, tries, self.seed + k)
+            if top < best_top:
                 best_offsets, best_top, best_order = offsets, top, order
 
         self.proved_optimal = best_top <= target

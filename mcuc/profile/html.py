@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from html import escape
 from typing import Any
 
 from mcuc.profile.text import peak_index
 
 WIDTH = 1100
+LABEL_CHAR_PX = 5.6  # width of one character of the 10 px labels (system-ui), for fitting them into boxes
 LEFT, RIGHT, TOP, BOTTOM = 78, 16, 18, 40
 CSS = """
 body{font:13px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:16px 20px;color:#1d2430;background:#fff}
@@ -56,6 +58,28 @@ def _fmt_bytes(v: float) -> str:
     if v >= 1024:
         return f"{v / 1024:.0f} KiB" if v >= 10240 else f"{v / 1024:.1f} KiB"
     return f"{v:.0f} B"
+
+
+_ABBREVIATIONS = {"BatchNormalization": "BatchNorm", "GlobalAveragePool": "GlobalAvgPool",
+                  "LayerNormalization": "LayerNorm", "MatMul": "MatMul", "Convolution": "Conv"}
+
+
+def short_label(name: str, limit: int) -> str:
+    """A tensor name shortened to at most ``limit`` characters, readably: the op that made it (without ONNX's
+    ``_output_0``, long op names abbreviated) with as much of its module path as fits, nearest module first
+    ('/features/features.1/conv/conv.1/conv.1.1/BatchNormalization_output_0' -> 'features.1/conv.1.1/BatchNorm'
+    or 'conv.1.1/BatchNorm'); a name that still does not fit ends in an ellipsis. The page shows the full
+    name on hover."""
+    segs = [x for x in name.split("/") if x] or [name]
+    m = re.fullmatch(r"(.*?)(?:_output_\d+)?(@\w+)?", segs[-1])  # '@p0': the copy run for patch 0
+    op = _ABBREVIATIONS.get(m.group(1), m.group(1)) + (m.group(2) or "") if m else segs[-1]
+    # drop path segments that only repeat the next one's prefix ('features' before 'features.1')
+    ctx = [x for i, x in enumerate(segs[:-1]) if not (i + 1 < len(segs) - 1 and segs[i + 1].startswith(x + "."))]
+    for i in range(len(ctx) + 1):
+        label = "/".join([*ctx[i:], op])
+        if len(label) <= limit:
+            return label
+    return op[:max(limit - 1, 1)] + "…" if limit >= 2 else ""
 
 
 def _color(name: str) -> str:
@@ -186,13 +210,15 @@ def layout_chart(rep: dict[str, Any]) -> str:
             continue
         x0, x1 = ax.x(b["first"]), ax.x(b["last"] + 1)
         y0, y1 = ax.y(b["offset"] + b["size"]), ax.y(b["offset"])
-        body.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 0.8):.1f}" height="{max(y1 - y0, 0.8):.1f}" '
-                    f'fill="{_color(b["name"])}" stroke="#1d2430" stroke-width="0.4" stroke-opacity="0.5">'
-                    f'<title>{escape(b["name"])}: {b["size"]:,} B at offset {b["offset"]:,}, ops {b["first"]}..'
-                    f'{b["last"]}</title></rect>')
-        if x1 - x0 > 70 and y1 - y0 > 12:
-            label = escape(b["name"].split("/")[-1][:24] if "/" in b["name"] else b["name"][:24])
-            body.append(f'<text x="{x0 + 3:.1f}" y="{y1 - 3:.1f}" font-size="10">{label}</text>')
+        # one group per buffer: its <title> (the full name and numbers) shows on hover over the box and its label
+        body.append(f'<g class="buf"><title>{escape(b["name"])}: {b["size"]:,} B at offset {b["offset"]:,}, '
+                    f'ops {b["first"]}..{b["last"]}</title>'
+                    f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 0.8):.1f}" height="{max(y1 - y0, 0.8):.1f}" '
+                    f'fill="{_color(b["name"])}" stroke="#1d2430" stroke-width="0.4" stroke-opacity="0.5"/>')
+        label = short_label(b["name"], int((x1 - x0 - 6) / LABEL_CHAR_PX)) if y1 - y0 > 12 else ""
+        if len(label) >= 3:
+            body.append(f'<text x="{x0 + 3:.1f}" y="{y1 - 3:.1f}" font-size="10">{escape(label)}</text>')
+        body.append("</g>")
     p = peak_index(rep)
     if p >= 0:
         x = ax.x(p + 0.5)

@@ -218,9 +218,11 @@ def fused_schedule(sched: Schedule, stream_input: bool = False) -> Schedule:
     (mcuc/schedule/fuse.py); ``stream_input``: the first pipeline reads the graph input from the
     application, so the input never sits in the arena (MCUCError when the first op cannot)."""
     choice = choose_segments(sched.graph, stream_input)
-    if stream_input and not (choice.segments and choice.segments[0][0] == 0 and choice.sources[0] == "stream"):
-        raise MCUCError("the input cannot be streamed: the first op of the schedule cannot read it row by row "
-                        "(it is not a convolution, pool or elementwise op on the image, or the image is read again)")
+    if stream_input and not (choice.segments and choice.segments[0][0] == 0 and choice.sources[0] == "stream"
+                             and choice.live_peak < 1 << 62):
+        raise MCUCError("the input cannot be streamed: the first ops of the schedule cannot read it row by row in "
+                        "one pipeline (they are not convolutions, pools or elementwise ops on the image, or several "
+                        "branches read the image); compile with the image resident (no --stream-input)")
     graph = fuse_segments(sched.graph, list(choice.segments), choice.sources)
     patch = sched.patch
     if patch is not None:

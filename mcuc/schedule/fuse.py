@@ -42,6 +42,9 @@ def segment_problem(g: Graph, start: int, end: int) -> str | None:
         if OPS[n.op].window == "pointwise" and any(g.tensors[x].shape != g.tensors[n.outputs[0]].shape
                                                    for x in acts):
             return f"op '{n.name}' ({n.op}) broadcasts"
+        consts = [g.tensors[x].shape for x in n.inputs[1:] if x and g.tensors[x].is_const]
+        if OPS[n.op].window == "pointwise" and any(len(c) >= 3 and c[-3] > 1 for c in consts):
+            return f"op '{n.name}' ({n.op}) has a constant operand that differs from row to row"
         outside.update(x for x in acts if x not in inside)
         inside.add(n.outputs[0])
     if len(outside) != 1:
@@ -162,8 +165,8 @@ def _reads(g: Graph, k: int, t: str) -> bool:
 
 def _sources(g: Graph, start: int, streamed: str | None) -> tuple[str, ...]:
     x = next(t for t in g.nodes[start].inputs if t and not g.tensors[t].is_const)
-    if streamed is not None and x == streamed and start == 0:
-        return ("stream",)
+    if streamed is not None and x == streamed:  # only one pipeline, the first, reads a streamed input
+        return ("stream",) if start == 0 else ()
     return ("resident", "ring")
 
 

@@ -7,12 +7,14 @@ an estimate, so the table's numbers are the numbers of the code a chosen row com
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph
 from mcuc.memory import ALIGNMENT, MemoryPlan, arena_lower_bound
 from mcuc.ops import node_macs
+from mcuc.parallel import Workers, run_ordered
 from mcuc.plan import Buffer, align_up, verify_plan
 from mcuc.schedule.base import Schedule, fused_schedule, layer_schedule, peak_sram_bytes
 from mcuc.schedule.patch import build_schedule, grid_stage_macs, patch_windows, stage_macs_of, valid_splits
@@ -70,24 +72,106 @@ def enumerate_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GR
     return out
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """The numbers of one planned schedule, without its graph: what a search compares, prints and sends between
+    processes (a schedule holds the whole graph and its weights)."""
+
+    kind: str
+    split: int
+    grid: tuple[int, int]
+    halo: str
+    strategy: str
+    arena_bytes: int
+    peak_sram_bytes: int
+    macs: int
+    mac_overhead: float
+    stage_mac_overhead: float
+    bottleneck: str
+    fused: tuple[tuple[int, int], ...] = ()
+    streamed: bool = False
+    lower_bound: int = 0
+    kernels: str = ""  # kernel choice of the schedule's nodes (mcuc/passes/kernels.py): fast, small or fit
+
+    @staticmethod
+    def of(s: Schedule) -> Candidate:
+        return Candidate(s.kind, s.split, s.grid, s.halo, s.strategy, s.arena_bytes, s.peak_sram_bytes, s.macs,
+                         s.mac_overhead, s.stage_mac_overhead, s.bottleneck, s.fused, s.streamed,
+                         s.planned.lower_bound, s.kernels)
+
+    def label(self) -> str:
+        fused = f" + {len(self.fused)} fused segments" if self.fused else ""
+        fused += ", streamed input" if self.streamed else ""
+        if self.kind == "layer":
+            return "layer" + fused
+        cached = ", cached halos" if self.halo == "cache" else ""
+        return f"patch split {self.split} grid {self.grid[0]}x{self.grid[1]}{cached}{fused}"
+
+
+def search_candidates(g: Graph, grids: Iterable[tuple[int, int]] = DEFAULT_GRIDS,
+                      strategies: Sequence[str] = DEFAULT_STRATEGIES, splits: Sequence[int] | None = None,
+                      include_layer: bool = True, max_overhead: float | None = None,
+                      halos: Sequence[str] = ("recompute",), workers: Workers | None = None,
+                      progress: Callable[[int, int], None] | None = None, fused: bool = False) -> list[Candidate]:
+    """What :func:`enumerate_candidates` finds, as :class:`Candidate` numbers, with the (split, grid) pairs
+    built and planned by ``workers`` (local processes or Ray). The list is the same, in the same order, for any
+    number of workers: every pair is planned on its own and the results are joined in pair order.
+    ``progress(done, total)`` counts finished tasks. ``fused``: also the fused schedules of
+    :func:`enumerate_candidates` (planned here, after the pairs)."""
+    workers = workers or Workers()
+    out = [Candidate.of(layer_candidate(g, s)) for s in strategies] if include_layer else []
+    pairs = [(split, grid) for split in (splits if splits is not None else valid_splits(g)) for grid in grids]
+    tasks = 16 if workers.ray_address else 4 * workers.jobs if workers.jobs > 1 else 1
+    # every tasks-th pair to one task, so each task gets early (cheap) and late (costly) splits alike
+    chunks = [pairs[k::tasks] for k in range(min(tasks, len(pairs)))]
+    done = run_ordered(_plan_pairs, (g, tuple(strategies), max_overhead, tuple(halos)), chunks, workers, progress)
+    by_pair: dict[tuple[int, tuple[int, int]], list[Candidate]] = {}
+    for chunk, result in zip(chunks, done, strict=True):
+        for pair, cands in zip(chunk, result, strict=True):
+            by_pair[pair] = cands
+    for pair in pairs:
+        out.extend(by_pair[pair])
+    if fused:
+        if include_layer:
+            layer = layer_schedule(g)
+            out.extend(Candidate.of(fused_schedule(layer).plan(s)) for s in strategies)
+        scheds = _schedules(g, splits if splits is not None else valid_splits(g), list(grids), max_overhead, halos)
+        for sched in sorted(scheds, key=lambda s: arena_lower_bound(s.graph))[:FUSED_PATCH_TRIES]:
+            out.extend(Candidate.of(fused_schedule(sched).plan(s)) for s in strategies)
+    return out
+
+
+def _plan_pairs(shared: tuple[Graph, tuple[str, ...], float | None, tuple[str, ...]],
+                pairs: Sequence[tuple[int, tuple[int, int]]]) -> list[list[Candidate]]:
+    """One task of :func:`search_candidates`: per (split, grid) pair, its candidates of every halo and planner."""
+    g, strategies, max_overhead, halos = shared
+    out = []
+    for split, grid in pairs:
+        scheds = _schedules(g, [split], [grid], max_overhead, halos)
+        out.append([Candidate.of(patch_candidate(g, s.split, s.grid, st, s)) for s in scheds for st in strategies])
+    return out
+
+
+C = TypeVar("C", Schedule, Candidate)
+
 KERNEL_SPEED = {"fast": 0, "fit": 1, "small": 2}  # kernel choices (mcuc/passes/kernels.py), fastest first
 
 
-def kernel_speed(c: Schedule) -> int:
+def kernel_speed(c: Schedule | Candidate) -> int:
     """Rank of a candidate's kernel choice: 0 for the fastest (or when no choice was recorded)."""
     return KERNEL_SPEED.get(c.kernels, 0)
 
 
-def pareto(cands: Sequence[Schedule]) -> list[Schedule]:
+def pareto(cands: Sequence[C]) -> list[C]:
     """Non-dominated candidates on (peak SRAM, MAC overhead, kernel speed), sorted by peak."""
-    front: list[Schedule] = []
+    front: list[C] = []
     for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead, kernel_speed(c), c.kind != "layer")):
         if not any(d.mac_overhead <= c.mac_overhead + 1e-12 and kernel_speed(d) <= kernel_speed(c) for d in front):
             front.append(c)
     return front
 
 
-def choose(cands: Sequence[Schedule], max_overhead: float, sram: int | None) -> Schedule:
+def choose(cands: Sequence[C], max_overhead: float, sram: int | None) -> C:
     """Given ``sram``: the least MAC overhead whose peak SRAM fits (ties: faster kernels, then lower peak); otherwise
     the lowest peak within ``max_overhead``. MCUCError saying by how much and where it fails."""
     within = [c for c in cands if c.mac_overhead <= max_overhead + 1e-12]
@@ -106,7 +190,7 @@ def choose(cands: Sequence[Schedule], max_overhead: float, sram: int | None) -> 
         "(--max-overhead), a larger --sram, or a smaller input resolution")
 
 
-def pareto_table(cands: Sequence[Schedule], chosen: Schedule | None = None) -> str:
+def pareto_table(cands: Sequence[C], chosen: C | None = None) -> str:
     """Markdown table of the Pareto front (peak SRAM vs MAC overhead)."""
     lines = ["| schedule | kernels | split | grid | halo | planner | arena (B) | peak SRAM (B) | MACs | MAC overhead "
              "| bottleneck |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -126,14 +210,16 @@ SCHEDULE_KINDS = ("layer", "fused", "patch", "auto")
 
 def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: bool, max_overhead: float,
                     split: int | None = None, grid: tuple[int, int] | None = None,
-                    halos: Sequence[str] = ("recompute",), stream_input: bool = False) -> Schedule:
+                    halos: Sequence[str] = ("recompute",), stream_input: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> Schedule:
     """The schedule ``mcuc compile --schedule kind`` uses (``layer``, ``fused``, ``patch`` or ``auto``).
 
     ``fused`` runs the op ranges that lower the peak as row pipelines (no extra MACs). ``patch``
     with both split and grid builds exactly that schedule; otherwise the search runs over the given
     split and/or grid (all when absent). ``auto`` takes the first that fits ``budget`` of: layer-based,
     fused, then the patch schedules (plain or fused) with the least MAC overhead. ``stream_input``
-    (fused schedules) reads the graph input row by row from the application.
+    (fused schedules) reads the graph input row by row from the application. ``progress(done, total)``
+    follows the (split, grid) pairs the patch search builds.
     """
     if kind not in SCHEDULE_KINDS:
         raise MCUCError(f"unknown schedule '{kind}': use {', '.join(SCHEDULE_KINDS)}")
@@ -153,7 +239,7 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
         return patch_candidate(g, split, grid, planner, build_schedule(g, split, grid, halo=halos[0]))
     splits = [split] if split is not None else valid_splits(g)
     grids = [grid] if grid is not None else list(DEFAULT_GRIDS)
-    scheds = _schedules(g, splits, grids, max_overhead, halos)
+    scheds = _schedules(g, splits, grids, max_overhead, halos, progress)
     if not scheds:
         raise MCUCError(f"no patch schedule within {max_overhead:.0%} MAC overhead: the model does not start with "
                         "a stage of convolutions, pools or elementwise ops on a single 4-D input, or every stage "
@@ -180,16 +266,17 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
 
 
 def _schedules(g: Graph, splits: Sequence[int], grids: Sequence[tuple[int, int]],
-               max_overhead: float | None, halos: Sequence[str] = ("recompute",)) -> list[Schedule]:
+               max_overhead: float | None, halos: Sequence[str] = ("recompute",),
+               progress: Callable[[int, int], None] | None = None) -> list[Schedule]:
     """Patch schedules of every (split, grid) that fits; with ``max_overhead``, only those within it
-    (their MACs come from the windows first, so schedules over the limit are never built)."""
+    (their MACs come from the windows first, so schedules over the limit are never built).
+    ``progress(done, total)`` after each (split, grid) pair."""
     per_op = [node_macs(n, g) for n in g.nodes]
     total = max(sum(per_op), 1)
     out = []
-    for split in splits:
-        for grid in grids:
-            if not _grid_fits(g, split, grid):
-                continue
+    pairs = [(split, grid) for split in splits for grid in grids]
+    for k, (split, grid) in enumerate(pairs):
+        if _grid_fits(g, split, grid):
             for halo in halos:
                 if halo == "recompute":
                     patches, stage = None, grid_stage_macs(g, split, grid)
@@ -199,6 +286,8 @@ def _schedules(g: Graph, splits: Sequence[int], grids: Sequence[tuple[int, int]]
                 if max_overhead is not None and (stage - sum(per_op[:split])) / total > max_overhead + 1e-12:
                     continue
                 out.append(build_schedule(g, split, grid, patches, halo))
+        if progress is not None:
+            progress(k + 1, len(pairs))
     return out
 
 

@@ -2,7 +2,6 @@
 that does not fit the board fails the compile."""
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ def build_and_measure(outdir: Path, compiled: Compiled,
     """For a firmware board: build the firmware, put its measured size into report.json (``measured``) and
     return it; MCUCError if it does not fit. None for the host board, or without the ARM toolchain.
 
-    On failure OUTDIR is removed, as for any other compile error.
+    Called by write_project on the new OUTDIR before the previous one is deleted, so that a failure here
+    (mcuc.project) removes the new OUTDIR and keeps the previous one.
     """
     if compiled.board.kind not in FIRMWARE_KINDS:
         return None
@@ -29,11 +29,7 @@ def build_and_measure(outdir: Path, compiled: Compiled,
                  "report.json has no measured sizes")
         return None
     progress(f"building firmware for {compiled.board.name} ...")
-    try:
-        measured = measure_firmware(outdir, compiled.board, compiled.report.weights_bytes)
-    except BaseException:
-        shutil.rmtree(outdir, ignore_errors=True)
-        raise
+    measured = measure_firmware(outdir, compiled.board, compiled.report.weights_bytes)
     compiled.report.measured.update(measured)
     write_report(outdir, compiled.report)
     return measured

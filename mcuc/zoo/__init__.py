@@ -135,7 +135,7 @@ def build(name: str, seed: int = 0, **overrides: Any) -> tuple[nn.Module, tuple[
     return model.eval(), input_shape
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (big-endian header: magic with dtype and rank, then the dimensions)."""
     with gzip.open(path, "rb") as f:
         raw = f.read()
@@ -157,8 +157,8 @@ def load_fashion_mnist(split: str = "test", resolution: int = 32,
                        root: Path = FASHION_MNIST_DIR) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST from the Debian dataset files: (float32 (N, 3, R, R) normalised images, int64 labels)."""
     prefix = {"train": "train", "test": "t10k"}[split]
-    images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
-    labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    images = read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
     return preprocess_fashion_mnist(images, resolution), labels
 
 
@@ -168,7 +168,7 @@ def demo_metadata() -> dict[str, Any]:
 
 
 __all__ = [
-    "ZOO", "ZooEntry", "build", "load_fashion_mnist", "preprocess_fashion_mnist", "demo_metadata",
+    "ZOO", "ZooEntry", "build", "read_idx", "load_fashion_mnist", "preprocess_fashion_mnist", "demo_metadata",
     "randomize_bn_statistics", "randomize_norm_affine", "DEMO_ONNX", "DEMO_JSON", "DEMO_CALIB", "DEMO_SAMPLES",
     "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR",
 ]

@@ -56,11 +56,16 @@ if(MCUC_BOARD_BINARY_IMAGE)
     VERBATIM)
 endif()
 
+# 'flash' programs the board through mcuc itself (python -m mcuc.flash = 'mcuc flash'): the board's flash
+# tool and probe handling live in one place. -DMCUC_PROBE=ID selects a probe by its serial number.
+set(MCUC_PROBE "" CACHE STRING "serial number / unique id of the debug probe the flash target uses")
+set(mcuc_probe_args "")
+if(MCUC_PROBE)
+  set(mcuc_probe_args --probe ${MCUC_PROBE})
+endif()
 add_custom_target(flash
-  COMMAND ${CMAKE_COMMAND} "-DMCUC_BOARD=${MCUC_BOARD}" "-DMCUC_FLASH_PROGRAM=${MCUC_FLASH_PROGRAM}"
-          "-DMCUC_FLASH_ARGS=${MCUC_FLASH_ARGS}" "-DMCUC_FLASH_INSTALL=${MCUC_FLASH_INSTALL}"
-          "-DMCUC_ELF=${MCUC_FIRMWARE_ELF}" "-DMCUC_HEX=${MCUC_FIRMWARE_HEX}" "-DMCUC_BIN=${MCUC_FIRMWARE_BIN}"
-          -P ${MCUC_COMMON_DIR}/flash.cmake
+  COMMAND ${MCUC_PYTHON} -m mcuc.flash ${CMAKE_SOURCE_DIR} --elf ${MCUC_FIRMWARE_ELF} --board ${MCUC_BOARD}
+          ${mcuc_probe_args}
   DEPENDS mcuc_firmware
   USES_TERMINAL
   VERBATIM)

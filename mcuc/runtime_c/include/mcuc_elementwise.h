@@ -110,6 +110,20 @@ typedef struct {
 
 void mcuc_requantize_s8(const mcuc_requantize_params_t *params, const int8_t *input, int8_t *output);
 
+/* ---- Camera pixels ---------------------------------------------------------------------- */
+
+/* Camera pixels to the model's int8 input (mcuc/pixels.py): each byte of input is a uint8 pixel value p
+ * of channel c; output[i * channels + c] = table[256 * c + p]. Interleaved (planar 0): p = input[i *
+ * channels + c], output may equal input. Planar (planar 1): p = input[c * pixels + i], output must not
+ * overlap input. table is int8[channels * 256] (the normalisation folded into the int8 input). */
+typedef struct {
+    int32_t pixels;
+    int32_t channels;
+    int32_t planar;
+} mcuc_pixels_params_t;
+
+void mcuc_pixels_s8(const mcuc_pixels_params_t *params, const int8_t *table, const int8_t *input, int8_t *output);
+
 /* ---- PReLU --------------------------------------------------------------------------------- */
 
 /* Parameters of mcuc_prelu_s8, filled by mcuc/reference/elementwise.py prepare_prelu.

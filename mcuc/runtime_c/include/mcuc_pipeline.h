@@ -42,7 +42,8 @@ enum { MCUC_SOURCE_RESIDENT = 0, MCUC_SOURCE_RING = 1, MCUC_SOURCE_STREAM = 2 };
  * DW_PW: a depthwise conv (func 1 or 2; params..bias as CONV) and the pointwise conv reading it (params2..bias2:
  * mcuc_conv2d_s8 with a 1x1 kernel), run pixel by pixel so that one pixel of the depthwise output, at
  * tmp_offset in the scratch buffer, is all of it that ever exists.
- * in[0..n_in-1]: -1 the pipeline input, k the output of stage k (k < this stage).
+ * in[0..n_in-1]: -1 the pipeline input, k the output of stage k (k < this stage); BINARY stages list
+ * both operands in order, -2 for a constant one (weights, broadcasting over rows).
  * Output row r reads rows [r * stride_h - pad_top, + window_h) of each input, clipped to the input.
  * ring_offset/ring_rows: the ring of this stage's output in the scratch buffer (ring_rows 0: the
  * last stage, which writes the pipeline output). */

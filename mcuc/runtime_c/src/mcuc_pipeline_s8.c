@@ -55,18 +55,23 @@ static void mcuc_pipeline_fetch(mcuc_pipeline_run_t *run, int32_t upto)
     }
 }
 
-/* Row ``row`` of source ``src`` (-1: the pipeline input, k: stage k's output). */
-static const int8_t *mcuc_pipeline_source_row(const mcuc_pipeline_run_t *run, int32_t src, int32_t row)
+/* Row ``row`` of source ``src`` of stage ``s`` (-1: the pipeline input, -2: the stage's constant operand,
+ * which broadcasts over rows, k: stage k's output). */
+static const int8_t *mcuc_pipeline_source_row(const mcuc_pipeline_run_t *run, const mcuc_pipeline_stage_params_t *s,
+                                              int32_t src, int32_t row)
 {
     const mcuc_pipeline_params_t *p = run->p;
+    if (src == -2) {
+        return s->weights;
+    }
     if (src < 0) {
         if (p->source == MCUC_SOURCE_RESIDENT) {
             return run->input + (size_t)row * (size_t)p->in_row_bytes;
         }
         return mcuc_ring_row(run->scratch + p->in_ring_offset, p->in_ring_rows, p->in_row_bytes, run->fetched, row);
     }
-    const mcuc_pipeline_stage_params_t *s = &p->stages[src];
-    return mcuc_ring_row(run->scratch + s->ring_offset, s->ring_rows, s->row_bytes, run->made[src], row);
+    const mcuc_pipeline_stage_params_t *from = &p->stages[src];
+    return mcuc_ring_row(run->scratch + from->ring_offset, from->ring_rows, from->row_bytes, run->made[src], row);
 }
 
 /* One row of a depthwise conv followed by a pointwise conv, one output pixel at a time: the depthwise
@@ -169,6 +174,9 @@ static void mcuc_pipeline_make(mcuc_pipeline_run_t *run, int32_t index, int32_t 
         int32_t hi = 0;
         for (int32_t k = 0; k < s->n_in; ++k) {
             const int32_t src = s->in[k];
+            if (src == -2) {
+                continue;
+            }
             const int32_t src_h = src < 0 ? p->in_h : p->stages[src].out_h;
             hi = top + s->window_h < src_h ? top + s->window_h : src_h;
             if (src < 0) {
@@ -178,8 +186,8 @@ static void mcuc_pipeline_make(mcuc_pipeline_run_t *run, int32_t index, int32_t 
             }
         }
         /* every input of a stage has the same rows (pointwise stages read same-shape inputs) */
-        const int8_t *in0 = mcuc_pipeline_source_row(run, s->in[0], lo);
-        const int8_t *in1 = s->n_in > 1 ? mcuc_pipeline_source_row(run, s->in[1], lo) : NULL;
+        const int8_t *in0 = mcuc_pipeline_source_row(run, s, s->in[0], lo);
+        const int8_t *in1 = s->n_in > 1 ? mcuc_pipeline_source_row(run, s, s->in[1], lo) : NULL;
         int8_t *dst = s->ring_rows == 0
                           ? run->output + (size_t)r * (size_t)s->row_bytes
                           : mcuc_ring_append(run->scratch + s->ring_offset, s->ring_rows, s->row_bytes, r);
