@@ -36,6 +36,7 @@ from mcuc.runner import (
     source_outputs,
     verify_project,
 )
+from mcuc.schedule.base import peak_sram_bytes
 from mcuc.schedule.search import choose, pareto, pareto_table, search_candidates
 from mcuc.sizes import parse_count, parse_size
 from mcuc.targets.cost import instructions_text
@@ -358,7 +359,9 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
         kg = select_kernels(qg, b.isa, mode)
         if mode == "small" and kernel_names(kg) == kernel_names(select_kernels(qg, b.isa, "fast")):
             continue  # no fast kernel needs scratch here: the small candidates would be the same
-        cands += [replace(c, kernels=mode) for c in search_candidates(
+        # the board's stack reservation counts in every peak, as compile counts it
+        cands += [replace(c, kernels=mode, peak_sram_bytes=peak_sram_bytes(c.arena_bytes, b.stack_bytes))
+                  for c in search_candidates(
             kg, max_overhead=max_overhead, halos=halos, workers=workers, fused=True,
             progress=Progress(f"  planned (split, grid) tasks ({mode} kernels)"))]
     log(f"planned {len(cands)} candidates in {time.perf_counter() - t0:.1f} s ({workers.describe()})")

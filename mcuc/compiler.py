@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import isqrt
 from pathlib import Path
 
@@ -160,8 +160,11 @@ def compile_model(model_path: str, opts: CompileOptions,
                   progress: Callable[[str], None] = log) -> Compiled:
     board = load_board(opts.board)
     if opts.sram is not None and opts.sram > board.sram_bytes:
-        raise MCUCError(f"--sram {opts.sram} exceeds the {board.sram_bytes} bytes of SRAM on board "
-                        f"'{board.name}'; pass a smaller budget or another board")
+        raise MCUCError(f"--sram {opts.sram:,} exceeds the {board.sram_bytes:,} B of SRAM a model can use on board "
+                        f"'{board.name}' ({board.placement()}); pass a smaller budget or another board")
+    if opts.flash is not None and opts.flash > board.flash_bytes:
+        raise MCUCError(f"--flash {opts.flash:,} exceeds the {board.flash_bytes:,} B of flash region "
+                        f"'{board.text_region.name}' on board '{board.name}'; pass a smaller budget or another board")
     qg, fg = quantized_graph(model_path, opts, progress)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
     model_file = Path(model_path).name
@@ -172,14 +175,15 @@ def compile_model(model_path: str, opts: CompileOptions,
             sched = select_schedule(kg, opts.schedule, opts.planner, budget, opts.sram is not None,
                                     opts.max_overhead, opts.split, opts.patch_grid,
                                     ("recompute", "cache") if opts.halo == "auto" else (opts.halo,),
-                                    opts.stream_input, progress=_search_progress(progress))
+                                    opts.stream_input, progress=_search_progress(progress),
+                                    stack_bytes=board.stack_bytes)
         except MCUCError as e:
             if not str(e).startswith("no schedule fits"):
                 raise
             # nothing fits: name the layer-based peak, what is live there and what else would fit
-            layer = layer_schedule(kg).plan(opts.planner)
+            layer = layer_schedule(kg, board.stack_bytes).plan(opts.planner)
             rep = build_report(layer, board, budget, opts.attention_block, model_file, opts.kernels)
-            error = MCUCError(_does_not_fit_message(rep, layer, opts, budget, patch_searched=True))
+            error = MCUCError(_does_not_fit_message(rep, layer, opts, budget, board, patch_searched=True))
             sched = None
             continue
         sched.kernels = choice
@@ -196,7 +200,11 @@ def compile_model(model_path: str, opts: CompileOptions,
         compiled.report.peak_sram_streamed_bytes = compiled.report.peak_sram_bytes if sched.streamed else \
             _other_input_peak(sched, opts.planner, True)
     if compiled.report.peak_sram_bytes > budget:
-        raise MCUCError(_does_not_fit_message(compiled.report, sched, opts, budget))
+        raise MCUCError(_does_not_fit_message(compiled.report, sched, opts, budget, board))
+    problems = fit_problems(compiled.report, board, opts.flash)
+    if problems:
+        raise MCUCError(f"model does not fit board '{board.name}' as its linker script places memory: "
+                        + "; ".join(problems))
     return compiled
 
 
@@ -213,13 +221,39 @@ def kernel_graphs(qg: Graph, board: Board, opts: CompileOptions) -> list[tuple[s
     return [("fast", fast)] if kernel_names(fitted) == kernel_names(fast) else [("fast", fast), ("fit", fitted)]
 
 
+def fit_problems(rep: Report, board: Board, flash_budget: int | None = None) -> list[str]:
+    """What of a compiled model does not fit ``board`` where its linker script puts it (empty: it fits), known
+    before any firmware is built: the arena, with the stack when they share a region, in the data region (as the
+    memory replay places it, ``simulated.exceeds_region``); the stack in its region; the predicted flash image
+    in the board's text region and in ``flash_budget``. A firmware build then checks the measured image too."""
+    out = []
+    arena = rep.arena_bytes + rep.scratch_bytes
+    if rep.simulated.get("exceeds_region"):
+        stack = f" + {rep.stack_bytes:,} B stack" if board.stack_in_data_region else ""
+        out.append(f"the arena ({arena:,} B){stack} exceeds SRAM region '{board.data_region.name}' "
+                   f"({board.data_region.size:,} B), where the linker places .data, .bss and the arena, by "
+                   f"{arena + (rep.stack_bytes if board.stack_in_data_region else 0) - board.data_region.size:,} B")
+    if not board.stack_in_data_region and rep.stack_bytes > board.stack_region.size:
+        out.append(f"the stack ({rep.stack_bytes:,} B) exceeds SRAM region '{board.stack_region.name}' "
+                   f"({board.stack_region.size:,} B)")
+    flash = rep.predicted_flash_bytes
+    what = f"predicted flash image {flash:,} B (weights {rep.weights_bytes:,} B + op arrays + code estimate)"
+    for limit, name in ((board.flash_bytes, f"flash region '{board.text_region.name}'"),
+                        (flash_budget, "the --flash budget")):
+        if limit is not None and flash > limit:
+            out.append(f"{what} exceeds the {limit:,} B of {name} by {flash - limit:,} B")
+            break
+    return out
+
+
 def _other_input_peak(sched: Schedule, planner: str, stream: bool) -> int | None:
     """Peak SRAM of ``sched``'s layer-based schedule fused with the image resident or streamed (patch
     schedules: not computed)."""
     if sched.patch is not None:
         return None
     try:
-        return fused_schedule(layer_schedule(sched.source), stream_input=stream).plan(planner).peak_sram_bytes
+        layer = layer_schedule(sched.source, sched.stack_bytes)
+        return fused_schedule(layer, stream_input=stream).plan(planner).peak_sram_bytes
     except MCUCError:
         return None
 
@@ -234,7 +268,10 @@ def _search_progress(progress: Callable[[str], None]) -> Callable[[int, int], No
 
 def assemble(sched: Schedule, board: Board, opts: CompileOptions, float_graph: Graph | None = None,
              model_file: str = "") -> Compiled:
-    """The compile result of planned schedule ``sched``: its report, checked against the memory replay."""
+    """The compile result of planned schedule ``sched``: its report, checked against the memory replay. The peak
+    counts the stack ``board`` reserves."""
+    if sched.stack_bytes != board.stack_bytes:
+        sched = replace(sched, stack_bytes=board.stack_bytes)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
     report = build_report(sched, board, budget, opts.attention_block, model_file, opts.kernels)
     _check_simulated(sched, board, report)
@@ -251,7 +288,7 @@ def _check_simulated(sched: Schedule, board: Board, report: Report) -> None:
         raise InvalidPlanError("report disagrees with the simulated memory replay: " + "; ".join(diffs))
 
 
-def _does_not_fit_message(rep: Report, sched: Schedule, opts: CompileOptions, budget: int,
+def _does_not_fit_message(rep: Report, sched: Schedule, opts: CompileOptions, budget: int, board: Board,
                           patch_searched: bool = False) -> str:
     """One line: how far over the budget, where the peak is, what is live there, and what would fit."""
     peak = rep.peak_sram_bytes
@@ -259,7 +296,8 @@ def _does_not_fit_message(rep: Report, sched: Schedule, opts: CompileOptions, bu
     sizes = {b["name"]: b["size"] for b in rep.buffers}
     top = sorted(worst.get("live_tensors", []), key=lambda r: -sizes.get(r, 0))[:3]
     contributors = ", ".join(f"'{r}' {sizes.get(r, 0):,} B" for r in top)
-    return (f"model needs {peak:,} B of SRAM but the budget is {budget:,} B ({peak - budget:,} B over); "
+    of = "" if opts.sram is not None else f"; board '{board.name}': {board.placement()}"
+    return (f"model needs {peak:,} B of SRAM but the budget is {budget:,} B ({peak - budget:,} B over{of}); "
             f"peak at op {worst['index']} '{worst['name']}' ({worst['op']}, {worst['live_bytes']:,} B live"
             + (f": largest {contributors}" if contributors else "") + "); would fit: "
             + "; ".join(_what_would_fit(rep, sched, opts, budget, patch_searched)))
@@ -269,14 +307,15 @@ def _what_would_fit(rep: Report, sched: Schedule, opts: CompileOptions, budget: 
                     patch_searched: bool = False) -> list[str]:
     """Alternatives that fit ``budget``: a patch schedule, a smaller input, a board with more SRAM."""
     out = []
-    fixed = rep.peak_sram_bytes - rep.arena_bytes  # stack estimate and scratch outside the arena
+    fixed = rep.peak_sram_bytes - rep.arena_bytes  # stack and scratch outside the arena
     if not sched.fused:  # row pipelines: no extra MACs (auto has tried them already when it searched)
         for stream, flags, what in ((False, "--schedule fused", "the peak-setting ops fused into row pipelines"),
                                     (True, "--schedule fused --stream-input", "the image streamed by rows")):
             if patch_searched and not stream:
                 continue
             try:
-                f = fused_schedule(layer_schedule(sched.source), stream_input=stream).plan(opts.planner)
+                f = fused_schedule(layer_schedule(sched.source, sched.stack_bytes),
+                                   stream_input=stream).plan(opts.planner)
             except MCUCError:
                 continue
             if f.peak_sram_bytes <= budget:
@@ -286,7 +325,8 @@ def _what_would_fit(rep: Report, sched: Schedule, opts: CompileOptions, budget: 
         out.append(f"no patch schedule within {opts.max_overhead:.0%} MAC overhead (searched)")
     elif sched.patch is None:
         try:
-            cand = select_schedule(sched.source, "patch", opts.planner, budget, True, opts.max_overhead)
+            cand = select_schedule(sched.source, "patch", opts.planner, budget, True, opts.max_overhead,
+                                   stack_bytes=sched.stack_bytes)
             out.append(f"{cand.label()} ({cand.peak_sram_bytes:,} B peak, "
                        f"+{cand.mac_overhead:.1%} MACs: --schedule patch --split {cand.split} "
                        f"--patch-grid {cand.grid[0]} {cand.grid[1]})")
@@ -301,8 +341,8 @@ def _what_would_fit(rep: Report, sched: Schedule, opts: CompileOptions, budget: 
         h2, w2 = (max(8, isqrt(v * v * room // arena) // 8 * 8) for v in (h, w))
         if (h2, w2) != (h, w):
             out.append(f"an input of about {h2}x{w2} instead of {h}x{w} (estimate: activations scale with H x W)")
-    boards = [b for b in list_boards() if b.kind != "host" and b.name != rep.board
-              and max((int(r["size"]) for r in b.extra.get("sram", [])), default=0) >= rep.peak_sram_bytes]
+    need = rep.arena_bytes + rep.scratch_bytes
+    boards = [b for b in list_boards() if b.kind != "host" and b.name != rep.board and b.arena_room_bytes >= need]
     boards.sort(key=lambda b: (b.kind != "mcu", b.sram_bytes))  # real boards first, then emulated ones
     if boards:
         out.append("board " + " or ".join(f"{b.name} ({b.sram_bytes // 1024} KiB SRAM)" for b in boards[:2]))

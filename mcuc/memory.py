@@ -146,7 +146,11 @@ def compute_buffers(g: Graph) -> Buffers:
 
 def plan_memory(g: Graph, strategy: str = "best") -> MemoryPlan:
     """Plan the arena of ``g``'s op list with the named planner strategy."""
-    bufs = compute_buffers(g)
+    return place_buffers(compute_buffers(g), len(g.nodes), strategy)
+
+
+def place_buffers(bufs: Buffers, steps: int, strategy: str = "best") -> MemoryPlan:
+    """The memory plan of buffers ``bufs`` of an op list of ``steps`` ops, placed by planner ``strategy``."""
     planner = make_planner(strategy, alignment=ALIGNMENT)
     keys = list(bufs.pieces)
     ids = {k: planner.add_pieces(bufs.pieces[k]) for k in keys}
@@ -154,7 +158,7 @@ def plan_memory(g: Graph, strategy: str = "best") -> MemoryPlan:
     arena = planner.arena_bytes()
     offsets = {name: offsets_root[r] for name, r in bufs.roots.items()}
     return MemoryPlan(strategy, arena, lower_bound(bufs.all_pieces()), offsets, bufs.roots, bufs.spans, bufs.sizes,
-                      bufs.live(len(g.nodes)), dict(bufs.pieces))
+                      bufs.live(steps), dict(bufs.pieces))
 
 
 def layer_live_bytes(g: Graph) -> list[int]:

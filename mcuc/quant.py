@@ -83,15 +83,30 @@ def multiply_by_quantized_multiplier(x: np.ndarray, mult: np.ndarray | int,
                                      shift: np.ndarray | int) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier; x, mult, shift broadcast; returns int64 array.
 
-    The left shift is applied in 32-bit two's complement like the C code (callers keep
-    x << left_shift within int32, as TFLite requires).
+    A positive shift is applied in 32-bit two's complement, wrapping exactly as the C helper
+    mcuc_requantize does, so the two agree on every int32 input. A wrapped value is garbage in
+    both: the compiler refuses any layer whose accumulator bound times 2^shift could leave int32
+    (mcuc.quant.requantize_headroom_violations), and every kernel's prepare_* keeps it inside.
     """
     x64 = np.asarray(x, dtype=np.int64)
     sh = np.asarray(shift, dtype=np.int64)
     left = np.maximum(sh, 0)
     right = np.maximum(-sh, 0)
     shifted = x64 * (np.int64(1) << left)
+    if np.any(left > 0):
+        wrapped = ((shifted + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+        shifted = np.where(left > 0, wrapped, shifted)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, mult), right)
+
+
+def requantize_headroom_violations(acc_lo: np.ndarray, acc_hi: np.ndarray,
+                                   shift: np.ndarray) -> np.ndarray:
+    """Indices of channels whose accumulator range [acc_lo, acc_hi] shifted left by max(shift, 0)
+    leaves int32, where mcuc_requantize's left shift wraps (TFLite leaves it undefined)."""
+    left = np.maximum(np.asarray(shift, dtype=np.int64), 0)
+    lo = np.asarray(acc_lo, dtype=np.int64) * (np.int64(1) << left)
+    hi = np.asarray(acc_hi, dtype=np.int64) * (np.int64(1) << left)
+    return np.flatnonzero((lo < INT32_MIN) | (hi > INT32_MAX))
 
 
 def requantize(acc: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int, out_zp: int,

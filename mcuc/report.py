@@ -40,8 +40,9 @@ class Report:
     arena_lower_bound_bytes: int
     planner: str
     scratch_bytes: int  # kernel scratch outside the arena (scratch planned in the arena is in arena_bytes)
-    stack_estimate_bytes: int
-    peak_sram_bytes: int
+    stack_estimate_bytes: int  # the stack one inference needs, estimated (compared with the measured stack)
+    stack_bytes: int  # the stack in the peak: what the board's linker script reserves (the host: the estimate)
+    peak_sram_bytes: int  # arena + scratch_bytes + stack_bytes
     weights_bytes: int
     predicted_flash_bytes: int
     macs: int
@@ -116,7 +117,7 @@ def build_report(sched: Schedule, board: Board, sram_budget: int, attention_bloc
         model=str(sched.source.meta.get("source", "")), model_file=model_file, board=board.name,
         sram_budget_bytes=sram_budget, arena_bytes=mem.arena_bytes, arena_lower_bound_bytes=mem.lower_bound,
         planner=mem.strategy, scratch_bytes=SCRATCH_OUTSIDE_ARENA_BYTES, stack_estimate_bytes=STACK_ESTIMATE_BYTES,
-        peak_sram_bytes=sched.peak_sram_bytes, weights_bytes=w,
+        stack_bytes=sched.stack_bytes, peak_sram_bytes=sched.peak_sram_bytes, weights_bytes=w,
         predicted_flash_bytes=w - unread_constant_bytes(sched) + op_arrays_bytes(sched) + CODE_ESTIMATE_BYTES,
         macs=sum(o["macs"] for o in ops), schedule=sched.describe(), attention=attention_report(g, attention_block),
         ops=ops,
@@ -169,7 +170,7 @@ def replay_differences(report: Report, sim: Simulation) -> list[str]:
         if o["live_bytes"] != occ:
             out.append(f"op {o['index']} live_bytes {o['live_bytes']} != simulated {occ}")
             break
-    peak = peak_sram_bytes(sim.arena_needed)
+    peak = peak_sram_bytes(sim.arena_needed, report.stack_bytes)
     if peak != report.peak_sram_bytes:
         out.append(f"peak_sram_bytes {report.peak_sram_bytes} != arena + scratch + stack {peak}")
     return out
@@ -200,6 +201,12 @@ def merge_measured(outdir: Path, section: str, data: dict[str, Any]) -> dict[str
     return report
 
 
+def _stack_note(r: dict[str, Any]) -> str:
+    if r["stack_bytes"] == r["stack_estimate_bytes"]:
+        return "estimate: no linker script reserves it"
+    return f"reserved by the board's linker script; one inference needs about {r['stack_estimate_bytes']:,} B"
+
+
 def summary_text(rep: Report | dict[str, Any]) -> str:
     """The memory summary printed after compile."""
     r = rep.as_dict() if isinstance(rep, Report) else rep
@@ -210,7 +217,7 @@ def summary_text(rep: Report | dict[str, Any]) -> str:
         f"  arena        {r['arena_bytes']:>10,} B  (lower bound {r['arena_lower_bound_bytes']:,} B, "
         f"planner {r['planner']})",
         f"  scratch      {r['scratch_bytes']:>10,} B",
-        f"  stack (est.) {r['stack_estimate_bytes']:>10,} B",
+        f"  stack        {r['stack_bytes']:>10,} B  ({_stack_note(r)})",
         f"  peak SRAM    {r['peak_sram_bytes']:>10,} B  ({pct:.1f} % of budget)",
         f"  weights      {r['weights_bytes']:>10,} B  (flash)",
         f"  MACs         {r['macs']:>10,}",

@@ -67,21 +67,23 @@ def test_no_build_flag(tmp_path, capsys):
 
 def test_flash_overflow_is_one_line_error(tmp_path, capsys):
     # 256 x 288 x 3 x 3 int8 weights = 663,552 B: the arena (a 4x4 image) fits stm32f411's 128 KB SRAM
-    # budget, the weights do not fit its 512 KB of flash.
+    # budget, the weights do not fit its 512 KB of flash. The predicted image is refused before any build.
     model = conv_model(str(tmp_path / "big.onnx"), cin=256, cout=288, size=4)
     out = tmp_path / "out"
     rc, stdout, err = compile_cli(model, "stm32f411", out, capsys)
     assert rc == 1
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, err
-    assert "firmware for board 'stm32f411' does not fit: flash image" in lines[0]
-    assert "exceeds the 524,288 B of flash" in lines[0]
+    assert "model does not fit board 'stm32f411' as its linker script places memory: predicted flash image" \
+        in lines[0]
+    assert "exceeds the 524,288 B of flash region 'flash'" in lines[0]
+    assert "building firmware" not in err
     assert not out.exists()
     assert not list(tmp_path.glob(".out.*"))
 
 
 def test_ram_region_overflow_is_one_line_error(tmp_path, capsys):
-    # The arena (8x128x128 in + 26x128x128 out = 557,056 B) is within stm32h7's 640 KB SRAM budget but not
+    # The arena (8x128x128 in + 26x128x128 out = 557,056 B) is within stm32h7's 640 KB of SRAM but not
     # within its 512 KB AXI SRAM, where the linker script puts .bss; the stack lives in the DTCM.
     model = conv_model(str(tmp_path / "ram.onnx"), cin=8, cout=26, size=128)
     out = tmp_path / "out"
@@ -89,5 +91,7 @@ def test_ram_region_overflow_is_one_line_error(tmp_path, capsys):
     assert rc == 1
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, err
-    assert "RAM region 'axi_sram' needs" in lines[0] and "but has 524,288 B" in lines[0]
+    assert "model needs 573,440 B of SRAM but the budget is 540,672 B (32,768 B over; board 'stm32h7': " \
+        "524,288 B axi_sram for .data, .bss and the arena + 16,384 B stack in dtcm)" in lines[0]
+    assert "building firmware" not in err
     assert not out.exists()

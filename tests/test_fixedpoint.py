@@ -70,3 +70,78 @@ def test_choose_qparams_covers_zero_exactly():
         assert -128 <= zp <= 127
         assert abs((-128 - zp) * s - min(lo, 0.0)) <= s
         assert abs((127 - zp) * s - max(hi, 0.0)) <= s
+
+
+# ---- the boundaries: multipliers >= 1, the largest shifts, extreme accumulators ------------------------
+
+_I32 = np.iinfo(np.int32)
+
+
+def _boundary_cases() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (x, mult, shift) where x is an extreme of the int32 range a kernel may pass for that shift
+    (x << max(shift, 0) fits int32: the domain the compiler accepts), or one step beyond it (which the
+    compiler refuses, and where both sides must still wrap the same way)."""
+    mults = [0, 1 << 30, (1 << 30) + 1, 3 << 29, (1 << 31) - 2, (1 << 31) - 1]
+    xs, ms, ss = [], [], []
+    for shift in range(-31, 31):
+        left = max(shift, 0)
+        hi, lo = _I32.max >> left, _I32.min >> left
+        cands = {0, 1, -1, 2, -2, 3, -3, hi, hi - 1, lo, lo + 1, hi // 2, lo // 2, hi + 1, lo - 1,
+                 _I32.max, _I32.min, 300_000_000, -300_000_000}
+        for x in cands:
+            if _I32.min <= x <= _I32.max:
+                for m in mults:
+                    xs.append(x)
+                    ms.append(m)
+                    ss.append(shift)
+    return np.array(xs, np.int64), np.array(ms, np.int64), np.array(ss, np.int64)
+
+
+def test_requantize_matches_c_at_the_boundaries():
+    x, mult, shift = _boundary_cases()
+    assert np.array_equal(multiply_by_quantized_multiplier(x, mult, shift), _c_requantize(x, mult, shift))
+
+
+def test_requantize_matches_c_for_multipliers_of_at_least_one():
+    rng = np.random.default_rng(3)
+    n = 100_000
+    reals = np.exp(rng.uniform(0.0, math.log(2.0**30), n))
+    pairs = [quantize_multiplier(float(r)) for r in reals]
+    mult = np.array([p[0] for p in pairs], dtype=np.int64)
+    shift = np.array([p[1] for p in pairs], dtype=np.int64)
+    assert shift.min() >= 1 and shift.max() == 30
+    limit = _I32.max >> shift
+    x = np.round(rng.uniform(-1, 1, n) * limit).astype(np.int64)
+    assert np.array_equal(multiply_by_quantized_multiplier(x, mult, shift), _c_requantize(x, mult, shift))
+
+
+def test_accumulator_3e8_with_multiplier_4_agrees():
+    """The case that used to differ: Python computed 3e8 << 3 in int64 (-> +127), C wrapped it (-> -128)."""
+    m, s = quantize_multiplier(4.0)
+    x = np.array([300_000_000])
+    assert multiply_by_quantized_multiplier(x, m, s).tolist() == _c_requantize(x, np.array([m]), np.array([s])).tolist()
+
+
+def _fc_graph(bias0: int, w_value: int):
+    """x [1, 8] -> fully_connected with requantization multiplier 0.5 * 0.08 / 0.01 = 4.0 (shift 3)."""
+    from mcuc.ir import Graph, Node, QuantParams, Tensor
+
+    g = Graph(layout="NHWC")
+    g.add_tensor(Tensor("x", (1, 8), "int8", QuantParams(np.array([0.5]), np.array([0]))))
+    w = g.const("w", np.full((2, 8), w_value, np.int8), QuantParams(np.array([0.08, 0.08]), np.zeros(2), axis=0))
+    b = g.const("b", np.array([bias0, 0], np.int32))
+    g.add_tensor(Tensor("y", (1, 2), "int8", QuantParams(np.array([0.01]), np.array([0]))))
+    g.nodes.append(Node("fully_connected", "fc_wide", ["x", w, b], ["y"], {"act_min": -128, "act_max": 127}))
+    g.inputs, g.outputs = ["x"], ["y"]
+    return g
+
+
+def test_multiplier_that_could_overflow_is_refused_at_compile_time():
+    from mcuc.errors import MCUCError
+    from mcuc.ops import verify
+
+    verify(_fc_graph(bias0=1000, w_value=3), quantized=True)  # |acc| <= 1000 + 8*3*128: x8 fits int32
+    with pytest.raises(MCUCError) as e:
+        verify(_fc_graph(bias0=300_000_000, w_value=3), quantized=True)  # 3e8 << 3 does not
+    msg = str(e.value)
+    assert "fc_wide" in msg and "output channel 0" in msg and "re-quantize" in msg and "\n" not in msg

@@ -31,7 +31,7 @@ from mcuc.reference.layout import (
     transpose_s8,
 )
 from mcuc.reference.pool import avgpool_s8, maxpool_s8, prepare_global_avgpool, prepare_pool
-from mcuc.reference.softmax import OUTPUT_SCALE, OUTPUT_ZERO_POINT, prepare_softmax, softmax_s8
+from mcuc.reference.softmax import OUTPUT_ZERO_POINT, prepare_softmax, softmax_s8
 from tests.cbuild import build_shared
 
 SOURCES = ["mcuc_add_s8", "mcuc_sub_s8", "mcuc_mul_s8", "mcuc_avgpool_s8", "mcuc_maxpool_s8", "mcuc_lut_s8",
@@ -64,7 +64,7 @@ class CPoolParams(ctypes.Structure):
 
 
 class CSoftmaxParams(ctypes.Structure):
-    _fields_ = [("rows", I32), ("row_size", I32)]
+    _fields_ = [("rows", I32), ("row_size", I32), ("out_levels", I32), ("out_zp", I32)]
 
 
 class CLutParams(ctypes.Structure):
@@ -367,12 +367,15 @@ def test_softmax_parity_and_float(lib: ctypes.CDLL) -> None:
         x = rand_i8(rng, shape)
         if i % 5 == 0:  # peaked rows: most entries far below the max
             x = np.where(rng.random(shape) < 0.9, np.int8(-128), x).astype(np.int8)
-        p = prepare_softmax(shape, s_in, beta)
+        # TFLite's output parameters, onnxruntime's QDQ ones (1/255, -128), and any 1/L with any zero point
+        levels, out_zp = [(256, OUTPUT_ZERO_POINT), (255, -128),
+                          (int(rng.integers(1, 257)), int(rng.integers(-128, 128)))][i % 3]
+        p = prepare_softmax(shape, s_in, beta, 1.0 / levels, out_zp)
         ref = softmax_s8(p, x)
         np.testing.assert_array_equal(_run_softmax(lib, x, p), ref, err_msg=f"case {i}")
         xf = dequantize_array(x, s_in, zp).astype(np.float64) * beta
         e = np.exp(xf - xf.max(axis=-1, keepdims=True))
-        want = float_q(e / e.sum(axis=-1, keepdims=True), OUTPUT_SCALE, OUTPUT_ZERO_POINT)
+        want = float_q(e / e.sum(axis=-1, keepdims=True), 1.0 / levels, out_zp)
         assert_within_1lsb(ref, want)
         inplace = x.copy()
         _run_softmax(lib, inplace, p, out=inplace)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ import pytest
 from mcuc.boards import load_board
 from mcuc.compiler import Compiled, CompileOptions, compile_model
 from mcuc.errors import MCUCError
-from mcuc.memory import plan_memory
+from mcuc.ir import Graph
+from mcuc.memory import Buffers, MemoryPlan, compute_buffers, place_buffers, plan_memory
 from mcuc.memsim import MemoryViolation, check, simulate
+from mcuc.plan import Buffer
 from mcuc.report import Report, replay_differences
-from tests.int8_graphs import all_ops_graph
+from tests.int8_graphs import Int8GraphBuilder, all_ops_graph
 
 ZOO_MODELS = ["mcunet-tiny", "mcunet-vww1", "mobilenetv2-0.35"]
 
@@ -88,8 +91,10 @@ def test_overlapping_plan_is_caught() -> None:
             offsets[t] = mem.offsets[b]
     broken = dataclasses.replace(mem, offsets=offsets)
     sim = simulate(g, broken)
-    assert any("overlaps live buffer" in p for p in sim.problems), sim.problems
-    with pytest.raises(MemoryViolation, match="overlaps"):
+    # a buffer moved onto another live one: a plain overlap, or an unsafe alias where the other is an input of
+    # the op writing it
+    assert any("overlaps live buffer" in p or "unsafe in-place alias" in p for p in sim.problems), sim.problems
+    with pytest.raises(MemoryViolation, match="overlaps|unsafe in-place alias"):
         check(sim)
     assert isinstance(MemoryViolation("x"), MCUCError)
 
@@ -102,13 +107,120 @@ def test_out_of_arena_and_lifetime_errors_are_caught() -> None:
                ((t, (mem.roots[t], o)) for t, o in mem.offsets.items())}
     sim = simulate(g, dataclasses.replace(mem, offsets=offsets))
     assert any("outside the arena" in p for p in sim.problems), sim.problems
-    # a buffer released one step too early: its last reader finds it gone
+    # a plan whose lifetime ends one step early: the replay recomputes the lifetime from the op list
     r = next(r for r, (f, la) in mem.lifetimes.items() if la > f and mem.sizes[r])
     f, la = mem.lifetimes[r]
     short = dict(mem.lifetimes)
     short[r] = (f, la - 1)
     sim = simulate(g, dataclasses.replace(mem, lifetimes=short))
-    assert any("outside the lifetime" in p for p in sim.problems), sim.problems
+    assert any(p.startswith(f"buffer '{r}' is planned live over ops {f}..{la - 1} but its tensors live over ops "
+                            f"{f}..{la}") for p in sim.problems), sim.problems
+
+
+# ---- plans with wrong numbers, placed by the planner as they say: each caught by the recomputing replay ----
+
+
+def _chain() -> Graph:
+    """x -conv-> a -lut-> b -conv-> c; add(a, c) -> s -conv-> y: ``a`` is read again by the add."""
+    bld = Int8GraphBuilder(5)
+    g = bld.g
+    x = bld.act((1, 8, 8, 4))
+    g.inputs = [x]
+    a = bld.conv(x, 8, 3, 1)
+    table = g.const("lut", bld.rng.integers(-128, 128, 256).astype(np.int8))
+    b = bld.node("lut", [a, table], (1, 8, 8, 8), function="sigmoid")
+    c = bld.conv(b, 8, 3, 1)
+    s = bld.node("add", [a, c], (1, 8, 8, 8), act_min=-128, act_max=127)
+    g.outputs = [bld.conv(s, 4, 1, 1)]
+    assert [n.outputs[0] for n in g.nodes] == ["t1", "t2", "t3", "t4", "t5"]  # a, b, c, s, y
+    return g
+
+
+def _replan(g: Graph, edit: Callable[[dict[str, str], dict[str, tuple[Buffer, ...]]], None]) -> MemoryPlan:
+    """The plan of ``g`` with its buffers edited by ``edit(roots, pieces)`` before the planner places them."""
+    bufs = compute_buffers(g)
+    roots, pieces = dict(bufs.roots), dict(bufs.pieces)
+    edit(roots, pieces)
+    return place_buffers(Buffers(roots, pieces), len(g.nodes))
+
+
+def test_chain_plan_replays_clean() -> None:
+    g = _chain()
+    mem = plan_memory(g)
+    assert mem.roots["t4"] == "t1"  # the add works in place on a, which dies there
+    sim = check(simulate(g, mem))
+    assert sim.occupied == mem.live_bytes and sim.arena_needed == mem.arena_bytes
+
+
+def test_wrong_lifetime_is_caught() -> None:
+    """The plan says ``a`` dies after op 1; the planner gives its bytes to ``c``, written at op 2, while the
+    add at op 3 still reads ``a``."""
+    g = _chain()
+
+    def edit(roots: dict[str, str], pieces: dict[str, tuple[Buffer, ...]]) -> None:
+        for t in ("t1", "t4"):  # a, and the add's output in place on it: planned as one buffer
+            roots[t] = t
+        pieces["t1"] = (Buffer(512, 0, 1),)
+        pieces["t4"] = (Buffer(512, 3, 4),)
+
+    mem = _replan(g, edit)
+    assert mem.offsets["t3"] == mem.offsets["t1"]  # c placed over a
+    sim = simulate(g, mem)
+    assert "buffer 't1' is planned live over ops 0..1 but its tensors live over ops 0..3 ('t1' ops 0..3)" \
+        in sim.problems
+    assert f"step 2 (n2_conv2d): buffer 't3' [{mem.offsets['t3']}, {mem.offsets['t3'] + 512}) overlaps live " \
+        f"buffer 't1' [{mem.offsets['t1']}, {mem.offsets['t1'] + 512})" in sim.problems
+    assert "step 3 (n3_add): tensor 't1' has bytes owned by 't3' when it is read" in sim.problems
+    with pytest.raises(MemoryViolation, match="planned live over ops 0..1"):
+        check(sim)
+
+
+def test_wrong_size_is_caught() -> None:
+    """The plan gives ``b`` (512 B) only 256 B; the planner places it at the end of an arena too small for it."""
+    g = _chain()
+
+    def edit(roots: dict[str, str], pieces: dict[str, tuple[Buffer, ...]]) -> None:
+        pieces["t2"] = tuple(Buffer(256, p.first_use, p.last_use) for p in pieces["t2"])
+
+    mem = _replan(g, edit)
+    sim = simulate(g, mem)
+    assert "buffer 't2' is planned with 256 B at op 1 but its tensor 't2' there has 512 B" in sim.problems
+    # the planner sized the arena by the wrong number: b's real bytes run past its end
+    assert sim.problems[1:] == [f"buffer 't2' at arena offset {mem.offsets['t2']} (512 B) lies outside the arena "
+                                f"[0, {mem.arena_bytes})"]
+    assert mem.offsets["t2"] + 256 == mem.arena_bytes
+    with pytest.raises(MemoryViolation, match="planned with 256 B at op 1"):
+        check(sim)
+
+
+def test_unsafe_inplace_alias_is_caught() -> None:
+    """Two aliases the planner's numbers allow but the kernels do not: the conv writing ``c`` over its input ``b``
+    (a convolution reads every input row after writing output rows), and the lut writing ``b`` in place over
+    ``a``, which the add reads again afterwards."""
+    g = _chain()
+
+    def conv_in_place(roots: dict[str, str], pieces: dict[str, tuple[Buffer, ...]]) -> None:
+        roots["t3"] = "t2"
+        pieces["t2"] = (Buffer(512, 1, 3),)
+        del pieces["t3"]
+
+    sim = simulate(g, _replan(g, conv_in_place))
+    assert sim.problems == ["step 2 (n2_conv2d): unsafe in-place alias: 't3' is written over its input 't2': the "
+                            "conv2d kernel does not work in place (it reads its inputs after it has written output "
+                            "bytes)"]
+
+    def lut_over_live_input(roots: dict[str, str], pieces: dict[str, tuple[Buffer, ...]]) -> None:
+        roots["t2"] = "t1"
+        pieces["t1"] = (Buffer(512, 0, 4),)  # a, b, and s in place on a: one buffer over ops 0..4
+        del pieces["t2"]
+
+    sim = simulate(g, _replan(g, lut_over_live_input))
+    assert "step 1 (n1_lut): unsafe in-place alias: 't2' is written over its input 't1': 't1' is still read by " \
+        "op 3" in sim.problems
+    assert "step 3 (n3_add): tensor 't1' has bytes overwritten by a tensor since released when it is read" \
+        in sim.problems
+    with pytest.raises(MemoryViolation, match="unsafe in-place alias"):
+        check(sim)
 
 
 def test_report_mismatch_is_named() -> None:
@@ -117,8 +229,9 @@ def test_report_mismatch_is_named() -> None:
     sim = check(simulate(g, mem))
     rep = Report(model="", model_file="", board="host", sram_budget_bytes=1 << 20, arena_bytes=mem.arena_bytes + 16,
                  arena_lower_bound_bytes=mem.lower_bound, planner="best", scratch_bytes=0, stack_estimate_bytes=2048,
-                 peak_sram_bytes=mem.arena_bytes + 2048, weights_bytes=0, predicted_flash_bytes=0, macs=0,
-                 schedule={"kind": "layer"}, attention={}, buffers=[], layer_live_bytes=[], stage_ops=0, simulated={},
+                 stack_bytes=2048, peak_sram_bytes=mem.arena_bytes + 2048, weights_bytes=0, predicted_flash_bytes=0,
+                 macs=0, schedule={"kind": "layer"}, attention={}, buffers=[], layer_live_bytes=[], stage_ops=0,
+                 simulated={},
                  ops=[{"index": i, "live_bytes": v} for i, v in enumerate(mem.live_bytes)])
     assert replay_differences(rep, sim) == [f"arena_bytes {mem.arena_bytes + 16} != simulated {mem.arena_bytes}"]
 

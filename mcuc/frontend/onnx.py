@@ -553,7 +553,7 @@ class _Importer:
                 raise MCUCError(f"{where}: {s.size} scales along axis {axis} of a tensor of shape {x_shape}")
         if len(ins) > 2 and ins[2]:
             zp = np.asarray(self.need_const(node, ins[2], "the zero point"))
-            if zp.shape != scale.shape:
+            if zp.shape != scale.shape and not (zp.size == 1 and scale.size == 1):  # () and (1,): one value each
                 raise MCUCError(f"{where}: zero point shape {zp.shape} differs from scale shape {scale.shape}")
             if zp.dtype == np.int32 and node.op_type == "DequantizeLinear":
                 if np.any(zp != 0):

@@ -69,7 +69,7 @@ def _lower(g: Graph, n: Node) -> Lowered:
     scores_shape = tuple(q_shape[:-1]) + (scores.n,)
     scores_shape = tuple(int(d) for d in np.broadcast_shapes(scores_shape[:-2], tuple(k_shape[:-2]))) \
         + scores_shape[-2:]
-    softmax = prepared(n, rsoftmax.prepare_softmax, scores_shape, sq.s, float(a.get("beta", 1.0)))
+    softmax = prepared(n, rsoftmax.prepare_softmax, scores_shape, sq.s, float(a.get("beta", 1.0)), pq.s, pq.zp)
     output = prepared(n, rtf.prepare_batch_matmul, scores_shape, v_shape, pq.s * float(a.get("alpha_v", 1.0)),
                       pq.zp, qv.s, qv.zp, qy.s, qy.zp, *act_bounds(n), bool(a.get("transpose_v", False)))
     params = prepared(n, rattn.prepare_attention, scores, softmax, output, int(a["block_rows"]))
@@ -78,7 +78,9 @@ def _lower(g: Graph, n: Node) -> Lowered:
                    [Arg("struct", 0), Arg("array", 0), Arg("scratch"), Arg("tensor", q), Arg("tensor", k),
                     Arg("tensor", v), Arg("tensor", y)],
                    structs=[Struct("mcuc_attention_params_t", {"scores": c_fields(scores), "output": c_fields(output),
-                                                               "block_rows": params.block_rows})],
+                                                               "block_rows": params.block_rows,
+                                                               "probs_levels": params.probs_levels,
+                                                               "probs_zp": params.probs_zp})],
                    arrays=[Array1D("uint32_t", params.exp_table)],
                    ref=lambda env: rattn.attention_s8(params, env[q], env[k], env[v]).reshape(out_shape))
 

@@ -24,7 +24,7 @@ from mcuc.ops.base import (
     same_shape,
 )
 from mcuc.ops.quant_rules import weighted
-from mcuc.quant import INT32_MAX
+from mcuc.quant import INT32_MAX, FixedPointRangeError, requantize_headroom_violations
 from mcuc.reference import conv as rconv
 from mcuc.reference import float_ref as fref
 from mcuc.shapes import conv_out_dim, make_4d, spatial_axes
@@ -343,20 +343,47 @@ def _check_weighted(g: Graph, n: Node) -> None:
         raise MCUCError(f"{where}: weights have zero point {int(wq.zero_point[wq.zero_point != 0][0])}; int8 "
                         "weights must be symmetric (zero point 0)")
     out_c = w.shape[0]
-    bias = np.zeros(out_c, np.int64)
+    bias = signed_bias = np.zeros(out_c, np.int64)
     if len(n.inputs) > 2 and n.inputs[2]:
         b = g.tensors[n.inputs[2]]
         if b.data is None or b.dtype != "int32" or b.data.size != out_c:
             raise MCUCError(f"{where}: bias must be a constant int32 vector of {out_c}, got {b.dtype} {b.shape}")
-        bias = np.abs(b.data.astype(np.int64).reshape(-1))
+        signed_bias = b.data.astype(np.int64).reshape(-1)
+        bias = np.abs(signed_bias)
     x_zp = quant_of(g, n.inputs[0]).zp
     reach = max(127 - x_zp, x_zp + 128)
-    worst = bias + reach * np.abs(w.data.astype(np.int64).reshape(out_c, -1)).sum(axis=1)
+    w64 = w.data.astype(np.int64).reshape(out_c, -1)
+    worst = bias + reach * np.abs(w64).sum(axis=1)
     if worst.size and int(worst.max()) > INT32_MAX:
         o = int(worst.argmax())
         raise MCUCError(f"{where}: output channel {o} can reach {int(worst[o]):,} in the int32 accumulator (bias "
                         f"{int(bias[o]):,} plus {w.data[o].size} int8 products), more than 2^31-1; the bias is out "
                         "of proportion to its scale (input scale x weight scale), re-quantize the model")
+    _check_requantize_headroom(g, n, w64, signed_bias)
+
+
+def _check_requantize_headroom(g: Graph, n: Node, w64: np.ndarray, bias: np.ndarray) -> None:
+    """The final accumulator of output channel o lies in [lo, hi]: bias plus, per weight, the extreme products
+    over x - input_zp in [-128 - zp, 127 - zp] (padding taps add 0, inside that range). mcuc_requantize shifts it
+    left by max(shift, 0) in int32 first; a multiplier >= 1 that could push it out of int32 would wrap in C
+    (undefined in TFLite), so it is refused here and the kernels' fast path needs no saturation."""
+    x_zp = quant_of(g, n.inputs[0]).zp
+    up, down = 127 - x_zp, 128 + x_zp
+    pos, neg = np.clip(w64, 0, None).sum(axis=1), np.clip(-w64, 0, None).sum(axis=1)
+    hi = bias + pos * up + neg * down
+    lo = bias - pos * down - neg * up
+    try:
+        quant = _per_channel(g, n.inputs[0], n.inputs[1], n.outputs[0])
+    except FixedPointRangeError as e:
+        raise MCUCError(f"{n.op} '{n.name}': {e}") from e
+    bad = requantize_headroom_violations(lo, hi, quant.shift)
+    if bad.size:
+        o = int(bad[0])
+        real = float(quant.multiplier[o]) * 2.0 ** (int(quant.shift[o]) - 31)
+        raise MCUCError(f"{n.op} '{n.name}': output channel {o} has accumulators in [{int(lo[o]):,}, {int(hi[o]):,}] "
+                        f"and requantization multiplier {real:.4g} (input scale x weight scale / output scale), "
+                        "whose int32 fixed-point product could overflow; the output scale is too small for this "
+                        "layer, re-quantize it with a wider output range")
 
 
 # ---- batchnorm (float graphs only: mcuc/passes/fold_bn.py folds it away) ---------------------

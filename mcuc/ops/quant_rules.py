@@ -16,6 +16,7 @@ from mcuc.ir import Node, QuantParams, Tensor
 from mcuc.ops.base import QuantContext
 from mcuc.quant import activation_range
 from mcuc.reference.elementwise import make_lut
+from mcuc.reference.softmax import output_levels
 
 SOFTMAX_QUANT = QuantParams(np.array([1.0 / 256.0]), np.array([-128]))
 
@@ -103,14 +104,26 @@ def lut_of(fn: Callable[[np.ndarray, dict], np.ndarray]) -> Callable[[QuantConte
     return rule
 
 
-def fixed_output(q: QuantParams) -> Callable[[QuantContext, Node], None]:
-    """An op whose int8 output parameters are fixed by its kernel (softmax: 1/256, -128)."""
-
-    def rule(ctx: QuantContext, n: Node) -> None:
-        ctx.output(n.outputs[0], q)
-        ctx.emit(n.op, n.name, list(n.inputs), list(n.outputs), dict(n.attrs))
-
-    return rule
+def softmax_output(ctx: QuantContext, n: Node) -> None:
+    """Softmax's output parameters: the model's own (QDQ) when the kernel computes them exactly (scale 1/L for an
+    integer L <= 256, e.g. onnxruntime's 1/255 and -128), so its rounding grid is the model's; other QDQ
+    parameters get the kernel's 1/256 and -128 and a requantize; without QDQ parameters, 1/256 and -128."""
+    y = n.outputs[0]
+    preset = ctx.src.tensors[y].quant
+    if preset is not None and preset.scale.size == 1 and output_levels(preset.s) is not None \
+            and -128 <= preset.zp <= 127:
+        ctx.output(y, preset)
+        ctx.emit(n.op, n.name, list(n.inputs), [y], dict(n.attrs))
+        return
+    if preset is not None and not _same(preset, SOFTMAX_QUANT):
+        mid = ctx.out.unique_name(y + "_pre")
+        ctx.out.add_tensor(Tensor(mid, ctx.src.tensors[y].shape, "int8", SOFTMAX_QUANT))
+        ctx.emit(n.op, n.name, list(n.inputs), [mid], dict(n.attrs))
+        ctx.output(y, preset)
+        ctx.emit("requantize", n.name + "_rq", [mid], [y], {})
+        return
+    ctx.output(y, SOFTMAX_QUANT)
+    ctx.emit(n.op, n.name, list(n.inputs), [y], dict(n.attrs))
 
 
 def same_as_input(ctx: QuantContext, n: Node, **set_attrs: object) -> None:

@@ -18,7 +18,7 @@ from mcuc.ops.base import (
     quant_of,
     register,
 )
-from mcuc.ops.quant_rules import SOFTMAX_QUANT, fixed_output
+from mcuc.ops.quant_rules import softmax_output
 from mcuc.reference import float_ref as fref
 from mcuc.reference import softmax as rsoftmax
 from mcuc.reference import tflite as rtfl
@@ -41,7 +41,8 @@ def _lower_softmax(g: Graph, n: Node) -> Lowered:
         return Lowered(n, "mcuc_softmax_tflite_s8", [Arg("struct", 0), Arg("tensor", x), Arg("tensor", y)],
                        structs=[Struct("mcuc_softmax_tflite_params_t", c_fields(tparams))],
                        ref=lambda env: rtfl.softmax_tflite_s8(tparams, env[x]))
-    params = rsoftmax.prepare_softmax(shape, quant_of(g, x).s, beta)
+    yq = quant_of(g, y)
+    params = prepared(n, rsoftmax.prepare_softmax, shape, quant_of(g, x).s, beta, yq.s, yq.zp)
     return Lowered(n, "mcuc_softmax_s8", [Arg("struct", 0), Arg("array", 0), Arg("tensor", x), Arg("tensor", y)],
                    structs=[Struct("mcuc_softmax_params_t", c_fields(params, drop=("exp_table",)))],
                    arrays=[Array1D("uint32_t", params.exp_table)],
@@ -53,6 +54,6 @@ def _softmax_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
 
 
 register(
-    OpDef("softmax", "softmax", _softmax_shape, eval=_softmax_eval, quantize=fixed_output(SOFTMAX_QUANT),
+    OpDef("softmax", "softmax", _softmax_shape, eval=_softmax_eval, quantize=softmax_output,
           layout="follow", to_nhwc=axis_to_nhwc, lower=_lower_softmax),
 )

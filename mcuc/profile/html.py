@@ -153,7 +153,7 @@ def memory_chart(rep: dict[str, Any]) -> str:
     xs = _layer_positions(rep)
     xmax = float(len(layer))
     ymax = max([*layer, *extent, rep["arena_bytes"]], default=1) * 1.08
-    budget = rep["sram_budget_bytes"] - rep["stack_estimate_bytes"] - rep["scratch_bytes"]
+    budget = rep["sram_budget_bytes"] - rep.get("stack_bytes", rep["stack_estimate_bytes"]) - rep["scratch_bytes"]
     show_budget = budget <= ymax * 1.6
     if show_budget:
         ymax = max(ymax, budget * 1.05)
@@ -273,7 +273,7 @@ def _summary(rep: dict[str, Any]) -> str:
             ("arena (planned)", f"{rep['arena_bytes']:,} B"),
             ("arena lower bound", f"{rep['arena_lower_bound_bytes']:,} B"),
             ("scratch", f"{rep['scratch_bytes']:,} B"),
-            ("stack (estimate)", f"{rep['stack_estimate_bytes']:,} B"),
+            ("stack", f"{rep.get('stack_bytes', rep['stack_estimate_bytes']):,} B"),
             ("peak SRAM", f"{rep['peak_sram_bytes']:,} B "
                           f"({100 * rep['peak_sram_bytes'] / rep['sram_budget_bytes']:.1f} % of budget)"),
             ("weights (flash)", f"{rep['weights_bytes']:,} B"),

@@ -41,7 +41,8 @@ def render_text(rep: dict[str, Any]) -> str:
         f"model {rep.get('model_file') or rep.get('model', '')} on board {rep['board']}: schedule {kind}, "
         f"planner {rep.get('planner', '')}",
         f"SRAM budget {rep['sram_budget_bytes']:,} B; peak SRAM {rep['peak_sram_bytes']:,} B = arena "
-        f"{rep['arena_bytes']:,} + scratch {rep['scratch_bytes']:,} + stack (est.) {rep['stack_estimate_bytes']:,}; "
+        f"{rep['arena_bytes']:,} + scratch {rep['scratch_bytes']:,} + stack "
+        f"{rep.get('stack_bytes', rep['stack_estimate_bytes']):,}; "
         f"lower bound {rep['arena_lower_bound_bytes']:,} B",
     ]
     if sim:

@@ -3,7 +3,7 @@
 The unfused int8 graph computes attention as three kernels over whole tensors,
 
     scores = batch_matmul(q, k^T)    [B0, B1, Tq, Tk]   (alpha = 1/sqrt(d) folded into its multiplier)
-    probs  = softmax(scores)         [B0, B1, Tq, Tk]   (last axis, output scale 1/256, zero point -128)
+    probs  = softmax(scores)         [B0, B1, Tq, Tk]   (last axis, output scale 1/probs_levels, zero point probs_zp)
     out    = batch_matmul(probs, v)  [B0, B1, Tq, dv]
 
 so the whole score matrix of every head is live at once. Each row of ``out`` depends only on the
@@ -32,6 +32,8 @@ class AttentionParams:
     output: BatchMatmulParams  # probs @ v: m = Tq, k = Tk, n = dv (its a_batch_strides are unused)
     block_rows: int  # R: query rows per block, 1 <= R <= Tq
     exp_table: np.ndarray  # uint32[256]: the softmax table of the scores' scale
+    probs_levels: int = 256  # the probabilities' scale is 1/probs_levels (SoftmaxParams.out_levels)
+    probs_zp: int = -128
 
 
 def attention_scratch_bytes(tk: int, block_rows: int) -> int:
@@ -50,7 +52,7 @@ def prepare_attention(scores: BatchMatmulParams, softmax: SoftmaxParams, output:
         raise ValueError(f"attention: softmax row {softmax.row_size} != key count {scores.n}")
     if not 1 <= block_rows <= scores.m:
         raise ValueError(f"attention block of {block_rows} rows outside [1, {scores.m}]")
-    return AttentionParams(scores, output, int(block_rows), softmax.exp_table)
+    return AttentionParams(scores, output, int(block_rows), softmax.exp_table, softmax.out_levels, softmax.out_zp)
 
 
 def _heads(x: np.ndarray, batch: tuple[int, int]) -> np.ndarray:
@@ -70,6 +72,6 @@ def attention_s8(params: AttentionParams, q: np.ndarray, k: np.ndarray, v: np.nd
             for r0 in range(0, sp.m, p.block_rows):
                 r1 = min(r0 + p.block_rows, sp.m)
                 scratch = batch_matmul_s8(sp, qh[i0, i1, r0:r1], kh[i0, i1])
-                scratch = softmax_s8(SoftmaxParams(r1 - r0, sp.n, p.exp_table), scratch)
+                scratch = softmax_s8(SoftmaxParams(r1 - r0, sp.n, p.exp_table, p.probs_levels, p.probs_zp), scratch)
                 out[i0, i1, r0:r1] = batch_matmul_s8(op, scratch, vh[i0, i1])
     return out

@@ -12,19 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mcuc.boards import STACK_ESTIMATE_BYTES
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
 from mcuc.memory import MemoryPlan, plan_memory
 from mcuc.ops import Lowered, lower, node_macs
 from mcuc.schedule.fuse import choose_segments, fuse_segments
 
-STACK_ESTIMATE_BYTES = 2048  # call depth of invoke + kernel frames; no kernel recurses or uses VLAs
 SCRATCH_OUTSIDE_ARENA_BYTES = 0  # every kernel scratch (attention's) is planned in the arena
 
 
-def peak_sram_bytes(arena_bytes: int) -> int:
-    """Peak SRAM of a schedule whose arena is ``arena_bytes``: arena + scratch outside it + stack estimate."""
-    return arena_bytes + SCRATCH_OUTSIDE_ARENA_BYTES + STACK_ESTIMATE_BYTES
+def peak_sram_bytes(arena_bytes: int, stack_bytes: int = STACK_ESTIMATE_BYTES) -> int:
+    """Peak SRAM of a schedule whose arena is ``arena_bytes``: arena + scratch outside it + the stack
+    (the board's reservation, ``Board.stack_bytes``; the estimate where no board is given)."""
+    return arena_bytes + SCRATCH_OUTSIDE_ARENA_BYTES + stack_bytes
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Schedule:
     fused: tuple[tuple[int, int], ...] = ()  # op ranges (of the unfused schedule) run as row pipelines
     streamed: bool = False  # the first pipeline reads the graph input row by row from the application
     kernels: str = ""  # kernel choice of the graph's nodes (mcuc/passes/kernels.py): fast, small or fit
+    stack_bytes: int = STACK_ESTIMATE_BYTES  # the stack counted in the peak: the board's reservation
     _lowered: list[Lowered] | None = field(default=None, repr=False)
 
     # ---- what kind of schedule -------------------------------------------------------------
@@ -194,7 +196,7 @@ class Schedule:
 
     @property
     def peak_sram_bytes(self) -> int:
-        return peak_sram_bytes(self.planned.arena_bytes)
+        return peak_sram_bytes(self.planned.arena_bytes, self.stack_bytes)
 
     @property
     def bottleneck(self) -> str:
@@ -207,10 +209,10 @@ class Schedule:
         return f"op {i} '{n.name}' ({n.op})"
 
 
-def layer_schedule(g: Graph) -> Schedule:
-    """``g`` run op by op."""
+def layer_schedule(g: Graph, stack_bytes: int = STACK_ESTIMATE_BYTES) -> Schedule:
+    """``g`` run op by op; ``stack_bytes``: the stack its peak counts (the board's reservation)."""
     macs = sum(node_macs(n, g) for n in g.nodes)
-    return Schedule(g, g, macs, macs)
+    return Schedule(g, g, macs, macs, stack_bytes=stack_bytes)
 
 
 def fused_schedule(sched: Schedule, stream_input: bool = False) -> Schedule:
@@ -229,4 +231,4 @@ def fused_schedule(sched: Schedule, stream_input: bool = False) -> Schedule:
         merged = sum(e - s - 1 for s, e in choice.segments if e <= patch.ops)
         patch = replace(patch, ops=patch.ops - merged)
     return Schedule(sched.source, graph, sched.macs, sched.layer_macs, patch, fused=choice.segments,
-                    streamed=stream_input)
+                    streamed=stream_input, stack_bytes=sched.stack_bytes)

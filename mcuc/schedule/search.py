@@ -16,7 +16,7 @@ from mcuc.memory import ALIGNMENT, MemoryPlan, arena_lower_bound
 from mcuc.ops import node_macs
 from mcuc.parallel import Workers, run_ordered
 from mcuc.plan import Buffer, align_up, verify_plan
-from mcuc.schedule.base import Schedule, fused_schedule, layer_schedule, peak_sram_bytes
+from mcuc.schedule.base import STACK_ESTIMATE_BYTES, Schedule, fused_schedule, layer_schedule, peak_sram_bytes
 from mcuc.schedule.patch import build_schedule, grid_stage_macs, patch_windows, stage_macs_of, valid_splits
 
 DEFAULT_GRIDS: tuple[tuple[int, int], ...] = tuple(
@@ -211,7 +211,8 @@ SCHEDULE_KINDS = ("layer", "fused", "patch", "auto")
 def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: bool, max_overhead: float,
                     split: int | None = None, grid: tuple[int, int] | None = None,
                     halos: Sequence[str] = ("recompute",), stream_input: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> Schedule:
+                    progress: Callable[[int, int], None] | None = None,
+                    stack_bytes: int = STACK_ESTIMATE_BYTES) -> Schedule:
     """The schedule ``mcuc compile --schedule kind`` uses (``layer``, ``fused``, ``patch`` or ``auto``).
 
     ``fused`` runs the op ranges that lower the peak as row pipelines (no extra MACs). ``patch``
@@ -219,13 +220,14 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
     split and/or grid (all when absent). ``auto`` takes the first that fits ``budget`` of: layer-based,
     fused, then the patch schedules (plain or fused) with the least MAC overhead. ``stream_input``
     (fused schedules) reads the graph input row by row from the application. ``progress(done, total)``
-    follows the (split, grid) pairs the patch search builds.
+    follows the (split, grid) pairs the patch search builds. ``stack_bytes``: the stack every candidate's peak
+    counts (the board's reservation).
     """
     if kind not in SCHEDULE_KINDS:
         raise MCUCError(f"unknown schedule '{kind}': use {', '.join(SCHEDULE_KINDS)}")
     if stream_input and kind in ("layer", "patch"):
         raise MCUCError(f"a streamed input needs a fused schedule (--schedule fused or auto), not '{kind}'")
-    layer = layer_candidate(g, planner)
+    layer = layer_schedule(g, stack_bytes).plan(planner)
     if kind == "layer" or (kind == "auto" and layer.peak_sram_bytes <= budget and not stream_input):
         return layer
     if kind in ("fused", "auto"):
@@ -236,10 +238,11 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
             return fused
         return _patch_or_fused_patch(g, planner, budget, max_overhead, split, grid, halos, stream_input, fused)
     if split is not None and grid is not None and len(halos) == 1:
-        return patch_candidate(g, split, grid, planner, build_schedule(g, split, grid, halo=halos[0]))
+        sched = replace(build_schedule(g, split, grid, halo=halos[0]), stack_bytes=stack_bytes)
+        return patch_candidate(g, split, grid, planner, sched)
     splits = [split] if split is not None else valid_splits(g)
     grids = [grid] if grid is not None else list(DEFAULT_GRIDS)
-    scheds = _schedules(g, splits, grids, max_overhead, halos, progress)
+    scheds = [replace(s, stack_bytes=stack_bytes) for s in _schedules(g, splits, grids, max_overhead, halos, progress)]
     if not scheds:
         raise MCUCError(f"no patch schedule within {max_overhead:.0%} MAC overhead: the model does not start with "
                         "a stage of convolutions, pools or elementwise ops on a single 4-D input, or every stage "
@@ -250,7 +253,7 @@ def select_schedule(g: Graph, kind: str, planner: str, budget: int, sram_given: 
     bounds = {id(s): arena_lower_bound(s.graph) for s in scheds}
     if sram is not None:
         for s in sorted(scheds, key=lambda s: (s.mac_overhead, bounds[id(s)])):
-            if peak_sram_bytes(bounds[id(s)]) <= sram:
+            if peak_sram_bytes(bounds[id(s)], stack_bytes) <= sram:
                 c = patch_candidate(g, s.split, s.grid, planner, s)
                 if c.peak_sram_bytes <= sram:
                     return c
@@ -307,7 +310,7 @@ def _patch_or_fused_patch(g: Graph, planner: str, budget: int, max_overhead: flo
     does not fit, and choose() says by how much)."""
     splits = [split] if split is not None else valid_splits(g)
     grids = [grid] if grid is not None else list(DEFAULT_GRIDS)
-    scheds = _schedules(g, splits, grids, max_overhead, halos)
+    scheds = [replace(s, stack_bytes=fused.stack_bytes) for s in _schedules(g, splits, grids, max_overhead, halos)]
     cands: list[Schedule] = [fused]
     if not stream_input:
         cands.extend(patch_candidate(g, s.split, s.grid, planner, s) for s in scheds)

@@ -101,12 +101,15 @@ def symbol_range(elf_path: Path, name: str) -> tuple[int, int]:
     return start, start + max(int(syms[name]["st_size"]), 2)
 
 
-def fit_problems(sizes: ElfSizes, board: Board) -> list[str]:
-    """What of the measured image does not fit ``board``: flash, then each SRAM region; empty if it fits."""
+def fit_problems(sizes: ElfSizes, board: Board, flash_budget: int | None = None) -> list[str]:
+    """What of the measured image does not fit ``board``: flash (and ``flash_budget``, --flash), then each SRAM
+    region; empty if it fits."""
     problems = []
-    if sizes.flash_bytes > board.flash_bytes:
-        problems.append(f"flash image {sizes.flash_bytes:,} B exceeds the {board.flash_bytes:,} B of flash by "
-                        f"{sizes.flash_bytes - board.flash_bytes:,} B")
+    for limit, name in ((board.flash_bytes, "flash"), (flash_budget, "the --flash budget")):
+        if limit is not None and sizes.flash_bytes > limit:
+            problems.append(f"flash image {sizes.flash_bytes:,} B exceeds the {limit:,} B of {name} by "
+                            f"{sizes.flash_bytes - limit:,} B")
+            break
     for r in board.extra.get("sram", []):
         used, size = sizes.ram_regions.get(str(r["name"]), 0), int(r["size"])
         if used > size:
@@ -116,9 +119,10 @@ def fit_problems(sizes: ElfSizes, board: Board) -> list[str]:
     return problems
 
 
-def does_not_fit_message(sizes: ElfSizes, board: Board, weights_bytes: int) -> str:
+def does_not_fit_message(sizes: ElfSizes, board: Board, weights_bytes: int,
+                         flash_budget: int | None = None) -> str:
     """One line: why the firmware image does not fit ``board`` and what to do about it."""
-    problems = fit_problems(sizes, board)
+    problems = fit_problems(sizes, board, flash_budget)
     return (f"firmware for board '{board.name}' does not fit: {'; '.join(problems)} (weights {weights_bytes:,} B, "
             f"arena {sizes.arena_bytes:,} B); use a board with more memory, a smaller model or input resolution")
 
@@ -133,7 +137,8 @@ def measured_report(sizes: ElfSizes, elf_path: Path) -> dict[str, Any]:
 LINKER_OVERFLOW_MARKERS = ("will not fit in region", "overflowed by", "ld: mcuc:")
 
 
-def measure_firmware(outdir: Path, board: Board, weights_bytes: int) -> dict[str, Any]:
+def measure_firmware(outdir: Path, board: Board, weights_bytes: int,
+                     flash_budget: int | None = None) -> dict[str, Any]:
     """Build OUTDIR's firmware for ``board``, measure it and check that it fits; return report["measured"].
 
     When the linker rejects an image that overflows the board, the image is linked again without the
@@ -147,12 +152,12 @@ def measure_firmware(outdir: Path, board: Board, weights_bytes: int) -> dict[str
             raise
         elf = build_firmware(outdir, board, unchecked=True)
         sizes = elf_sizes(elf, board)
-        if not fit_problems(sizes, board):
+        if not fit_problems(sizes, board, flash_budget):
             raise
-        raise MCUCError(does_not_fit_message(sizes, board, weights_bytes)) from None
+        raise MCUCError(does_not_fit_message(sizes, board, weights_bytes, flash_budget)) from None
     sizes = elf_sizes(elf, board)
-    if fit_problems(sizes, board):
-        raise MCUCError(does_not_fit_message(sizes, board, weights_bytes))
+    if fit_problems(sizes, board, flash_budget):
+        raise MCUCError(does_not_fit_message(sizes, board, weights_bytes, flash_budget))
     return measured_report(sizes, elf.relative_to(outdir) if elf.is_relative_to(outdir) else elf)
 
 

@@ -29,7 +29,7 @@ def build_and_measure(outdir: Path, compiled: Compiled,
                  "report.json has no measured sizes")
         return None
     progress(f"building firmware for {compiled.board.name} ...")
-    measured = measure_firmware(outdir, compiled.board, compiled.report.weights_bytes)
+    measured = measure_firmware(outdir, compiled.board, compiled.report.weights_bytes, compiled.options.flash)
     compiled.report.measured.update(measured)
     write_report(outdir, compiled.report)
     return measured

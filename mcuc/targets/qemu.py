@@ -71,11 +71,18 @@ def parse_memcheck(stdout: str) -> dict[str, Any] | None:
 def _run_elf_checked(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s: float,
                      qemu_args: list[str], workdir: Path) -> tuple[np.ndarray, dict[str, Any] | None]:
     """As _run_elf, and the runner's memory check (parse_memcheck) from the firmware's output."""
+    data, stdout = _boot(b, elf, samples, out_bytes, timeout_s, qemu_args, workdir)
+    return data, parse_memcheck(stdout)
+
+
+def _boot(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, timeout_s: float,
+          qemu_args: list[str], workdir: Path, runner_args: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
+    """Boot ``elf`` once on all ``samples``; return N x out_bytes int8 outputs and the firmware's stdout."""
     if shutil.which(QEMU) is None:
         raise MCUCError(f"running on board '{b.name}' needs '{QEMU}', which is not installed: "
                         "apt-get install --no-install-recommends qemu-system-arm (or run 'make sysdeps')")
     np.ascontiguousarray(samples, dtype=np.int8).tofile(workdir / "in.bin")
-    cmd = [*qemu_command(b, elf.resolve(), ["mcuc_firmware", "in.bin", "out.bin"]), *qemu_args]
+    cmd = [*qemu_command(b, elf.resolve(), ["mcuc_firmware", "in.bin", "out.bin", *runner_args]), *qemu_args]
     try:
         proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
@@ -97,7 +104,31 @@ def _run_elf_checked(b: Board, elf: Path, samples: np.ndarray, out_bytes: int, t
     n = samples.shape[0]
     if data.size != n * out_bytes:
         raise MCUCError(f"firmware under QEMU ({b.name}) wrote {data.size} bytes, expected {n * out_bytes}")
-    return data.reshape(n, out_bytes), parse_memcheck(proc.stdout)
+    return data.reshape(n, out_bytes), proc.stdout
+
+
+_MEMCHECK_EACH = re.compile(r"mcuc: memcheck sample=(\d+) invoke_stack=(\d+) guards=intact")
+
+
+def soak_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: int,
+              timeout_s: float) -> tuple[np.ndarray, list[int], dict[str, Any]]:
+    """Run all ``samples`` in ONE QEMU boot of the firmware, with the runner's memory check after each.
+
+    Returns the N x out_bytes int8 outputs, each sample's own invoke stack depth in bytes (the stack is
+    painted again before every sample) and the run's final memory check (parse_memcheck). A broken guard
+    block stops the firmware and raises MCUCError naming the sample.
+    """
+    b = board_of(board)
+    elf = build_qemu(outdir, b)
+    with tempfile.TemporaryDirectory(prefix="mcuc-soak-") as td:
+        data, stdout = _boot(b, elf, samples, out_bytes, timeout_s, [], Path(td), ("memcheck-each",))
+    per_sample = {int(m.group(1)): int(m.group(2)) for m in _MEMCHECK_EACH.finditer(stdout)}
+    final = parse_memcheck(stdout)
+    n = samples.shape[0]
+    if final is None or sorted(per_sample) != list(range(n)):
+        raise MCUCError(f"firmware under QEMU ({b.name}) printed {len(per_sample)} per-sample memory checks for "
+                        f"{n} samples; is the project compiled by this version of mcuc?")
+    return data, [per_sample[i] for i in range(n)], final
 
 
 def run_qemu(outdir: Path, board: Board | str, samples: np.ndarray, out_bytes: int,

@@ -32,6 +32,8 @@ typedef struct {
     mcuc_batch_matmul_params_t scores;
     mcuc_batch_matmul_params_t output;
     int32_t block_rows;
+    int32_t probs_levels; /* the probabilities' scale is 1/probs_levels (mcuc_softmax_s8's out_levels) */
+    int32_t probs_zp;
 } mcuc_attention_params_t;
 
 int32_t mcuc_attention_blocked_s8_get_buffer_size(const mcuc_attention_params_t *params);

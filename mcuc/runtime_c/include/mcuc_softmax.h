@@ -12,19 +12,23 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------------------------
- * Softmax over the last axis of [rows, row_size]; output scale 1/256, zero point -128.
+ * Softmax over the last axis of [rows, row_size]; output scale 1/out_levels, zero point out_zp
+ * (TFLite's 1/256 and -128 unless a QDQ model asks for another, e.g. onnxruntime's 1/255 and -128).
  * Integer algorithm (identical in mcuc.reference.softmax):
  *   d = max(row) - x                      in [0, 255]
- *   e = exp_table[d]                      exp_table[d] = round(exp(-d * s_in) * 2^16),
- *                                         built by prepare_softmax (s_in includes beta)
+ *   e = exp_table[d]                      exp_table[d] = round(exp(-d * s_in) * 2^B),
+ *                                         built by prepare_softmax (s_in includes beta; B <= 22,
+ *                                         the most bits for which row_size * 2^B < 2^32)
  *   sum = sum of e over the row           uint32, exact for row_size <= 65535
- *   out = min((e * 256 + sum / 2) / sum - 128, 127)   unsigned division
- * rows >= 0, 1 <= row_size <= 65535. output may equal input (each element is read before
+ *   out = min((e * out_levels + sum / 2) / sum + out_zp, 127)   unsigned division
+ * rows >= 0, 1 <= row_size <= 65535, 1 <= out_levels <= 256, -128 <= out_zp <= 127. output may equal input (each element is read before
  * it is written).
  * ---------------------------------------------------------------------------------------- */
 typedef struct {
     int32_t rows;
     int32_t row_size;
+    int32_t out_levels;
+    int32_t out_zp;
 } mcuc_softmax_params_t;
 
 void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,

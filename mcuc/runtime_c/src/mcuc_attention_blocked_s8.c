@@ -23,7 +23,7 @@ void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint
             int8_t *out_h = output + ((int64_t)i0 * sp->batch[1] + i1) * rows * dv;
             for (int32_t r0 = 0; r0 < rows; r0 += params->block_rows) {
                 const int32_t n_rows = rows - r0 < params->block_rows ? rows - r0 : params->block_rows;
-                const mcuc_softmax_params_t softmax = { n_rows, sp->n };
+                const mcuc_softmax_params_t softmax = { n_rows, sp->n, params->probs_levels, params->probs_zp };
                 score_block.m = n_rows;
                 out_block.m = n_rows;
                 mcuc_batch_matmul_s8(&score_block, q_h + (int64_t)r0 * d, k_h, scratch);

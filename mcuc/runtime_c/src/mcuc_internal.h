@@ -3,6 +3,7 @@
 #ifndef MCUC_INTERNAL_H
 #define MCUC_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mcuc_elementwise.h"
@@ -82,9 +83,10 @@ static inline void mcuc_pool_s8_impl(const struct mcuc_pool_params *params, cons
                 for (int32_t c = 0; c < c_n; ++c) {
                     int32_t acc = is_max ? -128 : 0;
                     for (int32_t ky = ky0; ky < ky1; ++ky) {
-                        const int8_t *row = in_b + ((y0 + ky) * params->in_w + x0) * c_n + c;
+                        /* The row's first in-bounds tap: no pointer is formed outside the input. */
+                        const int8_t *row = in_b + ((ptrdiff_t)(y0 + ky) * params->in_w + x0 + kx0) * c_n + c;
                         for (int32_t kx = kx0; kx < kx1; ++kx) {
-                            const int32_t v = row[kx * c_n];
+                            const int32_t v = row[(kx - kx0) * c_n];
                             acc = is_max ? (v > acc ? v : acc) : acc + v;
                         }
                     }

@@ -5,6 +5,7 @@ void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_ta
                      const int8_t *input, int8_t *output)
 {
     const int32_t n = params->row_size;
+    const uint32_t levels = (uint32_t)params->out_levels;
     for (int32_t r = 0; r < params->rows; ++r) {
         const int8_t *x = input + (int64_t)r * n;
         int8_t *y = output + (int64_t)r * n;
@@ -18,8 +19,8 @@ void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_ta
         }
         const uint32_t half = sum / 2u;
         for (int32_t i = 0; i < n; ++i) {
-            const uint32_t q = ((exp_table[mx - x[i]] << 8) + half) / sum;
-            y[i] = (int8_t)(q > 255u ? 127 : (int32_t)q - 128);
+            const int32_t q = (int32_t)((exp_table[mx - x[i]] * levels + half) / sum) + params->out_zp;
+            y[i] = (int8_t)(q > 127 ? 127 : q);
         }
     }
 }
