@@ -41,7 +41,8 @@ class CBatchMatmulParams(ctypes.Structure):
 
 
 class CAttentionParams(ctypes.Structure):
-    _fields_ = [("scores", CBatchMatmulParams), ("output", CBatchMatmulParams), ("block_rows", I32)]
+    _fields_ = [("scores", CBatchMatmulParams), ("output", CBatchMatmulParams), ("block_rows", I32),
+                ("probs_levels", I32), ("probs_zp", I32)]
 
 
 def _bmm_struct(p: Any) -> CBatchMatmulParams:
@@ -98,7 +99,7 @@ def test_kernel_matches_reference_and_unfused_ops(lib: ctypes.CDLL, seed: int) -
         p = prepare_attention(scores, softmax, output, rows)
         ref = attention_s8(p, q, k, v)
         assert np.array_equal(ref.reshape(want.shape), want), rows
-        cp = CAttentionParams(_bmm_struct(scores), _bmm_struct(output), rows)
+        cp = CAttentionParams(_bmm_struct(scores), _bmm_struct(output), rows, p.probs_levels, p.probs_zp)
         size = lib.mcuc_attention_blocked_s8_get_buffer_size(ctypes.byref(cp))
         assert size == rows * scores.n
         scratch = np.full(size + 16, 77, np.int8)  # a guard past the end must stay untouched
@@ -137,7 +138,8 @@ def test_registry_scratch_equals_kernel_buffer_size(lib: ctypes.CDLL, seed: int)
     fields = low.structs[0].value
     cp = CAttentionParams(*(CBatchMatmulParams(**{f: I32x2(*v) if isinstance(v, tuple) else v
                                                   for f, v in fields[part].items()})
-                            for part in ("scores", "output")), fields["block_rows"])
+                            for part in ("scores", "output")), fields["block_rows"], fields["probs_levels"],
+                            fields["probs_zp"])
     assert lib.mcuc_attention_blocked_s8_get_buffer_size(ctypes.byref(cp)) == op_scratch_bytes(g, n) > 0
 
 
