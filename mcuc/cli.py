@@ -17,12 +17,13 @@ from typing import Any
 import click
 import numpy as np
 
-from mcuc.boards import list_boards
+from mcuc.boards import list_boards, load_board
 from mcuc.compiler import CompileOptions, compile_model, quantized_graph
 from mcuc.errors import MCUCError
 from mcuc.flash import flash
 from mcuc.parallel import Workers
 from mcuc.passes.attention import parse_block
+from mcuc.passes.kernels import kernel_names, select_kernels
 from mcuc.profile import render, write_profiles
 from mcuc.progress import Progress, log
 from mcuc.project import load_project, write_project
@@ -35,6 +36,7 @@ from mcuc.runner import (
     source_outputs,
     verify_project,
 )
+from mcuc.schedule.base import peak_sram_bytes
 from mcuc.schedule.search import choose, pareto, pareto_table, search_candidates
 from mcuc.sizes import parse_count, parse_size
 from mcuc.targets.cost import instructions_text
@@ -153,6 +155,10 @@ def cli() -> None:
 @click.option("--attention-block", default="auto", show_default=True, metavar="auto|whole|R",
               help="attention: R query rows per block (scores never whole), auto (largest R not raising the "
                    "peak), or whole (unfused, whole score matrices)")
+@click.option("--kernels", type=click.Choice(["auto", "fast", "small"]), default="auto", show_default=True,
+              help="kernel variants: fast (the fastest for the board's core, with any scratch they need), small "
+                   "(no kernel scratch), auto (fast if it fits --sram, else small plus the fast ones whose scratch "
+                   "does not raise the peak)")
 @click.option("-o", "--output", default="build/mcuc_out", show_default=True, metavar="OUTDIR",
               help="output directory")
 @click.option("--no-build", is_flag=True,
@@ -161,7 +167,7 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
                     mean: list[float] | None, std: list[float] | None, calib_method: str, planner: str,
                     input_format: str, input_layout: str | None, schedule: str, stream_input: bool,
                     patch_grid: tuple[int, int] | None, split: int | None, max_overhead: float, halo: str,
-                    attention_block: str, output: str, no_build: bool) -> int:
+                    attention_block: str, kernels: str, output: str, no_build: bool) -> int:
     """Compile a model into a C project.
 
     MODEL is a float or QDQ .onnx file, or a full-integer .tflite file with its own quantization. OUTDIR gets
@@ -173,7 +179,7 @@ def compile_command(model: str, board: str, sram: str | None, flash: str | None,
                           calib_method=calib_method, planner=planner, schedule=schedule,
                           patch_grid=patch_grid or None, split=split, max_overhead=max_overhead, halo=halo,
                           attention_block=parse_block(attention_block), input_format=input_format,
-                          input_layout=input_layout, stream_input=stream_input)
+                          input_layout=input_layout, stream_input=stream_input, kernels=kernels)
     compiled = compile_model(model, opts)
     built: list[dict[str, Any] | None] = []
     # the firmware is built in the new OUTDIR before the previous one is deleted: a failed build keeps the old one
@@ -325,26 +331,39 @@ def profile_command(model: str, fmt: str, output: str | None, board: str, calib:
 @click.option("--all", "show_all", is_flag=True, help="print every candidate, not only the Pareto front")
 @click.option("--halo", type=HALOS, default="auto", show_default=True,
               help="patch overlaps to consider: recompute, cache, or both (auto)")
+@click.option("--board", default="host", show_default=True, metavar="BOARD",
+              help="target board: its core decides which fast kernels exist (see 'mcuc boards')")
+@click.option("--kernels", type=click.Choice(["auto", "fast", "small"]), default="auto", show_default=True,
+              help="kernel variants to consider: fast, small (no kernel scratch), or both (auto)")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="plan candidates in N local processes")
 @click.option("--ray-address", metavar="ADDR",
               help="plan candidates on a Ray cluster instead (auto, ray://HOST:10001; needs mcuc[search])")
 def search_command(model: str, sram: str | None, max_overhead: float, calib: str | None, show_all: bool,
-                   halo: str, jobs: int, ray_address: str | None) -> int:
+                   halo: str, board: str, kernels: str, jobs: int, ray_address: str | None) -> int:
     """Search schedules; print the Pareto table of SRAM vs MACs.
 
-    Plans the layer-based and every patch-based schedule (split x grid x planner x halo) of the int8 graph
-    that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least MAC
-    overhead that fits, else the lowest peak within --max-overhead.
+    Plans the layer-based and every patch-based schedule (split x grid x planner x halo x kernels) of the int8
+    graph that compile plans (calibrated, attention fused; a .tflite model as it is). With --sram: the least
+    MAC overhead that fits (ties: the faster kernels), else the lowest peak within --max-overhead.
     """
     budget = parse_size(sram) if sram is not None else None
-    qg, _ = quantized_graph(model, CompileOptions(calib=calib))
+    b = load_board(board)
+    qg, _ = quantized_graph(model, CompileOptions(calib=calib, board=board))
     workers = Workers(jobs, ray_address)
     log(f"searching layer-based, fused and patch-based schedules ({workers.describe()}) ...")
     halos = ("recompute", "cache") if halo == "auto" else (halo,)
     t0 = time.perf_counter()
-    cands = search_candidates(qg, max_overhead=max_overhead, halos=halos, workers=workers, fused=True,
-                              progress=Progress("  planned (split, grid) tasks"))
+    cands = []
+    for mode in (("fast", "small") if kernels == "auto" else (kernels,)):
+        kg = select_kernels(qg, b.isa, mode)
+        if mode == "small" and kernel_names(kg) == kernel_names(select_kernels(qg, b.isa, "fast")):
+            continue  # no fast kernel needs scratch here: the small candidates would be the same
+        # the board's stack reservation counts in every peak, as compile counts it
+        cands += [replace(c, kernels=mode, peak_sram_bytes=peak_sram_bytes(c.arena_bytes, b.stack_bytes))
+                  for c in search_candidates(
+            kg, max_overhead=max_overhead, halos=halos, workers=workers, fused=True,
+            progress=Progress(f"  planned (split, grid) tasks ({mode} kernels)"))]
     log(f"planned {len(cands)} candidates in {time.perf_counter() - t0:.1f} s ({workers.describe()})")
     try:
         chosen = choose(cands, max_overhead, budget)
@@ -361,6 +380,7 @@ def search_command(model: str, sram: str | None, max_overhead: float, calib: str
         f"--schedule patch --split {chosen.split} --patch-grid {chosen.grid[0]} {chosen.grid[1]} --halo {chosen.halo}")
     if chosen.fused:
         flags = "--schedule fused" if chosen.kind == "layer" else "--schedule auto"
+    flags += f" --kernels {chosen.kernels}"
     bound = chosen.lower_bound
     print(f"chosen: {chosen.label()} (planner {chosen.strategy}): peak SRAM {chosen.peak_sram_bytes:,} B, "
           f"+{chosen.mac_overhead:.1%} MACs; arena {chosen.arena_bytes:,} B against a lower bound of {bound:,} B "

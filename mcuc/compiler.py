@@ -21,6 +21,7 @@ from mcuc.memsim import check, simulate
 from mcuc.model_io import source_shape, to_graph_layout
 from mcuc.ops import verify
 from mcuc.passes.attention import fuse_attention
+from mcuc.passes.kernels import KERNEL_MODES, fit_kernels, kernel_names, select_kernels
 from mcuc.passes.pipeline import float_pipeline
 from mcuc.passes.quantize import RangeObserver, calibrate, quantize_graph, unscaled_activations
 from mcuc.pixels import add_pixel_input, pixel_format, plan_pixels
@@ -49,6 +50,7 @@ class CompileOptions:
     halo: str = "recompute"  # --halo: recompute | cache (rows kept for the patch below) | auto (search both)
     attention_block: str = "auto"  # --attention-block: auto | whole (unfused) | R query rows per block
     stream_input: bool = False  # --stream-input: the input arrives row by row from the application
+    kernels: str = "auto"  # --kernels: fast | small | auto (fast if it fits the SRAM budget; see passes/kernels.py)
     input_format: str = "float"  # --input-format: float | uint8-rgb | uint8-gray (camera image, mcuc/pixels.py)
     input_layout: str | None = None  # --input-layout: hwc | chw of a camera image (default hwc)
 
@@ -166,18 +168,29 @@ def compile_model(model_path: str, opts: CompileOptions,
     qg, fg = quantized_graph(model_path, opts, progress)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
     model_file = Path(model_path).name
-    try:
-        sched = select_schedule(qg, opts.schedule, opts.planner, budget, opts.sram is not None, opts.max_overhead,
-                                opts.split, opts.patch_grid,
-                                ("recompute", "cache") if opts.halo == "auto" else (opts.halo,), opts.stream_input,
-                                progress=_search_progress(progress), stack_bytes=board.stack_bytes)
-    except MCUCError as e:
-        if not str(e).startswith("no schedule fits"):
-            raise
-        # nothing fits: name the layer-based peak, what is live there and what else would fit
-        layer = layer_schedule(qg, board.stack_bytes).plan(opts.planner)
-        rep = build_report(layer, board, budget, opts.attention_block, model_file)
-        raise MCUCError(_does_not_fit_message(rep, layer, opts, budget, board, patch_searched=True)) from None
+    sched: Schedule | None = None
+    error = MCUCError("no kernel choice")
+    for choice, kg in kernel_graphs(qg, board, opts):  # the fastest kernels first
+        try:
+            sched = select_schedule(kg, opts.schedule, opts.planner, budget, opts.sram is not None,
+                                    opts.max_overhead, opts.split, opts.patch_grid,
+                                    ("recompute", "cache") if opts.halo == "auto" else (opts.halo,),
+                                    opts.stream_input, progress=_search_progress(progress),
+                                    stack_bytes=board.stack_bytes)
+        except MCUCError as e:
+            if not str(e).startswith("no schedule fits"):
+                raise
+            # nothing fits: name the layer-based peak, what is live there and what else would fit
+            layer = layer_schedule(kg, board.stack_bytes).plan(opts.planner)
+            rep = build_report(layer, board, budget, opts.attention_block, model_file, opts.kernels)
+            error = MCUCError(_does_not_fit_message(rep, layer, opts, budget, board, patch_searched=True))
+            sched = None
+            continue
+        sched.kernels = choice
+        if sched.peak_sram_bytes <= budget:
+            break
+    if sched is None:
+        raise error from None
     if sched.patch is not None:
         progress(f"schedule: {sched.label()}, +{sched.mac_overhead:.1%} MACs")
     compiled = assemble(sched, board, opts, fg, model_file)
@@ -193,6 +206,19 @@ def compile_model(model_path: str, opts: CompileOptions,
         raise MCUCError(f"model does not fit board '{board.name}' as its linker script places memory: "
                         + "; ".join(problems))
     return compiled
+
+
+def kernel_graphs(qg: Graph, board: Board, opts: CompileOptions) -> list[tuple[str, Graph]]:
+    """The int8 graph with its kernel variants chosen (mcuc/passes/kernels.py), one (choice, graph) per choice to
+    try in order: ``--kernels fast`` or ``small`` give one; ``auto`` gives fast kernels, then (when that differs)
+    small kernels upgraded where their scratch does not raise the peak ("fit")."""
+    if opts.kernels in KERNEL_MODES:
+        return [(opts.kernels, select_kernels(qg, board.isa, opts.kernels))]
+    if opts.kernels != "auto":
+        raise MCUCError(f"unknown --kernels '{opts.kernels}': use fast, small or auto")
+    fast = select_kernels(qg, board.isa, "fast")
+    fitted = fit_kernels(qg, board.isa, opts.planner)
+    return [("fast", fast)] if kernel_names(fitted) == kernel_names(fast) else [("fast", fast), ("fit", fitted)]
 
 
 def fit_problems(rep: Report, board: Board, flash_budget: int | None = None) -> list[str]:
@@ -247,7 +273,7 @@ def assemble(sched: Schedule, board: Board, opts: CompileOptions, float_graph: G
     if sched.stack_bytes != board.stack_bytes:
         sched = replace(sched, stack_bytes=board.stack_bytes)
     budget = opts.sram if opts.sram is not None else board.sram_bytes
-    report = build_report(sched, board, budget, opts.attention_block, model_file)
+    report = build_report(sched, board, budget, opts.attention_block, model_file, opts.kernels)
     _check_simulated(sched, board, report)
     return Compiled(sched.source, float_graph if float_graph is not None else sched.source, board, opts, sched,
                     report)

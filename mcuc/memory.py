@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mcuc.ir import Graph, Node
-from mcuc.ops import op_def
+from mcuc.ops import op_def, variant_scratch_bytes
 from mcuc.plan import Buffer, ScheduledOp, compute_lifetimes, lower_bound, make_planner, merge_inplace, merged_pieces
 
 ALIGNMENT = 16
@@ -17,9 +17,10 @@ def scratch_key(n: Node) -> str:
 
 
 def op_scratch_bytes(g: Graph, n: Node) -> int:
-    """Bytes of arena scratch the kernel of ``n`` needs while it runs (its _get_buffer_size companion)."""
+    """Bytes of arena scratch the kernel of ``n`` needs while it runs (its _get_buffer_size companion): the
+    op's own scratch fact plus that of the kernel variant chosen for it (mcuc.ops.variant_of)."""
     scratch = op_def(n).scratch
-    return 0 if scratch is None else scratch(g, n)
+    return (0 if scratch is None else scratch(g, n)) + variant_scratch_bytes(g, n)
 
 
 @dataclass

@@ -17,9 +17,10 @@ from mcuc.boards import Board
 from mcuc.ir import Graph, Node
 from mcuc.memory import layer_live_bytes, op_scratch_bytes
 from mcuc.memsim import Simulation, simulate
-from mcuc.ops import node_macs
+from mcuc.ops import CExpr, node_macs, variant_of
 from mcuc.ops.attention import key_count
 from mcuc.passes.attention import attention_nodes, query_rows, whole_scores_bytes
+from mcuc.passes.kernels import kernel_names
 from mcuc.profile import write_profiles
 from mcuc.schedule.base import SCRATCH_OUTSIDE_ARENA_BYTES, STACK_ESTIMATE_BYTES, Schedule, peak_sram_bytes
 
@@ -55,6 +56,7 @@ class Report:
     input: str = "resident"  # "streamed": the build reads the image row by row from the application
     peak_sram_resident_bytes: int | None = None  # fused builds: the peak with the image in the arena ...
     peak_sram_streamed_bytes: int | None = None  # ... and with it streamed (None: not computed / not possible)
+    kernels: dict[str, Any] = field(default_factory=dict)  # ISA features, kernel mode, variant per op
     input_format: dict[str, Any] = field(default_factory=dict)  # a camera input's format and folding (mcuc/pixels.py)
     measured: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +76,29 @@ def weights_bytes(g: Graph) -> int:
     return sum(t.nbytes for t in g.tensors.values() if t.is_const)
 
 
+def unread_constant_bytes(sched: Schedule) -> int:
+    """Bytes of graph constants that no kernel call reads (a variant that reads its weights re-laid, or its bias
+    with the input offset folded in, from op arrays instead); weights.c does not hold them."""
+    read: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, CExpr) and v.text.startswith("@tensor:"):
+            read.add(v.text[8:])
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    for low in sched.lowered():
+        read.update(str(a.value) for a in low.args if a.kind == "tensor")
+        for s in low.structs:
+            walk(s.value)
+    g = sched.graph
+    return sum(t.nbytes for name, t in g.tensors.items() if t.is_const and name not in read)
+
+
 def op_arrays_bytes(sched: Schedule) -> int:
     """Bytes of the per-op constant arrays weights.c holds besides the weights (requantization multipliers
     and shifts, tables), counting identical arrays once as the code generator does."""
@@ -82,7 +107,7 @@ def op_arrays_bytes(sched: Schedule) -> int:
 
 
 def build_report(sched: Schedule, board: Board, sram_budget: int, attention_block: str = "whole",
-                 model_file: str = "") -> Report:
+                 model_file: str = "", kernels: str = "auto") -> Report:
     """The report of planned schedule ``sched`` on ``board`` under ``sram_budget`` bytes."""
     g, mem = sched.graph, sched.planned
     sim = simulate(g, mem, board)
@@ -93,12 +118,13 @@ def build_report(sched: Schedule, board: Board, sram_budget: int, attention_bloc
         sram_budget_bytes=sram_budget, arena_bytes=mem.arena_bytes, arena_lower_bound_bytes=mem.lower_bound,
         planner=mem.strategy, scratch_bytes=SCRATCH_OUTSIDE_ARENA_BYTES, stack_estimate_bytes=STACK_ESTIMATE_BYTES,
         stack_bytes=sched.stack_bytes, peak_sram_bytes=sched.peak_sram_bytes, weights_bytes=w,
-        predicted_flash_bytes=w + op_arrays_bytes(sched) + CODE_ESTIMATE_BYTES,
+        predicted_flash_bytes=w - unread_constant_bytes(sched) + op_arrays_bytes(sched) + CODE_ESTIMATE_BYTES,
         macs=sum(o["macs"] for o in ops), schedule=sched.describe(), attention=attention_report(g, attention_block),
         ops=ops,
         buffers=[{"name": r, "offset": o, "size": sz, "first": f, "last": la} for r, o, sz, f, la in mem.buffers()],
         layer_live_bytes=layer_live_bytes(sched.source), stage_ops=sched.stage_ops, simulated=sim.as_dict(),
         input="streamed" if sched.streamed else "resident",
+        kernels={"isa": list(board.isa), "mode": kernels, "variants": kernel_names(sched.graph)},
         input_format=dict(sched.source.meta.get("pixel_input", {})))
 
 
@@ -113,6 +139,9 @@ def _op_record(g: Graph, n: Node, i: int, live: int, sim: Simulation, stage_ops:
         "weights_bytes": sum(g.tensors[x].nbytes for x in n.inputs if x and g.tensors[x].is_const),
         "stage": i < stage_ops,  # runs patch by patch (patch schedules only)
     }
+    variant = variant_of(g, n)
+    if variant is not None:
+        rec["variant"] = variant.func  # the kernel variant the op runs (mcuc/passes/kernels.py)
     scratch = op_scratch_bytes(g, n)
     if scratch:
         rec["scratch_bytes"] = scratch  # included in live_bytes

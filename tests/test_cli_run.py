@@ -31,7 +31,7 @@ def test_report_has_contract_keys(project):
     for key in ("arena_bytes", "peak_sram_bytes", "weights_bytes", "macs", "schedule", "board", "sram_budget_bytes",
                 "ops"):
         assert key in rep
-    assert rep["schedule"] == {"kind": "layer"}
+    assert rep["schedule"] == {"kind": "layer", "kernels": "fast"}  # the kernel choice (--kernels auto: fast fits)
     assert rep["peak_sram_bytes"] >= rep["arena_bytes"] >= rep["arena_lower_bound_bytes"] > 0
     assert all({"name", "op", "output_shape", "macs", "live_bytes"} <= set(op) for op in rep["ops"])
     # Conv 3->6, 3x3, 10x10 output: MACs are exact.

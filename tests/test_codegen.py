@@ -7,6 +7,7 @@ from mcuc.boards import load_board
 from mcuc.compiler import CompileOptions, assemble
 from mcuc.memory import plan_memory
 from mcuc.ops import verify
+from mcuc.passes.kernels import select_kernels
 from mcuc.project import write_project
 from mcuc.runner import verify_project
 from mcuc.schedule.base import layer_schedule
@@ -15,6 +16,7 @@ from tests.int8_graphs import all_ops_graph
 
 def compile_graph(g, tmp_path, planner="best"):
     verify(g, quantized=True)
+    g = select_kernels(g, load_board("host").isa, "fast")
     c = assemble(layer_schedule(g).plan(planner), load_board("host"), CompileOptions(planner=planner))
     return write_project(c, str(tmp_path / "proj"))
 

@@ -16,6 +16,7 @@ from mcuc.execute import run_int8, run_schedule
 from mcuc.ir import Graph, QuantParams
 from mcuc.memory import plan_memory
 from mcuc.ops import node_macs, verify
+from mcuc.passes.kernels import select_kernels
 from mcuc.project import write_project
 from mcuc.runner import verify_project
 from mcuc.schedule.patch import (
@@ -197,6 +198,7 @@ def test_stage_rejects_unpatchable_ops():
 
 def _compile_graph_with_schedule(g: Graph, split: int, grid: tuple[int, int], out: Path,
                                  board: str = "host") -> Path:
+    g = select_kernels(g, load_board(board).isa, "fast")
     cand = select_schedule(g, "patch", "best", 1 << 30, False, 100.0, split, grid)
     c = assemble(cand, load_board(board), CompileOptions(board=board, schedule="patch"))
     assert c.report.arena_bytes == replay(cand.graph, cand.planned)

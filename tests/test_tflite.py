@@ -314,7 +314,7 @@ def test_compile_tflite_report_and_float_run(tmp_path):
     out = tmp_path / "p"
     assert main(["compile", _path("tiny_cnn"), "-o", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
-    assert rep["arena_bytes"] > 0 and rep["schedule"] == {"kind": "layer"}
+    assert rep["arena_bytes"] > 0 and rep["schedule"] == {"kind": "layer", "kernels": "fast"}
     g = load_tflite(_path("tiny_cnn"))
     q = g.tensors[g.inputs[0]].quant
     assert q is not None

@@ -17,6 +17,9 @@ import yaml
 from mcuc.errors import MCUCError
 
 BOARDS_DIR = Path(__file__).resolve().parent
+# ISA features a board may name in its `isa` list; codegen picks kernel variants that need them
+# (mcuc.ops.KernelVariant.isa): "dsp" = Armv7E-M DSP/SIMD (Cortex-M4, M7, M55), "mve" = Helium (M55).
+ISA_FEATURES = ("dsp", "mve")
 # The stack one inference needs (invoke + kernel frames; no kernel recurses or uses VLAs), measured under
 # QEMU by tests/test_memsim.py. A board without a linker script (the host) reserves this much in the peak.
 STACK_ESTIMATE_BYTES = 2048
@@ -40,6 +43,7 @@ class Board:
     sram_bytes: int  # SRAM a model can use as the linker places it: the data region + a stack in a region of its own
     flash_bytes: int  # the region code and weights are linked into
     kind: str  # "host" | "qemu" | "mcu"
+    isa: tuple[str, ...] = ()  # ISA features of the core (ISA_FEATURES) that kernel variants may use
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path = BOARDS_DIR
     stack_bytes: int = STACK_ESTIMATE_BYTES  # main stack the linker script reserves (board.yaml stack_bytes)
@@ -89,6 +93,10 @@ def load_board(name: str) -> Board:
         raise MCUCError(f"unknown board '{name}': choose one of {known} (see 'mcuc boards')")
     data = yaml.safe_load(path.read_text())
     try:
+        isa = tuple(str(f) for f in data.get("isa") or ())
+        unknown = [f for f in isa if f not in ISA_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown ISA feature(s) {', '.join(unknown)} (known: {', '.join(ISA_FEATURES)})")
         sram = [_region(r, "ram") for r in data.get("sram", [])]
         flash = _region(data.get("flash", 0), "flash")
         regions = {r.name.lower(): r for r in [*sram, flash]}
@@ -113,8 +121,8 @@ def load_board(name: str) -> Board:
         usable = data_r.size + (0 if stack_r == data_r else min(stack, stack_r.size))
         return Board(name=name, description=data.get("description", ""), core=data["core"],
                      sram_bytes=usable, flash_bytes=text.size, kind=data.get("kind", "mcu"),
-                     extra=data, path=path.parent, stack_bytes=stack, data_region=data_r, stack_region=stack_r,
-                     text_region=text, linked=script.exists())
+                     isa=isa, extra=data, path=path.parent, stack_bytes=stack, data_region=data_r,
+                     stack_region=stack_r, text_region=text, linked=script.exists())
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise MCUCError(f"board file {path} is malformed ({type(e).__name__}: {e}); "
                         f"see {BOARDS_DIR / 'README.md'} for the schema") from e

@@ -12,7 +12,7 @@ from mcuc.codegen.firmware import FIRMWARE_KINDS, emit_firmware_support
 from mcuc.codegen.render import HEADER, environment
 from mcuc.errors import MCUCError
 from mcuc.memory import op_scratch_bytes, scratch_key, streamed_inputs
-from mcuc.ops import Arg, CExpr, Lowered, kernel_for
+from mcuc.ops import Arg, CExpr, Lowered
 
 CTYPES = {"int8": "int8_t", "int32": "int32_t", "uint32": "uint32_t", "uint8": "uint8_t", "int16": "int16_t",
           "int64": "int64_t"}
@@ -47,7 +47,6 @@ class _Emitter:
         self.c = compiled
         self.g = compiled.schedule.graph
         self.mem = compiled.schedule.planned
-        self.isa = tuple(compiled.board.extra.get("isa", ()))
         self.streamed = streamed_inputs(self.g)
         self.const_names: dict[str, str] = {}
         self.weights: list[dict[str, Any]] = []
@@ -131,7 +130,7 @@ class _Emitter:
             raise MCUCError(f"unknown argument kind {a.kind}")
 
         n = low.node
-        func = kernel_for(low, self.isa)
+        func = low.func  # the variant chosen for the node (mcuc/passes/kernels.py), already in its lowering
         args = [arg(a) for a in low.args]
         # A kernel with scratch has a _get_buffer_size companion taking its params (the first argument);
         # model.c built with MCUC_CHECK_BUFFER_SIZES compares it with the bytes planned here.

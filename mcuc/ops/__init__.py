@@ -12,6 +12,7 @@ quantization). 4-D activations follow ``Graph.layout``. All attribute integers a
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mcuc.errors import MCUCError
@@ -44,7 +45,8 @@ from mcuc.ops.base import (
 from mcuc.quant import FixedPointRangeError
 
 __all__ = ["OPS", "Arg", "Array1D", "CExpr", "Geometry", "KernelVariant", "Lowered", "OpDef", "Shape", "Struct",
-           "check_shapes", "infer_shapes", "kernel_for", "lower", "node_macs", "op_def", "verify"]
+           "check_shapes", "infer_shapes", "lower", "node_macs", "op_def", "variant_of", "variant_scratch_bytes",
+           "variants_for", "verify"]
 
 
 def infer_shapes(node: Node, g: Graph) -> list[Shape]:
@@ -79,7 +81,8 @@ def node_macs(node: Node, g: Graph) -> int:
 
 
 def lower(g: Graph, n: Node) -> Lowered:
-    """The kernel call of int8 node ``n`` (and its numpy reference).
+    """The kernel call of int8 node ``n`` (and its numpy reference): the variant its ``variant`` attribute
+    names when that applies to ``n`` (see variant_of), else the portable kernel.
 
     A reference ``prepare_*`` function refuses parameters outside its kernel's range with a ValueError (as
     mcuc.ops.base.prepared expects): raised right there, it is the model's problem and becomes one MCUCError
@@ -89,13 +92,19 @@ def lower(g: Graph, n: Node) -> Lowered:
     if d.lower is None:
         raise MCUCError(f"no int8 kernel for op '{n.op}' (node '{n.name}')")
     try:
-        return d.lower(g, n)
+        low = d.lower(g, n)
     except FixedPointRangeError as e:
         raise MCUCError(f"{n.op} '{n.name}': {e}") from e
     except ValueError as e:
         if not _raised_by_prepare(e):
             raise
         raise MCUCError(f"{n.op} '{n.name}': {e}") from e
+    v = variant_of(g, n)
+    if v is None:
+        return low
+    if v.specialise is not None:
+        return v.specialise(g, n, low)
+    return replace(low, func=v.func)
 
 
 def _raised_by_prepare(e: BaseException) -> bool:
@@ -108,10 +117,25 @@ def _raised_by_prepare(e: BaseException) -> bool:
     return code.co_name.startswith("prepare") and "reference" in Path(code.co_filename).parts
 
 
-def kernel_for(low: Lowered, isa: tuple[str, ...] = ()) -> str:
-    """The C function to call for ``low`` on a core with ISA features ``isa``: the first variant of the op
-    that applies and that the core can run, else the portable kernel."""
-    for v in op_def(low.node).variants:
-        if set(v.isa) <= set(isa) and v.applies(low):
-            return v.func
-    return low.func
+def variant_of(g: Graph, n: Node) -> KernelVariant | None:
+    """The kernel variant node ``n`` runs: the one its ``variant`` attribute names, if it applies to ``n`` as it
+    is in ``g`` (a patch-stage copy of a node may not), else None (the portable kernel)."""
+    name = n.attrs.get("variant")
+    if not name:
+        return None
+    for v in op_def(n).variants:
+        if v.func == name:
+            return v if v.applies(g, n) else None
+    raise MCUCError(f"node '{n.name}' ({n.op}) names kernel '{name}', which is not a variant of its op")
+
+
+def variant_scratch_bytes(g: Graph, n: Node) -> int:
+    """Arena scratch of the variant ``n`` runs (0 for the portable kernel or a variant without scratch)."""
+    v = variant_of(g, n)
+    return 0 if v is None or v.scratch is None else v.scratch(g, n)
+
+
+def variants_for(g: Graph, n: Node, isa: tuple[str, ...] | list[str]) -> list[KernelVariant]:
+    """The variants of ``n``'s op that apply to ``n`` and that a core with ISA features ``isa`` runs,
+    fastest first."""
+    return [v for v in op_def(n).variants if set(v.isa) <= set(isa) and v.applies(g, n)]

@@ -74,12 +74,22 @@ class Lowered:
 
 @dataclass(frozen=True)
 class KernelVariant:
-    """Another C function computing a lowered call bit for bit identically, for calls where ``applies``
-    holds and on cores with every ISA feature in ``isa`` (``()``: portable C, any core)."""
+    """Another C function computing an op's call bit for bit identically, for nodes where ``applies`` holds,
+    on cores with every ISA feature in ``isa`` (``()``: any core; its portable C path runs everywhere).
+
+    ``specialise`` turns the portable call into the variant's (its own constants: weights re-laid in the
+    order the kernel reads them, bias with the input offset folded in, ...); None keeps the arguments and
+    only changes the function. ``scratch`` is the arena bytes the variant needs while it runs (its
+    ``_get_buffer_size``), added to the op's own ``scratch`` fact. An op lists its variants fastest first;
+    a compile-time choice (mcuc/passes/kernels.py) records the one taken in the node's ``kernel``
+    attribute before the schedule is planned, so planner, report and codegen agree on its scratch.
+    """
 
     func: str
-    applies: Callable[[Lowered], bool]
+    applies: Callable[[Graph, Node], bool]
     isa: tuple[str, ...] = ()
+    specialise: Callable[[Graph, Node, Lowered], Lowered] | None = None
+    scratch: Callable[[Graph, Node], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +194,7 @@ class OpDef:
     geometry: Callable[[Graph, Node], Geometry] | None = None
     lower: Lowering | None = None  # int8 node -> kernel call (None: no int8 kernel)
     check: Callable[[Graph, Node], None] | None = None  # int8 node: MCUCError if its kernel could not compute it
-    variants: tuple[KernelVariant, ...] = ()
+    variants: tuple[KernelVariant, ...] = ()  # faster kernels for some shapes or cores, fastest first
 
 
 OPS: dict[str, OpDef] = {}

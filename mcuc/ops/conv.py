@@ -1,6 +1,8 @@
 """Convolution family: conv2d (regular, grouped, depthwise), fully_connected, batchnorm (folded before int8)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mcuc.errors import MCUCError
@@ -98,7 +100,7 @@ def _lower_conv(g: Graph, n: Node) -> Lowered:
     wdata, bdata = const_data(g, w), const_data(g, b)
     quant = _per_channel(g, x, w, y)
     fields = rconv.conv2d_kernel_fields(g.tensors[x].shape, wdata.shape, params)
-    depthwise = params.groups == g.tensors[x].shape[3] and wdata.shape[3] == 1 and params.groups > 1
+    depthwise = is_depthwise(g, n)
     ref_fn = rconv.depthwise_conv2d_s8 if depthwise else rconv.conv2d_s8
     kernel = "depthwise_conv2d" if depthwise else "conv2d"
     return Lowered(
@@ -109,11 +111,153 @@ def _lower_conv(g: Graph, n: Node) -> Lowered:
         ref=lambda env: ref_fn(params, quant, env[x], wdata, bdata))
 
 
-def _depthwise_3x3(low: Lowered) -> bool:
-    """A depthwise call with 3x3 taps, no dilation and one output channel per input channel."""
-    f = low.structs[0].value
-    return (low.func == "mcuc_depthwise_conv2d_s8" and (f["kernel_h"], f["kernel_w"]) == (3, 3)
-            and (f["dilation_h"], f["dilation_w"]) == (1, 1) and f["out_c"] == f["in_c"])
+def is_depthwise(g: Graph, n: Node) -> bool:
+    """A conv2d with one group per input channel (each output channel reads one input channel)."""
+    x, w = g.tensors[n.inputs[0]].shape, g.tensors[n.inputs[1]].shape
+    groups = int(n.attrs.get("groups", 1))
+    return groups == x[3] and w[3] == 1 and groups > 1
+
+
+def _depthwise_3x3(g: Graph, n: Node) -> bool:
+    """A depthwise conv with 3x3 taps, no dilation and one output channel per input channel."""
+    w = g.tensors[n.inputs[1]].shape
+    return (is_depthwise(g, n) and (w[1], w[2]) == (3, 3) and tuple(n.attrs.get("dilations", (1, 1))) == (1, 1)
+            and w[0] == g.tensors[n.inputs[0]].shape[3])
+
+
+# ---- variants of conv2d and fully_connected on the SIMD GEMM core (mcuc_conv.h) ---------------------------
+
+_FITS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, bool]] = {}  # fits_folded of (weights, bias, zp)
+
+
+def _fits_folded(g: Graph, n: Node) -> bool:
+    """Whether accumulating from the folded bias stays in int32 (checked once per weights, bias, zero point)."""
+    w, b = const_data(g, n.inputs[1]), const_data(g, n.inputs[2])
+    zp = quant_of(g, n.inputs[0]).zp
+    key = (id(w), id(b), zp)
+    hit = _FITS.get(key)
+    if hit is None or hit[0] is not w or hit[1] is not b:
+        if len(_FITS) > 4096:
+            _FITS.clear()
+        hit = _FITS[key] = (w, b, rconv.fits_folded(b, w.reshape(w.shape[0], -1), zp))
+    return hit[2]
+
+
+def _conv_groups1(g: Graph, n: Node) -> bool:
+    """A conv2d with one group (every output channel reads every input channel) and a foldable bias."""
+    return int(n.attrs.get("groups", 1)) == 1 and _fits_folded(g, n)
+
+
+def _pointwise(g: Graph, n: Node) -> bool:
+    """A 1x1 conv with one group and no padding (every output pixel reads one input pixel)."""
+    w = g.tensors[n.inputs[1]].shape
+    return (w[1], w[2]) == (1, 1) and not any(n.attrs["pads"]) and _conv_groups1(g, n)
+
+
+def _w_rows(g: Graph, n: Node) -> np.ndarray:
+    w = const_data(g, n.inputs[1])
+    return w.reshape(w.shape[0], -1)
+
+
+def _folded(g: Graph, n: Node) -> np.ndarray:
+    return rconv.fold_bias(const_data(g, n.inputs[2]), _w_rows(g, n), quant_of(g, n.inputs[0]).zp)
+
+
+def _with_constants(g: Graph, n: Node, low: Lowered, func: str, weights: np.ndarray | None,
+                    scratch: bool = False) -> Lowered:
+    """A conv-family call (params, quant, input, weights, bias, output) turned into variant ``func``: the bias
+    folded (mcuc_conv.h), the requant table added to the quant struct, the weights (when given) re-laid, and
+    a scratch argument before the input if ``scratch``."""
+    x, y = n.inputs[0], n.outputs[0]
+    arrays = list(low.arrays)
+    args = list(low.args)
+    structs = list(low.structs)
+    quant = _per_channel(g, x, n.inputs[1], y)
+    arrays.append(Array1D("int32_t", rconv.requant_table(quant)))
+    structs[1] = Struct(structs[1].ctype, {**structs[1].value, "requant": CExpr(f"@array{len(arrays) - 1}")})
+    if weights is not None:
+        arrays.append(Array1D("int8_t", weights))
+        args[3] = Arg("array", len(arrays) - 1)
+    arrays.append(Array1D("int32_t", _folded(g, n)))
+    args[4] = Arg("array", len(arrays) - 1)
+    if scratch:
+        args.insert(2, Arg("scratch"))
+    return replace(low, func=func, args=args, arrays=arrays, structs=structs)
+
+
+def _pointwise_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(g, n, low, "mcuc_conv2d_1x1_s8", rconv.quad_rows(_w_rows(g, n)))
+
+
+def _im2col_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(g, n, low, "mcuc_conv2d_im2col_s8", rconv.quad_rows(_w_rows(g, n)), scratch=True)
+
+
+def _im2col_scratch(g: Graph, n: Node) -> int:
+    """mcuc_conv2d_im2col_s8_get_buffer_size: two int8 im2col rows of k16 columns."""
+    w = g.tensors[n.inputs[1]].shape
+    return 2 * (-(-(w[1] * w[2] * w[3]) // 16) * 16)
+
+
+def _wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(g, n, low, "mcuc_conv2d_wide_s8", rconv.wide_pairs(_w_rows(g, n)), scratch=True)
+
+
+def _wide_scratch(g: Graph, n: Node) -> int:
+    """mcuc_conv2d_wide_s8_get_buffer_size: two int8 im2col rows and their int16 widening."""
+    w = g.tensors[n.inputs[1]].shape
+    return 6 * (-(-(w[1] * w[2] * w[3]) // 4) * 4)
+
+
+def _depthwise_1(g: Graph, n: Node) -> bool:
+    """A depthwise conv with one output channel per input channel and a foldable bias."""
+    return is_depthwise(g, n) and g.tensors[n.inputs[1]].shape[0] == g.tensors[n.inputs[0]].shape[3] \
+        and _fits_folded(g, n)
+
+
+def _dw_simd_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    """mcuc_depthwise_conv2d_simd_s8: weights in channel quads, bias folded."""
+    return _with_constants(g, n, low, "mcuc_depthwise_conv2d_simd_s8", rconv.channel_quads(_w_rows(g, n)))
+
+
+def _dw_rows(g: Graph, n: Node) -> bool:
+    """A depthwise conv mcuc_depthwise_conv2d_rows_s8 runs: multiplier 1, no dilation, at most 16 kernel rows,
+    horizontal stride 1 or 2."""
+    w = g.tensors[n.inputs[1]].shape
+    return (is_depthwise(g, n) and w[0] == g.tensors[n.inputs[0]].shape[3] and w[1] <= 16
+            and tuple(n.attrs.get("dilations", (1, 1))) == (1, 1) and int(n.attrs["strides"][1]) in (1, 2)
+            and _fits_folded(g, n))
+
+
+def _dw_rows_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    """mcuc_depthwise_conv2d_rows_s8: the model's weights, bias folded, scratch for the widened rows."""
+    return _with_constants(g, n, low, "mcuc_depthwise_conv2d_rows_s8", None, scratch=True)
+
+
+def _dw_rows_scratch(g: Graph, n: Node) -> int:
+    """mcuc_depthwise_conv2d_rows_s8_get_buffer_size: kernel_h int16 rows and the taps as int16 pairs."""
+    _, kh, kw, _ = g.tensors[n.inputs[1]].shape
+    out_w = g.tensors[n.outputs[0]].shape[2]
+    sw = int(n.attrs["strides"][1])
+    width = (((out_w + 3) & ~3) + 1) * sw + kw + 2
+    width = (width + 3) & ~3
+    return kh * width * 2 + kh * ((kw + 1) // 2) * 4
+
+
+CONV_VARIANTS = (
+    KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
+    KernelVariant("mcuc_conv2d_im2col_s8", _conv_groups1, isa=("mve",), specialise=_im2col_call,
+                  scratch=_im2col_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("mve",), specialise=_dw_rows_call,
+                  scratch=_dw_rows_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("mve",), specialise=_dw_simd_call),
+    KernelVariant("mcuc_conv2d_wide_s8", _conv_groups1, isa=("dsp",), specialise=_wide_call, scratch=_wide_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("dsp",), specialise=_dw_rows_call,
+                  scratch=_dw_rows_scratch),
+    KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("dsp",), specialise=_pointwise_call),
+    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("dsp",), specialise=_dw_simd_call),
+    KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),
+)
 
 
 # ---- fully connected ------------------------------------------------------------------------
@@ -153,6 +297,37 @@ def _lower_fc(g: Graph, n: Node) -> Lowered:
         structs=[Struct("mcuc_fully_connected_params_t", fields), _QUANT_STRUCT],
         arrays=[Array1D("int32_t", quant.multiplier), Array1D("int32_t", quant.shift)],
         ref=lambda env: rconv.fully_connected_s8(params, quant, env[x], wdata, bdata))
+
+
+def _fc_foldable(g: Graph, n: Node) -> bool:
+    return _fits_folded(g, n)
+
+
+def _fc_rows(g: Graph, n: Node) -> bool:
+    """Two rows or more (the widened GEMM computes rows in pairs) and a foldable bias."""
+    return int(np.prod(g.tensors[n.inputs[0]].shape[:-1])) >= 2 and _fits_folded(g, n)
+
+
+def _fc_simd_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(g, n, low, "mcuc_fully_connected_simd_s8", rconv.quad_rows(_w_rows(g, n)))
+
+
+def _fc_wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    return _with_constants(g, n, low, "mcuc_fully_connected_wide_s8", rconv.wide_pairs(_w_rows(g, n)),
+                           scratch=True)
+
+
+def _fc_wide_scratch(g: Graph, n: Node) -> int:
+    """mcuc_fully_connected_wide_s8_get_buffer_size."""
+    return 6 * (-(-g.tensors[n.inputs[1]].shape[1] // 4) * 4)
+
+
+FC_VARIANTS = (
+    KernelVariant("mcuc_fully_connected_simd_s8", _fc_foldable, isa=("mve",), specialise=_fc_simd_call),
+    KernelVariant("mcuc_fully_connected_wide_s8", _fc_rows, isa=("dsp",), specialise=_fc_wide_call,
+                  scratch=_fc_wide_scratch),
+    KernelVariant("mcuc_fully_connected_simd_s8", _fc_foldable, isa=("dsp",), specialise=_fc_simd_call),
+)
 
 
 def _check_weighted(g: Graph, n: Node) -> None:
@@ -223,9 +398,8 @@ def _bn_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
 register(
     OpDef("conv2d", "conv", _conv_shape, macs=_conv_macs, eval=_conv_eval, quantize=weighted,
           fuses_activation=True, weighted=True, layout="image", to_nhwc=_conv_nhwc, window="spatial", row_kernel=True,
-          geometry=_conv_geometry, lower=_lower_conv, check=_check_weighted,
-          variants=(KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),)),
+          geometry=_conv_geometry, lower=_lower_conv, check=_check_weighted, variants=CONV_VARIANTS),
     OpDef("fully_connected", "conv", _fc_shape, macs=_fc_macs, eval=_fc_eval, quantize=weighted,
-          fuses_activation=True, weighted=True, lower=_lower_fc, check=_check_weighted),
+          fuses_activation=True, weighted=True, lower=_lower_fc, check=_check_weighted, variants=FC_VARIANTS),
     OpDef("batchnorm", "conv", same_shape, eval=_bn_eval, layout="image"),
 )

@@ -240,3 +240,130 @@ def fully_connected_s8(params: FullyConnectedParams, quant: PerChannelQuant, x: 
     acc = _to_int32_acc(xc @ w.astype(np.float64).T, bias)
     y = requantize(acc, quant.multiplier, quant.shift, params.output_zp, params.act_min, params.act_max)
     return y.reshape(*x.shape[:-1], o)
+
+
+# ---- constants of the kernel variants (mcuc_conv.h), prepared at compile time ------------------------------
+# A variant computes the same integers as its portable kernel; these are the constants it reads instead of
+# the model's: the bias with the input offset folded in, and weights re-laid in the order the kernel reads
+# them. The *_folded references below compute each variant's integers from exactly those constants.
+
+FOLD_LIMIT = 1 << 31  # |folded bias| + the largest product sum must stay below this (int32 accumulation)
+
+
+def fold_bias(bias: np.ndarray | None, w_rows: np.ndarray, input_zp: int) -> np.ndarray:
+    """bias[o] + input_offset * sum of row o of ``w_rows`` (int8 [O, K]; input_offset = -input_zp), as int32.
+
+    A kernel that starts its accumulators there multiplies raw int8 inputs: sum (x - zp) * w = sum x * w
+    - zp * sum w. ValueError if an accumulator could leave int32 (fits_folded tells beforehand)."""
+    if not fits_folded(bias, w_rows, input_zp):
+        raise ValueError("folded bias and products could exceed int32")
+    b = np.zeros(w_rows.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+    return (b - int(input_zp) * w_rows.astype(np.int64).sum(axis=1)).astype(np.int32)
+
+
+def fits_folded(bias: np.ndarray | None, w_rows: np.ndarray, input_zp: int) -> bool:
+    """Whether accumulation from the folded bias stays inside int32 for every int8 input."""
+    b = np.zeros(w_rows.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+    wl = w_rows.astype(np.int64)
+    folded = b - int(input_zp) * wl.sum(axis=1)
+    worst = np.abs(folded) + 128 * np.abs(wl).sum(axis=1)
+    return bool(worst.size == 0 or worst.max() < FOLD_LIMIT)
+
+
+def requant_table(quant: PerChannelQuant) -> np.ndarray:
+    """mcuc_per_channel_quant_params_t.requant: per channel {multiplier, low and high word of
+    2^30 + 2^(30 - shift) (2^30 and 0 when shift >= 0), -shift - 1}, int32 [O * 4]."""
+    mult = quant.multiplier.astype(np.int64)
+    shift = quant.shift.astype(np.int64)
+    rnd = np.where(shift < 0, (1 << 30) + np.left_shift(np.int64(1), 30 - np.minimum(shift, 0)), 1 << 30)
+    lo = (rnd & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    hi = (rnd >> 32).astype(np.int32)
+    return np.stack([mult.astype(np.int32), lo, hi, (-shift - 1).astype(np.int32)], axis=1).reshape(-1).copy()
+
+
+def wide_pairs(w_rows: np.ndarray) -> np.ndarray:
+    """int8 [O, K] weights in the pair layout of mcuc_conv2d_wide_s8 / mcuc_fully_connected_wide_s8:
+    [(O + 1) / 2][kpad / 4][2][4] with kpad = K rounded up to 4, zero padded; returned flat."""
+    o, k = w_rows.shape
+    kpad = -(-k // 4) * 4
+    padded = np.zeros((o + (o & 1), kpad), np.int8)
+    padded[:o, :k] = w_rows
+    return padded.reshape(-1, 2, kpad // 4, 4).transpose(0, 2, 1, 3).reshape(-1).copy()
+
+
+def quad_rows(w_rows: np.ndarray) -> np.ndarray:
+    """int8 [O, K] weights in the quad layout of mcuc_conv2d_1x1_s8 / _im2col_s8 / mcuc_fully_connected_simd_s8:
+    [(O + 3) / 4][k16 / 16][4][16] with k16 = K rounded up to 16, zero padded; returned flat."""
+    o, k = w_rows.shape
+    k16 = -(-k // 16) * 16
+    padded = np.zeros((-(-o // 4) * 4, k16), np.int8)
+    padded[:o, :k] = w_rows
+    return padded.reshape(-1, 4, k16 // 16, 16).transpose(0, 2, 1, 3).reshape(-1).copy()
+
+
+def unpack_quad_rows(quads: np.ndarray, o: int, k: int) -> np.ndarray:
+    """The [O, K] weights of a quad layout (the inverse of quad_rows)."""
+    k16 = -(-k // 16) * 16
+    rows = quads.reshape(-1, k16 // 16, 4, 16).transpose(0, 2, 1, 3).reshape(-1, k16)
+    return rows[:o, :k]
+
+
+def channel_quads(w_taps: np.ndarray) -> np.ndarray:
+    """Depthwise weights [C, taps] in the layout of mcuc_depthwise_conv2d_simd_s8: [(C + 3) / 4][taps][4]
+    (the taps of four channels side by side), zero padded; returned flat."""
+    c, taps = w_taps.shape
+    padded = np.zeros((-(-c // 4) * 4, taps), np.int8)
+    padded[:c] = w_taps
+    return padded.reshape(-1, 4, taps).transpose(0, 2, 1).reshape(-1).copy()
+
+
+def unpack_channel_quads(quads: np.ndarray, c: int, taps: int) -> np.ndarray:
+    """The [C, taps] weights of a channel-quad layout (the inverse of channel_quads)."""
+    return quads.reshape(-1, taps, 4).transpose(0, 2, 1).reshape(-1, taps)[:c]
+
+
+def unpack_wide_pairs(pairs: np.ndarray, o: int, k: int) -> np.ndarray:
+    """The [O, K] weights of a pair layout (the inverse of wide_pairs)."""
+    kpad = -(-k // 4) * 4
+    rows = pairs.reshape(-1, kpad // 4, 2, 4).transpose(0, 2, 1, 3).reshape(-1, kpad)
+    return rows[:o, :k]
+
+
+def im2col_rows(params: Conv2dParams, x: np.ndarray, kernel_hw: tuple[int, int]) -> np.ndarray:
+    """Every output pixel's receptive field as an int8 row in OHWI tap order, padding taps = input_zp:
+    [N * OH * OW, kh * kw * C] (what mcuc_im2col_row writes, without the zero columns)."""
+    top, left, bottom, right = params.pads
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=params.input_zp)
+    out_hw = conv2d_output_hw(x.shape[1:3], kernel_hw, params)
+    taps = [view for _, _, view in _tap_slices(xp, kernel_hw, out_hw, params)]
+    return np.stack(taps, axis=3).reshape(-1, kernel_hw[0] * kernel_hw[1] * x.shape[3])
+
+
+def gemm_folded_s8(rows: np.ndarray, w_rows: np.ndarray, bias_folded: np.ndarray, quant: PerChannelQuant,
+                   output_zp: int, act_min: int, act_max: int) -> np.ndarray:
+    """The variants' GEMM: folded bias + raw int8 rows times weight rows, requantized: int8 [M, O]."""
+    acc = _to_int32_acc(rows.astype(np.float64) @ w_rows.astype(np.float64).T, bias_folded)
+    return requantize(acc, quant.multiplier, quant.shift, output_zp, act_min, act_max)
+
+
+def conv2d_folded_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w_rows: np.ndarray,
+                     bias_folded: np.ndarray, kernel_hw: tuple[int, int]) -> np.ndarray:
+    """Reference of the groups == 1 conv variants (mcuc_conv2d_1x1_s8, _im2col_s8, _wide_s8) from their
+    constants: im2col rows (padding = input_zp) times w_rows [O, kh * kw * C] plus the folded bias."""
+    out_hw = conv2d_output_hw(x.shape[1:3], kernel_hw, params)
+    y = gemm_folded_s8(im2col_rows(params, x, kernel_hw), w_rows, bias_folded, quant, params.output_zp,
+                       params.act_min, params.act_max)
+    return y.reshape(x.shape[0], *out_hw, w_rows.shape[0])
+
+
+def depthwise_conv2d_folded_s8(params: Conv2dParams, quant: PerChannelQuant, x: np.ndarray, w_taps: np.ndarray,
+                               bias_folded: np.ndarray, kernel_hw: tuple[int, int]) -> np.ndarray:
+    """Reference of the depth-multiplier-1 depthwise variants (mcuc_depthwise_conv2d_simd_s8, _rows_s8) from
+    their constants: each channel's taps (padding = input_zp) times its row of w_taps [C, kh * kw] plus the
+    folded bias."""
+    n, c = x.shape[0], x.shape[3]
+    out_hw = conv2d_output_hw(x.shape[1:3], kernel_hw, params)
+    taps = im2col_rows(params, x, kernel_hw).reshape(-1, kernel_hw[0] * kernel_hw[1], c)  # [M, taps, C]
+    acc = _to_int32_acc(np.einsum("mtc,ct->mc", taps.astype(np.float64), w_taps.astype(np.float64)), bias_folded)
+    y = requantize(acc, quant.multiplier, quant.shift, params.output_zp, params.act_min, params.act_max)
+    return y.reshape(n, *out_hw, c)

@@ -107,6 +107,7 @@ class Schedule:
     memory: MemoryPlan | None = None
     fused: tuple[tuple[int, int], ...] = ()  # op ranges (of the unfused schedule) run as row pipelines
     streamed: bool = False  # the first pipeline reads the graph input row by row from the application
+    kernels: str = ""  # kernel choice of the graph's nodes (mcuc/passes/kernels.py): fast, small or fit
     stack_bytes: int = STACK_ESTIMATE_BYTES  # the stack counted in the peak: the board's reservation
     _lowered: list[Lowered] | None = field(default=None, repr=False)
 
@@ -162,6 +163,8 @@ class Schedule:
             d["fused_segments"] = [list(s) for s in self.fused]
         if self.streamed:
             d["input"] = "streamed"
+        if self.kernels:
+            d["kernels"] = self.kernels
         return d
 
     # ---- what runs ---------------------------------------------------------------------------

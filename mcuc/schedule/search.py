@@ -91,12 +91,13 @@ class Candidate:
     fused: tuple[tuple[int, int], ...] = ()
     streamed: bool = False
     lower_bound: int = 0
+    kernels: str = ""  # kernel choice of the schedule's nodes (mcuc/passes/kernels.py): fast, small or fit
 
     @staticmethod
     def of(s: Schedule) -> Candidate:
         return Candidate(s.kind, s.split, s.grid, s.halo, s.strategy, s.arena_bytes, s.peak_sram_bytes, s.macs,
                          s.mac_overhead, s.stage_mac_overhead, s.bottleneck, s.fused, s.streamed,
-                         s.planned.lower_bound)
+                         s.planned.lower_bound, s.kernels)
 
     def label(self) -> str:
         fused = f" + {len(self.fused)} fused segments" if self.fused else ""
@@ -153,18 +154,25 @@ def _plan_pairs(shared: tuple[Graph, tuple[str, ...], float | None, tuple[str, .
 
 C = TypeVar("C", Schedule, Candidate)
 
+KERNEL_SPEED = {"fast": 0, "fit": 1, "small": 2}  # kernel choices (mcuc/passes/kernels.py), fastest first
+
+
+def kernel_speed(c: Schedule | Candidate) -> int:
+    """Rank of a candidate's kernel choice: 0 for the fastest (or when no choice was recorded)."""
+    return KERNEL_SPEED.get(c.kernels, 0)
+
 
 def pareto(cands: Sequence[C]) -> list[C]:
-    """Non-dominated candidates on (peak SRAM, MAC overhead), sorted by peak."""
+    """Non-dominated candidates on (peak SRAM, MAC overhead, kernel speed), sorted by peak."""
     front: list[C] = []
-    for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead, c.kind != "layer")):
-        if not front or c.mac_overhead < front[-1].mac_overhead - 1e-12:
+    for c in sorted(cands, key=lambda c: (c.arena_bytes, c.mac_overhead, kernel_speed(c), c.kind != "layer")):
+        if not any(d.mac_overhead <= c.mac_overhead + 1e-12 and kernel_speed(d) <= kernel_speed(c) for d in front):
             front.append(c)
     return front
 
 
 def choose(cands: Sequence[C], max_overhead: float, sram: int | None) -> C:
-    """Given ``sram``: the least MAC overhead whose peak SRAM fits (ties: lower peak); otherwise
+    """Given ``sram``: the least MAC overhead whose peak SRAM fits (ties: faster kernels, then lower peak); otherwise
     the lowest peak within ``max_overhead``. MCUCError saying by how much and where it fails."""
     within = [c for c in cands if c.mac_overhead <= max_overhead + 1e-12]
     if not within:
@@ -174,7 +182,7 @@ def choose(cands: Sequence[C], max_overhead: float, sram: int | None) -> C:
         return lowest
     fits = [c for c in within if c.peak_sram_bytes <= sram]
     if fits:
-        return min(fits, key=lambda c: (c.mac_overhead, c.arena_bytes))
+        return min(fits, key=lambda c: (c.mac_overhead, kernel_speed(c), c.arena_bytes))
     raise MCUCError(
         f"no schedule fits {sram:,} B of SRAM within {max_overhead:.0%} MAC overhead: the best, {lowest.label()} "
         f"(planner {lowest.strategy}, +{lowest.mac_overhead:.1%} MACs), needs {lowest.peak_sram_bytes:,} B "
@@ -184,15 +192,16 @@ def choose(cands: Sequence[C], max_overhead: float, sram: int | None) -> C:
 
 def pareto_table(cands: Sequence[C], chosen: C | None = None) -> str:
     """Markdown table of the Pareto front (peak SRAM vs MAC overhead)."""
-    lines = ["| schedule | split | grid | halo | planner | arena (B) | peak SRAM (B) | MACs | MAC overhead "
-             "| bottleneck |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| schedule | kernels | split | grid | halo | planner | arena (B) | peak SRAM (B) | MACs | MAC overhead "
+             "| bottleneck |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in pareto(cands):
         mark = " (chosen)" if chosen is not None and c is chosen else ""
         grid = "-" if c.kind == "layer" else f"{c.grid[0]}x{c.grid[1]}"
         split = "-" if c.kind == "layer" else str(c.split)
         kind = c.kind + (" + fused" if c.fused else "") + (", streamed input" if c.streamed else "")
-        lines.append(f"| {kind}{mark} | {split} | {grid} | {c.halo} | {c.strategy} | {c.arena_bytes:,} | "
-                     f"{c.peak_sram_bytes:,} | {c.macs:,} | {c.mac_overhead:+.1%} | {c.bottleneck} |")
+        lines.append(f"| {kind}{mark} | {c.kernels or '-'} | {split} | {grid} | {c.halo} | {c.strategy} | "
+                     f"{c.arena_bytes:,} | {c.peak_sram_bytes:,} | {c.macs:,} | {c.mac_overhead:+.1%} | "
+                     f"{c.bottleneck} |")
     return "\n".join(lines)
 
 

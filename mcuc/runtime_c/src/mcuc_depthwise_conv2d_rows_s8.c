@@ -1,0 +1,295 @@
+/* mcuc_depthwise_conv2d_rows_s8.c: depthwise int8 convolution (depth multiplier 1, no dilation) one channel at a
+ * time over a ring of the channel's input rows, widened to int16 with the padding as input_zp (the folded bias
+ * cancels it). DSP cores multiply pairs of taps per SMLAD; MVE cores four output pixels per VMLA with the taps
+ * as scalars; portable C elsewhere. */
+#include "mcuc_conv.h"
+#include "mcuc_simd.h"
+
+#include <stddef.h>
+
+/* Columns of one widened row: every tap of four-pixel groups of output columns, plus one column a two-tap
+ * read may touch past the last tap (the same formula as mcuc_depthwise_conv2d_rows_s8_get_buffer_size). */
+static int32_t mcuc_dw_rows_width(const mcuc_depthwise_conv2d_params_t *p)
+{
+    const int32_t groups = (p->out_w + 3) & ~3;
+    return ((groups + 1) * p->stride_w + p->kernel_w + 2 + 3) & ~3;
+}
+
+static void mcuc_fill_s16(int16_t *dst, int32_t n, int16_t v)
+{
+    for (int32_t i = 0; i < n; ++i) {
+        dst[i] = v;
+    }
+}
+
+/* Input row iy of channel c of image `in` into ring row `row` (int16, `width` columns, padding input_zp). With
+ * `split` (MVE, stride 2), even columns go to the first half of the row and odd ones to the second, so that
+ * the columns a stride-2 group of output pixels reads are contiguous. */
+static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int8_t *in, int32_t c, int32_t iy,
+                              int16_t *row, int32_t width, int split)
+{
+    const int16_t zp = (int16_t)p->input_zp;
+    if (iy < 0 || iy >= p->in_h) {
+        mcuc_fill_s16(row, width, zp);
+        return;
+    }
+    const int32_t channels = p->in_c;
+    const int8_t *src = in + (size_t)iy * p->in_w * channels + c;
+    const int32_t pad = p->pad_left < width ? p->pad_left : width;
+    const int32_t end = p->pad_left + p->in_w < width ? p->in_w : width - pad; /* input columns kept */
+    if (split) {
+        const int32_t half = width >> 1;
+        for (int32_t j = 0; j < width; ++j) {
+            const int32_t x = j - p->pad_left;
+            row[(j & 1) * half + (j >> 1)] = x >= 0 && x < end ? (int16_t)src[(size_t)x * channels] : zp;
+        }
+        return;
+    }
+    mcuc_fill_s16(row, pad, zp);
+    int16_t *dst = row + pad;
+    int32_t x = 0;
+#if defined(MCUC_MVE)
+    const uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)channels);
+    for (; x + 4 <= end; x += 4) {
+        vstrhq_s32(dst + x, vldrbq_gather_offset_s32(src + (size_t)x * channels, offsets));
+    }
+#endif
+    for (; x + 4 <= end; x += 4) {
+        const int8_t *s = src + (size_t)x * channels;
+        dst[x] = s[0];
+        dst[x + 1] = s[channels];
+        dst[x + 2] = s[2 * channels];
+        dst[x + 3] = s[3 * channels];
+    }
+    for (; x < end; ++x) {
+        dst[x] = src[(size_t)x * channels];
+    }
+    mcuc_fill_s16(dst + end, width - pad - end, zp);
+}
+
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+/* What a DSP output row needs besides its input rows: the channel's bias, requantization (table form) and
+ * clamp. */
+typedef struct {
+    int32_t bias, zp, lo, hi, mult, e1, shift;
+    int64_t round;
+} mcuc_dw_rows_out_t;
+
+static inline int8_t mcuc_dw_rows_finish(int32_t acc, const mcuc_dw_rows_out_t *o)
+{
+    const int32_t y = MCUC_LIKELY(o->e1 >= 0) ? mcuc_requantize_right(acc, o->mult, o->round, o->e1)
+                                                : mcuc_requantize_exact(acc, o->mult, o->shift);
+    return mcuc_clamp_s8(y + o->zp, o->lo, o->hi);
+}
+
+#define MCUC_PAIR(r, j, wj, acc) acc = mcuc_smlad((int32_t)mcuc_read_u32((r) + 2 * (j)), (int32_t)(wj), acc)
+
+/* 3x3, stride 1: two output pixels per step share their loads: with x01 = (x0, x1), x12, x23 the input pairs
+ * of a row, pixel 0 takes x01 . (w0, w1) + x2 * w2 and pixel 1 takes x12 . (w0, w1) + x3 * w2. */
+static void mcuc_dw_rows_3x3s1_dsp(const int16_t *const *rows, const uint32_t *pairs, int32_t out_w,
+                                   const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+{
+    const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+    int32_t ox = 0;
+    for (; ox + 2 <= out_w; ox += 2, r0 += 2, r1 += 2, r2 += 2, out += 2 * step) {
+        int32_t a = o->bias, b = o->bias;
+        const int16_t *r[3] = {r0, r1, r2};
+        for (int32_t ky = 0; ky < 3; ++ky) {
+            const int32_t x01 = (int32_t)mcuc_read_u32(r[ky]);
+            const int32_t x12 = (int32_t)mcuc_read_u32(r[ky] + 1);
+            const int32_t x23 = (int32_t)mcuc_read_u32(r[ky] + 2);
+            const int32_t w01 = (int32_t)pairs[2 * ky], w2 = (int32_t)pairs[2 * ky + 1];
+            a = mcuc_smlad(x01, w01, a);
+            a = __smlabb(x23, w2, a);
+            b = mcuc_smlad(x12, w01, b);
+            b = __smlatb(x23, w2, b);
+        }
+        out[0] = mcuc_dw_rows_finish(a, o);
+        out[step] = mcuc_dw_rows_finish(b, o);
+    }
+    if (ox < out_w) {
+        int32_t a = o->bias;
+        MCUC_PAIR(r0, 0, pairs[0], a);
+        MCUC_PAIR(r0, 1, pairs[1], a);
+        MCUC_PAIR(r1, 0, pairs[2], a);
+        MCUC_PAIR(r1, 1, pairs[3], a);
+        MCUC_PAIR(r2, 0, pairs[4], a);
+        MCUC_PAIR(r2, 1, pairs[5], a);
+        out[0] = mcuc_dw_rows_finish(a, o);
+    }
+}
+
+/* Any kernel: the row loop unrolled for rows of 2, 3 or 4 tap pairs (kernel widths 3 to 8). */
+#define MCUC_DW_ROWS_LOOP(KW2)                                                                    \
+    for (int32_t ox = 0; ox < out_w; ++ox, out += step) {                                         \
+        int32_t acc = o->bias;                                                                    \
+        const uint32_t *wp = pairs;                                                               \
+        for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                        \
+            const int16_t *r = rows[ky] + ox * sw;                                                \
+            MCUC_PAIR(r, 0, wp[0], acc);                                                          \
+            if ((KW2) > 1) MCUC_PAIR(r, 1, wp[1 % (KW2)], acc);                                   \
+            if ((KW2) > 2) MCUC_PAIR(r, 2, wp[2 % (KW2)], acc);                                   \
+            if ((KW2) > 3) MCUC_PAIR(r, 3, wp[3 % (KW2)], acc);                                   \
+        }                                                                                         \
+        *out = mcuc_dw_rows_finish(acc, o);                                                       \
+    }
+
+static void mcuc_dw_rows_any_dsp(const int16_t *const *rows, const uint32_t *pairs, int32_t kh, int32_t kw2,
+                                 int32_t sw, int32_t out_w, const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+{
+    if (kw2 == 2) {
+        MCUC_DW_ROWS_LOOP(2)
+    } else if (kw2 == 3) {
+        MCUC_DW_ROWS_LOOP(3)
+    } else if (kw2 == 4) {
+        MCUC_DW_ROWS_LOOP(4)
+    } else {
+        for (int32_t ox = 0; ox < out_w; ++ox, out += step) {
+            int32_t acc = o->bias;
+            const uint32_t *wp = pairs;
+            for (int32_t ky = 0; ky < kh; ++ky, wp += kw2) {
+                const int16_t *r = rows[ky] + ox * sw;
+                for (int32_t j = 0; j < kw2; ++j) {
+                    MCUC_PAIR(r, j, wp[j], acc);
+                }
+            }
+            *out = mcuc_dw_rows_finish(acc, o);
+        }
+    }
+}
+#endif
+
+#if defined(MCUC_MVE)
+/* acc + one row of kw taps for four output pixels: x the row's first tap for pixel 0 (pixels 1 to 3 follow,
+ * their next taps are `next` columns on), w the row's weights. kw is a constant where unrolled. */
+#define MCUC_DW_MVE_TAP(acc, x, w) acc = vmlaq_n_s32(acc, vldrhq_s32(x), (w))
+#endif
+
+void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                   const mcuc_per_channel_quant_params_t *quant,
+                                   int8_t *restrict scratch,
+                                   const int8_t *restrict input,
+                                   const int8_t *restrict weights,
+                                   const int32_t *restrict bias,
+                                   int8_t *restrict output)
+{
+    const int32_t channels = params->in_c;
+    const int32_t kh = params->kernel_h;
+    const int32_t kw = params->kernel_w;
+    const int32_t sh = params->stride_h;
+    const int32_t sw = params->stride_w;
+    const int32_t out_w = params->out_w;
+    const int32_t width = mcuc_dw_rows_width(params);
+    const int32_t zp = params->output_zp;
+    const int32_t lo = params->act_min;
+    const int32_t hi = params->act_max;
+    int16_t *ring = (int16_t *)(void *)scratch;
+#if defined(MCUC_MVE)
+    const int split = sw == 2;
+#else
+    const int split = 0;
+#endif
+    for (int32_t n = 0; n < params->batch; ++n) {
+        const int8_t *in = input + (size_t)n * params->in_h * params->in_w * channels;
+        int8_t *out_b = output + (size_t)n * params->out_h * out_w * channels;
+        for (int32_t c = 0; c < channels; ++c) {
+            const int8_t *w = weights + (size_t)c * kh * kw;
+            int32_t filled = -params->pad_top; /* next input row to widen into the ring */
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+            /* the channel's taps as int16 pairs along each row (an odd row ends with a zero) */
+            uint32_t *pairs = (uint32_t *)(void *)(scratch + (size_t)kh * width * sizeof(int16_t));
+            const int32_t kw2 = (kw + 1) >> 1;
+            for (int32_t ky = 0; ky < kh; ++ky) {
+                for (int32_t j = 0; j < kw2; ++j) {
+                    const int32_t a = w[ky * kw + 2 * j];
+                    const int32_t b = 2 * j + 1 < kw ? w[ky * kw + 2 * j + 1] : 0;
+                    pairs[ky * kw2 + j] = (uint32_t)(a & 0xFFFF) | ((uint32_t)b << 16);
+                }
+            }
+            const int32_t *rq = quant->requant + 4 * c;
+            mcuc_dw_rows_out_t o;
+            o.bias = bias[c];
+            o.zp = zp;
+            o.lo = lo;
+            o.hi = hi;
+            o.mult = rq[0];
+            o.e1 = rq[3];
+            o.shift = quant->shift[c];
+            o.round = (int64_t)(((uint64_t)(uint32_t)rq[2] << 32) | (uint32_t)rq[1]);
+#elif defined(MCUC_MVE)
+            const int32_t shift = quant->shift[c];
+            const int32x4_t multv = vdupq_n_s32(quant->multiplier[c]);
+            const int32x4_t leftv = vdupq_n_s32(shift > 0 ? shift : 0);
+            const int32x4_t rightv = vdupq_n_s32(shift < 0 ? shift : 0);
+            const uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)channels);
+            const int32x4_t lov = vdupq_n_s32(lo);
+            const int32x4_t hiv = vdupq_n_s32(hi);
+            const int32_t half = width >> 1;
+#endif
+            for (int32_t oy = 0; oy < params->out_h; ++oy) {
+                const int32_t iy0 = oy * sh - params->pad_top;
+                for (; filled < iy0 + kh; ++filled) {
+                    mcuc_dw_rows_fill(params, in, c, filled, ring + (size_t)((filled + params->pad_top) % kh) * width,
+                                      width, split);
+                }
+                const int16_t *rows[16];
+                for (int32_t ky = 0; ky < kh; ++ky) {
+                    rows[ky] = ring + (size_t)((iy0 + ky + params->pad_top) % kh) * width;
+                }
+                int8_t *out = out_b + (size_t)oy * out_w * channels + c;
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+                if (kh == 3 && kw == 3 && sw == 1) {
+                    mcuc_dw_rows_3x3s1_dsp(rows, pairs, out_w, &o, out, (size_t)channels);
+                } else {
+                    mcuc_dw_rows_any_dsp(rows, pairs, kh, kw2, sw, out_w, &o, out, (size_t)channels);
+                }
+#elif defined(MCUC_MVE)
+                for (int32_t ox = 0; ox < out_w; ox += 4) {
+                    int32x4_t acc = vdupq_n_s32(bias[c]);
+                    for (int32_t ky = 0; ky < kh; ++ky) {
+                        const int8_t *wr = w + ky * kw;
+                        if (split) {
+                            const int16_t *even = rows[ky] + ox;
+                            const int16_t *odd = even + half;
+                            int32_t kx = 0;
+                            for (; kx + 2 <= kw; kx += 2) {
+                                MCUC_DW_MVE_TAP(acc, even + (kx >> 1), wr[kx]);
+                                MCUC_DW_MVE_TAP(acc, odd + (kx >> 1), wr[kx + 1]);
+                            }
+                            if (kx < kw) {
+                                MCUC_DW_MVE_TAP(acc, even + (kx >> 1), wr[kx]);
+                            }
+                        } else {
+                            const int16_t *x = rows[ky] + ox * sw;
+                            if (kw == 3) {
+                                MCUC_DW_MVE_TAP(acc, x, wr[0]);
+                                MCUC_DW_MVE_TAP(acc, x + 1, wr[1]);
+                                MCUC_DW_MVE_TAP(acc, x + 2, wr[2]);
+                            } else {
+                                for (int32_t kx = 0; kx < kw; ++kx) {
+                                    MCUC_DW_MVE_TAP(acc, x + kx, wr[kx]);
+                                }
+                            }
+                        }
+                    }
+                    acc = vaddq_n_s32(mcuc_requantize_mve(acc, multv, leftv, rightv), zp);
+                    acc = vminq_s32(vmaxq_s32(acc, lov), hiv);
+                    vstrbq_scatter_offset_p_s32(out + (size_t)ox * channels, offsets, acc,
+                                                vctp32q((uint32_t)(out_w - ox)));
+                }
+#else
+                for (int32_t ox = 0; ox < out_w; ++ox) {
+                    int32_t acc = bias[c];
+                    for (int32_t ky = 0; ky < kh; ++ky) {
+                        const int16_t *r = rows[ky] + ox * sw;
+                        for (int32_t kx = 0; kx < kw; ++kx) {
+                            acc += r[kx] * w[ky * kw + kx];
+                        }
+                    }
+                    out[(size_t)ox * channels] = mcuc_output_s8(acc, quant->multiplier[c], quant->shift[c], zp, lo, hi);
+                }
+#endif
+            }
+        }
+    }
+}

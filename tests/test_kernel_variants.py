@@ -1,0 +1,212 @@
+"""Kernel variants (DSP, MVE and their portable C paths) bit-exact with the int8 reference.
+
+Each test builds graphs of many independent one-op branches with random shapes (odd channel counts, every
+kind of border: asymmetric pads, strides, dilations, a kernel larger than its input), random weights, biases
+and requantization scales (some large enough for left shifts), chooses kernels for a board and runs the
+generated C: under QEMU on the Cortex-M4, M7 and M55 boards (the DSP and MVE paths) and on the host with
+ASan/UBSan (the portable paths of the same variant calls).
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from mcuc.boards import load_board
+from mcuc.compiler import CompileOptions, assemble
+from mcuc.ir import Graph, QuantParams
+from mcuc.ops import lower, verify
+from mcuc.passes.kernels import kernel_names, select_kernels
+from mcuc.project import write_project
+from mcuc.runner import verify_project
+from mcuc.schedule.base import layer_schedule
+from mcuc.shapes import conv_out_dim
+from tests.int8_graphs import Int8GraphBuilder
+
+QEMU_BOARDS = ["qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps3-an547"]
+needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                                reason="needs qemu-system-arm and arm-none-eabi-gcc (make sysdeps)")
+
+
+class _Branches(Int8GraphBuilder):
+    """Independent branches, each one op on its own graph input."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.g.inputs, self.g.outputs = [], []
+
+    def input(self, shape: tuple[int, ...]) -> str:
+        x = self.act(shape)
+        self.g.inputs.append(x)
+        return x
+
+    def out_quant(self) -> QuantParams:
+        """Mostly ordinary scales; one in five so small that the requantization shifts left."""
+        r = self.rng
+        s = r.uniform(1e-5, 5e-5) if r.random() < 0.2 else r.uniform(self.min_scale, 0.1)
+        return QuantParams(np.array([s]), np.array([int(r.integers(-30, 30))]))
+
+    def act_range(self, q: QuantParams) -> tuple[int, int]:
+        r = self.rng.random()
+        if r < 0.4:
+            return -128, 127
+        if r < 0.7:
+            return q.zp, 127  # ReLU
+        lo = int(self.rng.integers(-128, 0))
+        return lo, int(self.rng.integers(lo + 1, 128))
+
+    def conv_branch(self, cin: int, cout: int, hw: tuple[int, int], k: tuple[int, int], stride: tuple[int, int],
+                    pads: tuple[int, int, int, int], dil: tuple[int, int] = (1, 1), groups: int = 1) -> None:
+        r = self.rng
+        x = self.input((1, *hw, cin))
+        wt = r.integers(-127, 128, (cout, *k, cin // groups)).astype(np.int8)
+        wn = self.g.const("w", wt, QuantParams(r.uniform(0.002, 0.02, cout), np.zeros(cout), axis=0))
+        bn = self.g.const("b", r.integers(-5000, 5000, cout).astype(np.int32))
+        oh = conv_out_dim(hw[0], k[0], stride[0], pads[0], pads[2], dil[0])
+        ow = conv_out_dim(hw[1], k[1], stride[1], pads[1], pads[3], dil[1])
+        q = self.out_quant()
+        lo, hi = self.act_range(q)
+        y = self.node("conv2d", [x, wn, bn], (1, oh, ow, cout), q, strides=stride, pads=pads, dilations=dil,
+                      groups=groups, act_min=lo, act_max=hi)
+        self.g.outputs.append(y)
+
+    def fc_branch(self, rows: int, k: int, n: int) -> None:
+        r = self.rng
+        x = self.input((1, rows, k))
+        wn = self.g.const("w", r.integers(-127, 128, (n, k)).astype(np.int8),
+                          QuantParams(r.uniform(0.001, 0.01, n), np.zeros(n), axis=0))
+        bn = self.g.const("b", r.integers(-5000, 5000, n).astype(np.int32))
+        q = self.out_quant()
+        lo, hi = self.act_range(q)
+        self.g.outputs.append(self.node("fully_connected", [x, wn, bn], (1, rows, n), q, act_min=lo, act_max=hi))
+
+
+def conv_family_graph(seed: int) -> Graph:
+    """Pointwise, general and depthwise convolutions and fully connected layers over random shapes."""
+    b = _Branches(seed)
+    r = b.rng
+    odd = [1, 3, 5, 7, 13, 17, 33]
+    for cin, cout in [(16, 24), (17, 5), (40, 13), (3, 8), (1, 1), (33, 3), (int(r.choice(odd)), 64)]:
+        b.conv_branch(cin, cout, (int(r.integers(3, 8)), int(r.integers(3, 8))), (1, 1), (1, 1), (0, 0, 0, 0))
+    b.conv_branch(24, 7, (7, 6), (1, 1), (2, 2), (0, 0, 0, 0))  # strided pointwise
+    b.conv_branch(8, 5, (5, 5), (1, 1), (1, 1), (1, 0, 0, 1))  # padded pointwise: an im2col, not a GEMM
+    for cin, cout, k, s, pads, dil in [(3, 16, 3, 2, (1, 1, 1, 1), 1), (3, 8, 7, 2, (3, 3, 3, 3), 1),
+                                       (16, 9, 3, 1, (1, 1, 1, 1), 1), (5, 3, 5, 1, (2, 1, 0, 2), 2),
+                                       (7, 4, 3, 2, (0, 1, 1, 0), 1), (2, 3, 5, 1, (4, 4, 4, 4), 1)]:
+        hw = (int(r.integers(9, 12)), int(r.integers(9, 12)))
+        b.conv_branch(cin, cout, hw, (k, k), (s, s), pads, (dil, dil))
+    b.conv_branch(6, 5, (6, 7), (1, 3), (1, 2), (0, 1, 0, 1))  # 1x3 kernel
+    for ch, k, s, mult in [(96, 3, 1, 1), (13, 3, 2, 1), (7, 5, 1, 1), (33, 5, 2, 1), (24, 7, 1, 1),
+                           (5, 7, 2, 1), (3, 3, 1, 2), (1, 3, 1, 1), (17, 3, 1, 1)]:
+        pads = tuple(int(v) for v in r.integers(0, k // 2 + 1, 4))
+        hw = (int(r.integers(max(k - pads[0] - pads[2], 1), 11)), int(r.integers(max(k - pads[1] - pads[3], 1), 11)))
+        b.conv_branch(ch, ch * mult, hw, (k, k), (s, s), pads, groups=ch)  # type: ignore[arg-type]
+    b.conv_branch(8, 8, (9, 9), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), groups=8)  # dilated depthwise
+    for k in (3, 5, 7):  # depthwise at strides 1 and 2 (each direction), odd channels, any border
+        for s in ((1, 1), (2, 2), (1, 2), (2, 1)):
+            ch = int(r.choice([1, 2, 3, 5, 6, 9, 11, 19, 21, 37]))
+            pads = tuple(int(v) for v in r.integers(0, k, 4))
+            hw = (int(r.integers(max(k - pads[0] - pads[2], 1), 14)),
+                  int(r.integers(max(k - pads[1] - pads[3], 1), 14)))
+            b.conv_branch(ch, ch, hw, (k, k), s, pads, groups=ch)  # type: ignore[arg-type]
+    b.conv_branch(5, 5, (4, 3), (7, 7), (1, 1), (3, 3, 3, 3), groups=5)  # window wider than the image
+    b.conv_branch(7, 7, (8, 9), (3, 3), (3, 3), (1, 1, 1, 1), groups=7)  # stride 3: the channel-quad variant
+    for rows, k, n in [(1, 160, 10), (1, 17, 3), (2, 64, 9), (3, 5, 1), (5, 33, 17), (4, 1, 4)]:
+        b.fc_branch(rows, k, n)
+    verify(b.g, quantized=True)
+    return b.g
+
+
+def _compile(g: Graph, board: str, mode: str, tmp_path):
+    kg = select_kernels(g, load_board(board).isa, mode)
+    c = assemble(layer_schedule(kg).plan("best"), load_board(board), CompileOptions(board=board, kernels=mode))
+    return kg, write_project(c, str(tmp_path / f"{board}-{mode}"))
+
+
+EXPECTED = {  # variants the conv-family graph must exercise per (core ISA, mode)
+    ("dsp", "fast"): {"mcuc_conv2d_wide_s8", "mcuc_fully_connected_wide_s8", "mcuc_fully_connected_simd_s8",
+                      "mcuc_depthwise_conv2d_rows_s8", "mcuc_depthwise_conv2d_simd_s8"},
+    ("dsp", "small"): {"mcuc_conv2d_1x1_s8", "mcuc_fully_connected_simd_s8", "mcuc_depthwise_conv2d_simd_s8"},
+    ("mve", "fast"): {"mcuc_conv2d_1x1_s8", "mcuc_conv2d_im2col_s8", "mcuc_fully_connected_simd_s8",
+                      "mcuc_depthwise_conv2d_rows_s8", "mcuc_depthwise_conv2d_simd_s8"},
+    ("mve", "small"): {"mcuc_conv2d_1x1_s8", "mcuc_fully_connected_simd_s8", "mcuc_depthwise_conv2d_simd_s8"},
+}
+
+
+def _expected(board: str, mode: str) -> set[str]:
+    isa = load_board(board).isa
+    return EXPECTED.get(("mve" if "mve" in isa else "dsp", mode), set())
+
+
+def test_variant_references_equal_portable_references():
+    """The constants a variant reads (folded bias, re-laid weights, requant table) give the portable integers."""
+    from mcuc.reference import conv as rconv
+
+    family = conv_family_graph(1)
+    rng = np.random.default_rng(0)
+    checked = set()
+    chosen = [select_kernels(family, ("dsp", "mve"), mode) for mode in ("fast", "small")]
+    for g, n in [(kg, n) for kg in chosen for n in kg.nodes]:
+        if not n.attrs.get("variant"):
+            continue
+        low = lower(g, n)
+        env = {x: rng.integers(-128, 128, g.tensors[x].shape).astype(np.int8) for x in g.inputs}
+        env.update({k: t.data for k, t in g.tensors.items() if t.data is not None})
+        want = low.ref(env)
+        arrays = [a.data for a in low.arrays]
+        w = g.tensors[n.inputs[1]].data
+        rows = w.reshape(w.shape[0], -1)
+        bias = arrays[-1]
+        if "wide" in low.func:
+            relaid = rconv.unpack_wide_pairs(arrays[-2], *rows.shape)
+        elif low.func in ("mcuc_conv2d_1x1_s8", "mcuc_conv2d_im2col_s8", "mcuc_fully_connected_simd_s8"):
+            relaid = rconv.unpack_quad_rows(arrays[-2], *rows.shape)
+        elif low.func == "mcuc_depthwise_conv2d_simd_s8":
+            relaid = rconv.unpack_channel_quads(arrays[-2], *rows.shape)
+        elif low.func == "mcuc_depthwise_conv2d_rows_s8":
+            relaid = rows  # the model's weights, as the portable kernel reads them
+            assert low.args[2].kind == "scratch" and low.args[4].value == n.inputs[1], "the weights unchanged"
+        else:
+            continue
+        assert np.array_equal(relaid, rows), low.func
+        quant = rconv.PerChannelQuant(arrays[0], arrays[1])
+        assert np.array_equal(arrays[2], rconv.requant_table(quant))
+        x = env[n.inputs[0]]
+        yq = g.tensors[n.outputs[0]].quant
+        lo, hi = int(n.attrs["act_min"]), int(n.attrs["act_max"])
+        if n.op == "conv2d":
+            a = n.attrs
+            depthwise = "depthwise" in low.func
+            params = rconv.Conv2dParams(tuple(a["strides"]), tuple(a["dilations"]), tuple(a["pads"]),
+                                        x.shape[3] if depthwise else 1, g.tensors[n.inputs[0]].quant.zp, yq.zp,
+                                        lo, hi)
+            folded = rconv.depthwise_conv2d_folded_s8 if depthwise else rconv.conv2d_folded_s8
+            got = folded(params, quant, x, relaid, bias, w.shape[1:3])
+        else:
+            got = rconv.gemm_folded_s8(x.reshape(-1, rows.shape[1]), relaid, bias, quant, yq.zp, lo, hi)
+        assert np.array_equal(got.reshape(want.shape), want), low.func
+        checked.add(low.func)
+    assert checked >= EXPECTED[("mve", "fast")] | EXPECTED[("mve", "small")], checked
+
+
+@pytest.mark.parametrize("mode", ["fast", "small"])
+def test_conv_family_variants_bit_exact_on_host(tmp_path, mode):
+    """The portable C paths of the variants, under ASan/UBSan, for the calls an M55 and an M4 compile make."""
+    g = conv_family_graph(seed=2)
+    for board in ("qemu-mps3-an547", "qemu-mps2-an386"):
+        kg, out = _compile(g, board, mode, tmp_path)
+        assert _expected(board, mode) <= set(kernel_names(kg).values())
+        res = verify_project(out, kg, samples=2, seed=1, target="host")
+        assert res["mismatched"] == 0, (board, res)
+
+
+@needs_qemu
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+@pytest.mark.parametrize("mode", ["fast", "small"])
+def test_conv_family_variants_bit_exact_under_qemu(tmp_path, board, mode):
+    g = conv_family_graph(seed=3)
+    kg, out = _compile(g, board, mode, tmp_path)
+    assert _expected(board, mode) <= set(kernel_names(kg).values())
+    res = verify_project(out, kg, samples=2, seed=4, target="qemu", board=board)
+    assert res["mismatched"] == 0, res
