@@ -16,7 +16,7 @@ import pytest
 from mcuc.boards import load_board
 from mcuc.compiler import CompileOptions, assemble
 from mcuc.ir import Graph, QuantParams
-from mcuc.ops import lower, verify
+from mcuc.ops import KernelVariant, lower, verify
 from mcuc.passes.kernels import kernel_names, select_kernels
 from mcuc.project import write_project
 from mcuc.runner import verify_project
@@ -188,6 +188,43 @@ def test_variant_references_equal_portable_references():
         assert np.array_equal(got.reshape(want.shape), want), low.func
         checked.add(low.func)
     assert checked >= EXPECTED[("mve", "fast")] | EXPECTED[("mve", "small")], checked
+
+
+# The faster depthwise variant by bench/kernels.py's QEMU counts (48 channels, 40x40), per (core ISA, k, stride).
+DEPTHWISE_FASTEST = {
+    "dsp": {(3, 1): "rows", (3, 2): "simd", (5, 1): "rows", (5, 2): "rows", (7, 1): "rows", (7, 2): "rows"},
+    "mve": {(3, 1): "simd", (3, 2): "simd", (5, 1): "rows", (5, 2): "simd", (7, 1): "rows", (7, 2): "simd"},
+}
+
+
+@pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps3-an547"])
+def test_depthwise_variant_follows_the_cost_rule(board):
+    """``fast`` takes the depthwise variant the per-core cost rule ranks first for the layer's taps and stride
+    (rows or channel quads, whichever the counts say is quicker), not the first one listed; ``small`` the
+    channel quads (no scratch)."""
+    isa = load_board(board).isa
+    b = _Branches(0)
+    shapes = list(DEPTHWISE_FASTEST["dsp"])
+    for k, s in shapes:
+        b.conv_branch(48, 48, (20, 20), (k, k), (s, s), (k // 2,) * 4, groups=48)  # type: ignore[arg-type]
+    want = DEPTHWISE_FASTEST["mve" if "mve" in isa else "dsp"]
+    fast = kernel_names(select_kernels(b.g, isa, "fast"))
+    small = kernel_names(select_kernels(b.g, isa, "small"))
+    for n, shape in zip(b.g.nodes, shapes, strict=True):
+        assert fast[n.name] == f"mcuc_depthwise_conv2d_{want[shape]}_s8", shape
+        assert small[n.name] == "mcuc_depthwise_conv2d_simd_s8", shape
+
+
+def test_entries_of_one_kernel_differ_only_in_isa_and_cost():
+    """variant_of finds a node's variant by function name alone, so the per-ISA entries of one C function must
+    agree on everything but the cores they run on and their cost estimate."""
+    from mcuc.ops.base import OPS
+
+    for op in OPS.values():
+        first: dict[str, KernelVariant] = {}
+        for v in op.variants:
+            f = first.setdefault(v.func, v)
+            assert (v.applies, v.specialise, v.scratch) == (f.applies, f.specialise, f.scratch), v.func
 
 
 @pytest.mark.parametrize("mode", ["fast", "small"])
