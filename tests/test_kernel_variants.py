@@ -118,6 +118,25 @@ def conv_family_graph(seed: int) -> Graph:
     return b.g
 
 
+def elementwise_graph(seed: int) -> Graph:
+    """Adds and subs of same-shape operands (odd sizes, scales apart by up to 50x, fused clamps, an operand
+    used twice) and a broadcast add, which keeps the portable kernel."""
+    b = _Branches(seed)
+    r = b.rng
+    for op, shape in [("add", (1, 5, 7, 13)), ("add", (1, 1)), ("sub", (1, 3, 3, 17)), ("add", (1, 40, 24)),
+                      ("add", (1, 9, 11, 3)), ("sub", (1, 2, 1, 5)), ("add", (1, 333))]:
+        x1 = b.input(shape)
+        x2 = x1 if r.random() < 0.15 else b.input(shape)
+        b.g.tensors[x1].quant = QuantParams(np.array([r.uniform(0.002, 0.1)]), np.array([int(r.integers(-128, 128))]))
+        q = QuantParams(np.array([r.uniform(0.01, 0.2)]), np.array([int(r.integers(-20, 20))]))
+        lo, hi = b.act_range(q)
+        b.g.outputs.append(b.node(op, [x1, x2], shape, q, act_min=lo, act_max=hi))
+    x1, x2 = b.input((1, 4, 5, 6)), b.input((1, 1, 1, 6))
+    b.g.outputs.append(b.node("add", [x1, x2], (1, 4, 5, 6), b.quant()))
+    verify(b.g, quantized=True)
+    return b.g
+
+
 def _compile(g: Graph, board: str, mode: str, tmp_path):
     kg = select_kernels(g, load_board(board).isa, mode)
     c = assemble(layer_schedule(kg).plan("best"), load_board(board), CompileOptions(board=board, kernels=mode))
@@ -225,6 +244,42 @@ def test_entries_of_one_kernel_differ_only_in_isa_and_cost():
         for v in op.variants:
             f = first.setdefault(v.func, v)
             assert (v.applies, v.specialise, v.scratch) == (f.applies, f.specialise, f.scratch), v.func
+
+
+def test_add_tables_equal_the_formula():
+    """mcuc_add_simd_s8's tables and single requantization give add_s8 / sub_s8 on all 65536 input pairs."""
+    from mcuc.reference import elementwise as relem
+
+    rng = np.random.default_rng(0)
+    q = np.arange(-128, 128)
+    q1, q2 = np.repeat(q, 256), np.tile(q, 256)
+    for _ in range(20):
+        s1, s2 = rng.uniform(0.001, 0.2, 2)
+        zp1, zp2, zpo = (int(v) for v in rng.integers(-128, 128, 3))
+        p = relem.prepare_add(s1, zp1, s2, zp2, rng.uniform(0.005, 0.3), zpo, *sorted(rng.integers(-128, 128, 2)))
+        for sign, ref in ((1, relem.add_s8), (-1, relem.sub_s8)):
+            got = relem.add_tables_s8(p, relem.add_tables(p, sign), q1, q2)
+            assert np.array_equal(got, ref(p, q1, q2))
+
+
+def _check_elementwise(tmp_path, board: str, target: str) -> None:
+    g = elementwise_graph(seed=5)
+    kg, out = _compile(g, board, "fast", tmp_path)
+    names = kernel_names(kg)
+    assert sorted(names.values()) == ["mcuc_add_simd_s8"] * 7, names  # every same-shape add and sub
+    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
+    assert res["mismatched"] == 0, res
+
+
+def test_add_variant_bit_exact_on_host(tmp_path):
+    """The C path of mcuc_add_simd_s8 under ASan/UBSan."""
+    _check_elementwise(tmp_path, "qemu-mps2-an386", "host")
+
+
+@needs_qemu
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+def test_add_variant_bit_exact_under_qemu(tmp_path, board):
+    _check_elementwise(tmp_path, board, "qemu")
 
 
 @pytest.mark.parametrize("mode", ["fast", "small"])
