@@ -137,6 +137,26 @@ def elementwise_graph(seed: int) -> Graph:
     return b.g
 
 
+def avgpool_graph(seed: int) -> Graph:
+    """Average pools over odd channel counts, padded and strided windows, global pools up to the 256-tap limit
+    of the variant, and one larger window (the portable kernel)."""
+    b = _Branches(seed)
+    none = (0, 0, 0, 0)
+    for ch, hw, k, s, pads in [(3, (7, 9), (3, 3), (2, 2), (1, 1, 1, 1)), (13, (5, 5), (5, 5), (1, 1), none),
+                               (320, (5, 5), (5, 5), (1, 1), none), (1, (6, 4), (2, 3), (1, 2), (0, 1, 1, 0)),
+                               (33, (16, 16), (16, 16), (1, 1), none), (7, (4, 4), (3, 3), (1, 1), (2, 2, 2, 2)),
+                               (6, (17, 17), (17, 17), (1, 1), none)]:
+        x = b.input((1, *hw, ch))
+        q = b.g.tensors[x].quant
+        oh = conv_out_dim(hw[0], k[0], s[0], pads[0], pads[2], 1)
+        ow = conv_out_dim(hw[1], k[1], s[1], pads[1], pads[3], 1)
+        lo, hi = b.act_range(q)
+        b.g.outputs.append(b.node("avgpool", [x], (1, oh, ow, ch), q, kernel=k, strides=s, pads=pads,
+                                  act_min=lo, act_max=hi))
+    verify(b.g, quantized=True)
+    return b.g
+
+
 def _compile(g: Graph, board: str, mode: str, tmp_path):
     kg = select_kernels(g, load_board(board).isa, mode)
     c = assemble(layer_schedule(kg).plan("best"), load_board(board), CompileOptions(board=board, kernels=mode))
@@ -280,6 +300,25 @@ def test_add_variant_bit_exact_on_host(tmp_path):
 @pytest.mark.parametrize("board", QEMU_BOARDS)
 def test_add_variant_bit_exact_under_qemu(tmp_path, board):
     _check_elementwise(tmp_path, board, "qemu")
+
+
+def _check_avgpool(tmp_path, board: str, target: str) -> None:
+    g = avgpool_graph(seed=6)
+    kg, out = _compile(g, board, "small", tmp_path)
+    assert sorted(kernel_names(kg).values()) == ["mcuc_avgpool_simd_s8"] * 6  # all but the 289-tap window
+    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
+    assert res["mismatched"] == 0, res
+
+
+def test_avgpool_variant_bit_exact_on_host(tmp_path):
+    """The C path of mcuc_avgpool_simd_s8 (reciprocal division) under ASan/UBSan."""
+    _check_avgpool(tmp_path, "qemu-mps2-an386", "host")
+
+
+@needs_qemu
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+def test_avgpool_variant_bit_exact_under_qemu(tmp_path, board):
+    _check_avgpool(tmp_path, board, "qemu")
 
 
 @pytest.mark.parametrize("mode", ["fast", "small"])
