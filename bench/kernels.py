@@ -1,7 +1,7 @@
 """Kernel speed side by side: mcuc's kernels (portable C and the variants chosen per core) against
 CMSIS-NN's, in instructions per MAC under QEMU on Cortex-M4, M7 and M55, plus whole models.
 
-    python -m bench.kernels [--layers all|NAME,...] [--models mcunet-tiny,...|none] [--boards M4,M7,M55]
+    python -m bench.kernels [--layers all|six|none|NAME,...] [--models none|all|mcunet-tiny,...] [--boards M4,M7,M55]
     CMSIS_NN_DIR=/path/to/CMSIS-NN python -m bench.kernels    # adds CMSIS-NN's kernels (not vendored)
 
 Each layer class is one op: the layers are the branches of one ONNX model (every branch one op on its
@@ -10,6 +10,10 @@ instruction-count plugin (the same counts as `mcuc run --target qemu --profile`)
 portable kernels and once with the kernels mcuc chooses for the core. With CMSIS_NN_DIR, the same
 shapes run through CMSIS-NN's int8 kernels (bench/cmsis_nn.py builds them with the same compiler,
 flags and QEMU boards). Every count is exact and repeatable; ratios are mcuc / CMSIS-NN.
+
+``--models`` adds whole zoo models (MODELS: MCUNet-style CNNs, MobileNetV2-0.35 at 96 px, a DHVT
+transformer), each compiled for every QEMU board with ``--kernels fast`` and with the portable kernels,
+in instructions per MAC of one whole inference.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mcuc.boards import load_board
 from mcuc.compiler import CompileOptions, assemble, compile_model, quantized_graph
+from mcuc.ir import Graph
 from mcuc.passes.kernels import select_kernels
 from mcuc.project import write_project
 from mcuc.schedule.base import layer_schedule
@@ -191,26 +196,36 @@ def layer_macs(layer: Layer) -> int:
     return rows * c
 
 
-def mcuc_counts(layers: list[Layer], board: str, work: Path, portable: bool) -> dict[str, int]:
-    """Instructions of each layer's op(s) under QEMU ``board``: the kernels mcuc chooses for the board's core,
-    or (``portable``) the portable C kernels only."""
-    onnx_path = layers_model(layers, work / "layers.onnx")
-    tag = "portable" if portable else "fast"
-    out = work / f"{board}-{tag}"
+def build(onnx_path: Path, board: str, out: Path, portable: bool) -> tuple[Graph, int]:
+    """Compile ``onnx_path`` for QEMU ``board`` into ``out``: with ``--kernels fast`` (what mcuc chooses for the
+    core), or (``portable``) the portable C kernels on a layer-by-layer schedule. Returns the compiled int8
+    graph and its MACs."""
     with contextlib.redirect_stderr(io.StringIO()):  # the synthetic-calibration warning, once per input
         if portable:
             opts = CompileOptions(board=board)
             qg, _ = quantized_graph(str(onnx_path), opts, progress=lambda m: None)
             qg = select_kernels(qg, (), "small")
-            write_project(assemble(layer_schedule(qg).plan("best"), load_board(board), opts), str(out))
+            compiled = assemble(layer_schedule(qg).plan("best"), load_board(board), opts)
             g = qg
         else:
             compiled = compile_model(str(onnx_path), CompileOptions(board=board, kernels="fast"),
                                      progress=lambda m: None)
-            write_project(compiled, str(out))
             g = compiled.graph
-    x = np.random.default_rng(1).integers(-128, 128, (1, sum(g.tensors[i].size for i in g.inputs)), np.int8)
-    counts = count_instructions(out, g, board, x)
+        write_project(compiled, str(out))
+    return g, int(compiled.report.macs)
+
+
+def _sample(g: Graph, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, (1, sum(g.tensors[i].size for i in g.inputs)), np.int8)
+
+
+def mcuc_counts(layers: list[Layer], board: str, work: Path, portable: bool) -> dict[str, int]:
+    """Instructions of each layer's op(s) under QEMU ``board``: the kernels mcuc chooses for the board's core,
+    or (``portable``) the portable C kernels only."""
+    onnx_path = layers_model(layers, work / "layers.onnx")
+    out = work / f"{board}-{'portable' if portable else 'fast'}"
+    g, _ = build(onnx_path, board, out, portable)
+    counts = count_instructions(out, g, board, _sample(g))
     per_layer: dict[str, int] = {layer.name: 0 for layer in layers}
     for op in counts["per_op"]:
         i = int(op["name"].split("layer")[1].split("_")[0].split("/")[0])
@@ -218,28 +233,44 @@ def mcuc_counts(layers: list[Layer], board: str, work: Path, portable: bool) -> 
     return per_layer
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layers", default="all", help="all, six, or comma-separated layer names")
-    ap.add_argument("--boards", default="M4,M7,M55")
-    ap.add_argument("--no-portable", action="store_true", help="skip the portable-kernel columns")
-    args = ap.parse_args()
-    layers = LAYERS if args.layers == "all" else SIX if args.layers == "six" else \
-        [la for la in LAYERS if la.name in args.layers.split(",")]
-    cores = args.boards.split(",")
-    work = Path(tempfile.mkdtemp(prefix="mcuc-bench-kernels-"))
-    cmsis_dir = os.environ.get("CMSIS_NN_DIR")
-    results: dict[tuple[str, str], dict[str, int]] = {}
-    for core in cores:
-        board = BOARDS[core]
-        results[(core, "mcuc")] = mcuc_counts(layers, board, work, portable=False)
-        if not args.no_portable:
-            results[(core, "portable")] = mcuc_counts(layers, board, work, portable=True)
-        if cmsis_dir:
-            from bench.cmsis_nn import cmsis_counts
+# Whole models: (zoo name, build overrides). MobileNetV2-0.35 at 96 px is the MCUNet/MobileNet-style CNN of
+# issue 12's whole-model target; dhvt-small is the transformer.
+MODELS = {"mcunet-tiny": {}, "mcunet-vww1": {}, "mobilenetv2-0.35": {"resolution": 96}, "dhvt-small": {}}
 
-            results[(core, "cmsis")] = cmsis_counts(layers, board, Path(cmsis_dir), work)
-        print(f"counted {core}", file=sys.stderr, flush=True)
+
+def model_per_mac(name: str, board: str, work: Path, portable: bool) -> tuple[float, int]:
+    """(instructions per MAC of one whole inference, MACs) of zoo model ``name`` on QEMU ``board``, counted from
+    reset of the inference to its end (every op and the code between them)."""
+    from bench.common import export_zoo
+
+    onnx_path = work / f"{name}.onnx"
+    if not onnx_path.exists():
+        export_zoo(name, work, **MODELS.get(name, {}))
+    out = work / f"{name}-{board}-{'portable' if portable else 'fast'}"
+    g, macs = build(onnx_path, board, out, portable)
+    counts = count_instructions(out, g, board, _sample(g))
+    return counts["total"] / counts["macs"], counts["macs"]
+
+
+def print_models(names: list[str], cores: list[str], work: Path) -> None:
+    """The whole-model table: instructions per MAC with portable and with fast kernels, per core."""
+    print("\n| model | MACs |" + "".join(f" {c}: portable / fast |" for c in cores))
+    print("|---|---:|" + "---|" * len(cores))
+    for name in names:
+        cells, macs = [], 0
+        for core in cores:
+            p, macs = model_per_mac(name, BOARDS[core], work, portable=True)
+            f, _ = model_per_mac(name, BOARDS[core], work, portable=False)
+            cells.append(f"{p:.2f} / {f:.2f}")
+            print(f"counted {name} on {core}", file=sys.stderr, flush=True)
+        label = f"{name} ({MODELS[name]['resolution']} px)" if "resolution" in MODELS.get(name, {}) else name
+        print(f"| {label} | {macs:,} |" + "".join(f" {c} |" for c in cells), flush=True)
+    print("\ninstructions per MAC of one inference (every op and the code between them), random int8 input")
+
+
+def print_layers(layers: list[Layer], cores: list[str], results: dict[tuple[str, str], dict[str, int]],
+                 cmsis_dir: str | None) -> None:
+    """The layer table: instructions per MAC with portable, mcuc's and CMSIS-NN's kernels, per core."""
     head = "| layer |" + "".join(f" {c}: portable / mcuc / CMSIS-NN (ratio) |" for c in cores)
     print(head)
     print("|---|" + "---|" * len(cores))
@@ -259,6 +290,37 @@ def main() -> None:
 
         print(f"\nCMSIS-NN: {cmsis_commit(Path(cmsis_dir))} ({cmsis_dir}); instructions per MAC (add and average "
               "pool: per element read), ratio = mcuc / CMSIS-NN")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", default="all", help="all, six, none, or comma-separated layer names")
+    ap.add_argument("--boards", default="M4,M7,M55")
+    ap.add_argument("--no-portable", action="store_true", help="skip the portable-kernel columns")
+    ap.add_argument("--models", default="none",
+                    help=f"whole models after the layers: none, all ({','.join(MODELS)}) or comma-separated zoo names")
+    args = ap.parse_args()
+    layers = [] if args.layers == "none" else LAYERS if args.layers == "all" else SIX if args.layers == "six" else \
+        [la for la in LAYERS if la.name in args.layers.split(",")]
+    models = [] if args.models == "none" else list(MODELS) if args.models == "all" else args.models.split(",")
+    cores = args.boards.split(",")
+    work = Path(tempfile.mkdtemp(prefix="mcuc-bench-kernels-"))
+    cmsis_dir = os.environ.get("CMSIS_NN_DIR")
+    results: dict[tuple[str, str], dict[str, int]] = {}
+    for core in cores if layers else []:
+        board = BOARDS[core]
+        results[(core, "mcuc")] = mcuc_counts(layers, board, work, portable=False)
+        if not args.no_portable:
+            results[(core, "portable")] = mcuc_counts(layers, board, work, portable=True)
+        if cmsis_dir:
+            from bench.cmsis_nn import cmsis_counts
+
+            results[(core, "cmsis")] = cmsis_counts(layers, board, Path(cmsis_dir), work)
+        print(f"counted {core}", file=sys.stderr, flush=True)
+    if layers:
+        print_layers(layers, cores, results, cmsis_dir)
+    if models:
+        print_models(models, cores, work)
 
 
 if __name__ == "__main__":

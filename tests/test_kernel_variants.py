@@ -16,7 +16,7 @@ import pytest
 from mcuc.boards import load_board
 from mcuc.compiler import CompileOptions, assemble
 from mcuc.ir import Graph, QuantParams
-from mcuc.ops import lower, verify
+from mcuc.ops import KernelVariant, lower, verify
 from mcuc.passes.kernels import kernel_names, select_kernels
 from mcuc.project import write_project
 from mcuc.runner import verify_project
@@ -118,6 +118,45 @@ def conv_family_graph(seed: int) -> Graph:
     return b.g
 
 
+def elementwise_graph(seed: int) -> Graph:
+    """Adds and subs of same-shape operands (odd sizes, scales apart by up to 50x, fused clamps, an operand
+    used twice) and a broadcast add, which keeps the portable kernel."""
+    b = _Branches(seed)
+    r = b.rng
+    for op, shape in [("add", (1, 5, 7, 13)), ("add", (1, 1)), ("sub", (1, 3, 3, 17)), ("add", (1, 40, 24)),
+                      ("add", (1, 9, 11, 3)), ("sub", (1, 2, 1, 5)), ("add", (1, 333))]:
+        x1 = b.input(shape)
+        x2 = x1 if r.random() < 0.15 else b.input(shape)
+        b.g.tensors[x1].quant = QuantParams(np.array([r.uniform(0.002, 0.1)]), np.array([int(r.integers(-128, 128))]))
+        q = QuantParams(np.array([r.uniform(0.01, 0.2)]), np.array([int(r.integers(-20, 20))]))
+        lo, hi = b.act_range(q)
+        b.g.outputs.append(b.node(op, [x1, x2], shape, q, act_min=lo, act_max=hi))
+    x1, x2 = b.input((1, 4, 5, 6)), b.input((1, 1, 1, 6))
+    b.g.outputs.append(b.node("add", [x1, x2], (1, 4, 5, 6), b.quant()))
+    verify(b.g, quantized=True)
+    return b.g
+
+
+def avgpool_graph(seed: int) -> Graph:
+    """Average pools over odd channel counts, padded and strided windows, global pools up to the 256-tap limit
+    of the variant, and one larger window (the portable kernel)."""
+    b = _Branches(seed)
+    none = (0, 0, 0, 0)
+    for ch, hw, k, s, pads in [(3, (7, 9), (3, 3), (2, 2), (1, 1, 1, 1)), (13, (5, 5), (5, 5), (1, 1), none),
+                               (320, (5, 5), (5, 5), (1, 1), none), (1, (6, 4), (2, 3), (1, 2), (0, 1, 1, 0)),
+                               (33, (16, 16), (16, 16), (1, 1), none), (7, (4, 4), (3, 3), (1, 1), (2, 2, 2, 2)),
+                               (6, (17, 17), (17, 17), (1, 1), none)]:
+        x = b.input((1, *hw, ch))
+        q = b.g.tensors[x].quant
+        oh = conv_out_dim(hw[0], k[0], s[0], pads[0], pads[2], 1)
+        ow = conv_out_dim(hw[1], k[1], s[1], pads[1], pads[3], 1)
+        lo, hi = b.act_range(q)
+        b.g.outputs.append(b.node("avgpool", [x], (1, oh, ow, ch), q, kernel=k, strides=s, pads=pads,
+                                  act_min=lo, act_max=hi))
+    verify(b.g, quantized=True)
+    return b.g
+
+
 def _compile(g: Graph, board: str, mode: str, tmp_path):
     kg = select_kernels(g, load_board(board).isa, mode)
     c = assemble(layer_schedule(kg).plan("best"), load_board(board), CompileOptions(board=board, kernels=mode))
@@ -188,6 +227,98 @@ def test_variant_references_equal_portable_references():
         assert np.array_equal(got.reshape(want.shape), want), low.func
         checked.add(low.func)
     assert checked >= EXPECTED[("mve", "fast")] | EXPECTED[("mve", "small")], checked
+
+
+# The faster depthwise variant by bench/kernels.py's QEMU counts (48 channels, 40x40), per (core ISA, k, stride).
+DEPTHWISE_FASTEST = {
+    "dsp": {(3, 1): "rows", (3, 2): "simd", (5, 1): "rows", (5, 2): "rows", (7, 1): "rows", (7, 2): "rows"},
+    "mve": {(3, 1): "simd", (3, 2): "simd", (5, 1): "rows", (5, 2): "simd", (7, 1): "rows", (7, 2): "simd"},
+}
+
+
+@pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps3-an547"])
+def test_depthwise_variant_follows_the_cost_rule(board):
+    """``fast`` takes the depthwise variant the per-core cost rule ranks first for the layer's taps and stride
+    (rows or channel quads, whichever the counts say is quicker), not the first one listed; ``small`` the
+    channel quads (no scratch)."""
+    isa = load_board(board).isa
+    b = _Branches(0)
+    shapes = list(DEPTHWISE_FASTEST["dsp"])
+    for k, s in shapes:
+        b.conv_branch(48, 48, (20, 20), (k, k), (s, s), (k // 2,) * 4, groups=48)  # type: ignore[arg-type]
+    want = DEPTHWISE_FASTEST["mve" if "mve" in isa else "dsp"]
+    fast = kernel_names(select_kernels(b.g, isa, "fast"))
+    small = kernel_names(select_kernels(b.g, isa, "small"))
+    for n, shape in zip(b.g.nodes, shapes, strict=True):
+        assert fast[n.name] == f"mcuc_depthwise_conv2d_{want[shape]}_s8", shape
+        assert small[n.name] == "mcuc_depthwise_conv2d_simd_s8", shape
+
+
+def test_entries_of_one_kernel_differ_only_in_isa_and_cost():
+    """variant_of finds a node's variant by function name alone, so the per-ISA entries of one C function must
+    agree on everything but the cores they run on and their cost estimate."""
+    from mcuc.ops.base import OPS
+
+    for op in OPS.values():
+        first: dict[str, KernelVariant] = {}
+        for v in op.variants:
+            f = first.setdefault(v.func, v)
+            assert (v.applies, v.specialise, v.scratch) == (f.applies, f.specialise, f.scratch), v.func
+
+
+def test_add_tables_equal_the_formula():
+    """mcuc_add_simd_s8's tables and single requantization give add_s8 / sub_s8 on all 65536 input pairs."""
+    from mcuc.reference import elementwise as relem
+
+    rng = np.random.default_rng(0)
+    q = np.arange(-128, 128)
+    q1, q2 = np.repeat(q, 256), np.tile(q, 256)
+    for _ in range(20):
+        s1, s2 = rng.uniform(0.001, 0.2, 2)
+        zp1, zp2, zpo = (int(v) for v in rng.integers(-128, 128, 3))
+        p = relem.prepare_add(s1, zp1, s2, zp2, rng.uniform(0.005, 0.3), zpo, *sorted(rng.integers(-128, 128, 2)))
+        for sign, ref in ((1, relem.add_s8), (-1, relem.sub_s8)):
+            got = relem.add_tables_s8(p, relem.add_tables(p, sign), q1, q2)
+            assert np.array_equal(got, ref(p, q1, q2))
+
+
+def _check_elementwise(tmp_path, board: str, target: str) -> None:
+    g = elementwise_graph(seed=5)
+    kg, out = _compile(g, board, "fast", tmp_path)
+    names = kernel_names(kg)
+    assert sorted(names.values()) == ["mcuc_add_simd_s8"] * 7, names  # every same-shape add and sub
+    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
+    assert res["mismatched"] == 0, res
+
+
+def test_add_variant_bit_exact_on_host(tmp_path):
+    """The C path of mcuc_add_simd_s8 under ASan/UBSan."""
+    _check_elementwise(tmp_path, "qemu-mps2-an386", "host")
+
+
+@needs_qemu
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+def test_add_variant_bit_exact_under_qemu(tmp_path, board):
+    _check_elementwise(tmp_path, board, "qemu")
+
+
+def _check_avgpool(tmp_path, board: str, target: str) -> None:
+    g = avgpool_graph(seed=6)
+    kg, out = _compile(g, board, "small", tmp_path)
+    assert sorted(kernel_names(kg).values()) == ["mcuc_avgpool_simd_s8"] * 6  # all but the 289-tap window
+    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
+    assert res["mismatched"] == 0, res
+
+
+def test_avgpool_variant_bit_exact_on_host(tmp_path):
+    """The C path of mcuc_avgpool_simd_s8 (reciprocal division) under ASan/UBSan."""
+    _check_avgpool(tmp_path, "qemu-mps2-an386", "host")
+
+
+@needs_qemu
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+def test_avgpool_variant_bit_exact_under_qemu(tmp_path, board):
+    _check_avgpool(tmp_path, board, "qemu")
 
 
 @pytest.mark.parametrize("mode", ["fast", "small"])

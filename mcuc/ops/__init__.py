@@ -137,5 +137,15 @@ def variant_scratch_bytes(g: Graph, n: Node) -> int:
 
 def variants_for(g: Graph, n: Node, isa: tuple[str, ...] | list[str]) -> list[KernelVariant]:
     """The variants of ``n``'s op that apply to ``n`` and that a core with ISA features ``isa`` runs,
-    fastest first."""
-    return [v for v in op_def(n).variants if set(v.isa) <= set(isa) and v.applies(g, n)]
+    fastest first: in the op's listed order, except that the variants carrying a cost estimate are ranked
+    among themselves by their estimate for ``n`` (cheapest first, ties in listed order). Of the entries of
+    one C function, the first the core runs stands for it (the MVE entry on an MVE core that also has DSP)."""
+    found: list[KernelVariant] = []
+    for v in op_def(n).variants:
+        if set(v.isa) <= set(isa) and all(f.func != v.func for f in found) and v.applies(g, n):
+            found.append(v)
+    slots = [i for i, v in enumerate(found) if v.cost is not None]
+    ranked = sorted((found[i] for i in slots), key=lambda v: v.cost(g, n) if v.cost else 0.0)
+    for i, v in zip(slots, ranked, strict=True):
+        found[i] = v
+    return found

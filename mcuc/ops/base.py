@@ -81,8 +81,14 @@ class KernelVariant:
     order the kernel reads them, bias with the input offset folded in, ...); None keeps the arguments and
     only changes the function. ``scratch`` is the arena bytes the variant needs while it runs (its
     ``_get_buffer_size``), added to the op's own ``scratch`` fact. An op lists its variants fastest first;
-    a compile-time choice (mcuc/passes/kernels.py) records the one taken in the node's ``kernel``
+    a compile-time choice (mcuc/passes/kernels.py) records the one taken in the node's ``variant``
     attribute before the schedule is planned, so planner, report and codegen agree on its scratch.
+
+    ``cost`` estimates the instructions per MAC of the variant on the cores of this entry, for a node's shape;
+    where two variants that apply both carry an estimate, the cheaper one is taken whatever their listed order
+    (mcuc.ops.variants_for), so the choice follows the layer's shape and the core. Entries of the same ``func``
+    for other ISAs (one C function with DSP and MVE paths) share ``applies``, ``specialise`` and ``scratch``
+    and differ only in ``isa`` and ``cost``.
     """
 
     func: str
@@ -90,6 +96,7 @@ class KernelVariant:
     isa: tuple[str, ...] = ()
     specialise: Callable[[Graph, Node, Lowered], Lowered] | None = None
     scratch: Callable[[Graph, Node], int] | None = None
+    cost: Callable[[Graph, Node], float] | None = None
 
 
 @dataclass(frozen=True)

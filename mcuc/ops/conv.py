@@ -1,6 +1,7 @@
 """Convolution family: conv2d (regular, grouped, depthwise), fully_connected, batchnorm (folded before int8)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -244,18 +245,44 @@ def _dw_rows_scratch(g: Graph, n: Node) -> int:
     return kh * width * 2 + kh * ((kw + 1) // 2) * 4
 
 
+# Depthwise cost rule: instructions per MAC ~ a + b / (kh * kw) for a variant on a core at a stride -- a fixed
+# per-output cost (widening rows, requantization, border handling) spread over the taps, plus a per-tap cost.
+# (a, b) were fitted to the 3x3 and 7x7 counts of bench/kernels.py (48 channels, 40x40 input, QEMU): within
+# 6% at 5x5 and choosing as the counts do for 48/72/120 channels at 40/20/10 px. The rows variant widens
+# every input row once, so its fixed cost is large and doubles and more at stride 2 (even/odd split); the
+# channel-quad variant has no such fixed cost but a dearer tap on DSP. Hence on DSP rows except 3x3 stride 2,
+# on MVE rows only at stride 1 from 5x5.
+_DW_COST = {  # (variant, core ISA, stride 1 | 2) -> (a, b)
+    ("rows", "dsp", 1): (2.88, 35.5), ("rows", "dsp", 2): (2.39, 84.1),
+    ("quads", "dsp", 1): (10.52, -6.5), ("quads", "dsp", 2): (10.47, -6.4),
+    ("rows", "mve", 1): (1.48, 21.7), ("rows", "mve", 2): (2.37, 105.8),
+    ("quads", "mve", 1): (3.91, -0.9), ("quads", "mve", 2): (3.90, -0.4),
+}
+
+
+def _dw_cost(variant: str, isa: str) -> Callable[[Graph, Node], float]:
+    """The depthwise cost rule (_DW_COST) of ``variant`` on a core with ``isa``, for a node's taps and stride."""
+    def cost(g: Graph, n: Node) -> float:
+        _, kh, kw, _ = g.tensors[n.inputs[1]].shape
+        a, b = _DW_COST[(variant, isa, 2 if max(int(s) for s in n.attrs["strides"]) > 1 else 1)]
+        return a + b / (kh * kw)
+    return cost
+
+
 CONV_VARIANTS = (
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
     KernelVariant("mcuc_conv2d_im2col_s8", _conv_groups1, isa=("mve",), specialise=_im2col_call,
                   scratch=_im2col_scratch),
     KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("mve",), specialise=_dw_rows_call,
-                  scratch=_dw_rows_scratch),
-    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("mve",), specialise=_dw_simd_call),
+                  scratch=_dw_rows_scratch, cost=_dw_cost("rows", "mve")),
+    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("mve",), specialise=_dw_simd_call,
+                  cost=_dw_cost("quads", "mve")),
     KernelVariant("mcuc_conv2d_wide_s8", _conv_groups1, isa=("dsp",), specialise=_wide_call, scratch=_wide_scratch),
     KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("dsp",), specialise=_dw_rows_call,
-                  scratch=_dw_rows_scratch),
+                  scratch=_dw_rows_scratch, cost=_dw_cost("rows", "dsp")),
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("dsp",), specialise=_pointwise_call),
-    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("dsp",), specialise=_dw_simd_call),
+    KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("dsp",), specialise=_dw_simd_call,
+                  cost=_dw_cost("quads", "dsp")),
     KernelVariant("mcuc_depthwise_conv2d_3x3_s8", _depthwise_3x3),
 )
 

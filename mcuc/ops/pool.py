@@ -5,7 +5,18 @@ import numpy as np
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
-from mcuc.ops.base import Arg, Geometry, Lowered, OpDef, Shape, Struct, act_bounds, c_fields, register
+from mcuc.ops.base import (
+    Arg,
+    Geometry,
+    KernelVariant,
+    Lowered,
+    OpDef,
+    Shape,
+    Struct,
+    act_bounds,
+    c_fields,
+    register,
+)
 from mcuc.ops.quant_rules import same_as_input
 from mcuc.reference import float_ref as fref
 from mcuc.reference import pool as rpool
@@ -52,9 +63,18 @@ def _lower_pool(g: Graph, n: Node) -> Lowered:
                    ref=lambda env: ref_fn(params, env[x]))
 
 
+def _avg_taps_256(g: Graph, n: Node) -> bool:
+    """An average pool of at most 256 taps per window (int16 pair sums of mcuc_avgpool_simd_s8)."""
+    return int(np.prod(n.attrs["kernel"])) <= 256
+
+
+AVGPOOL_VARIANTS = tuple(KernelVariant("mcuc_avgpool_simd_s8", _avg_taps_256, isa=(isa,)) for isa in ("mve", "dsp"))
+
+
 register(
     OpDef("avgpool", "pool", _pool_shape, macs=_avgpool_macs, eval=_pool_eval, quantize=same_as_input,
-          layout="image", window="spatial", geometry=_pool_geometry, lower=_lower_pool, row_kernel=True),
+          layout="image", window="spatial", geometry=_pool_geometry, lower=_lower_pool, row_kernel=True,
+          variants=AVGPOOL_VARIANTS),
     OpDef("maxpool", "pool", _pool_shape, eval=_pool_eval, quantize=same_as_input, layout="image",
           window="spatial", geometry=_pool_geometry, lower=_lower_pool, row_kernel=True),
 )

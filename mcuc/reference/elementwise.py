@@ -123,6 +123,22 @@ def _apply_pair_table(table: np.ndarray, in1: np.ndarray, in2: np.ndarray) -> np
     return np.asarray(table[in1.astype(np.intp) + 128, in2.astype(np.intp) + 128])
 
 
+def add_tables(p: AddParams, sign: int) -> np.ndarray:
+    """mcuc_add_simd_s8's tables: v1(q) then sign * v2(q) for q = -128..127, int32 [512] (the rescaled inputs
+    of _add_sub_formula; |v| < 2^28, so the sum and the negation are exact)."""
+    q = np.arange(-128, 128, dtype=np.int64)
+    v1 = multiply_by_quantized_multiplier((q + p.in1_offset) << p.left_shift, p.in1_mult, p.in1_shift)
+    v2 = multiply_by_quantized_multiplier((q + p.in2_offset) << p.left_shift, p.in2_mult, p.in2_shift)
+    return np.concatenate([v1, sign * v2]).astype(np.int32)
+
+
+def add_tables_s8(p: AddParams, tables: np.ndarray, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
+    """mcuc_add_simd_s8 on numpy arrays: the table look-ups, then the output requantization."""
+    acc = tables[in1.astype(np.intp) + 128].astype(np.int64) + tables[in2.astype(np.intp) + 384]
+    raw = multiply_by_quantized_multiplier(acc, p.out_mult, p.out_shift) + p.out_offset
+    return np.clip(raw, p.act_min, p.act_max).astype(np.int8)
+
+
 def add_s8(params: AddParams, in1: np.ndarray, in2: np.ndarray) -> np.ndarray:
     """mcuc_add_s8 with numpy broadcasting (TFLite AddElementwise per element)."""
     return _apply_pair_table(_add_sub_formula(_Q_ROW, _Q_COL, params, 1), in1, in2)

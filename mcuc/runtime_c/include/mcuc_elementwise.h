@@ -70,6 +70,15 @@ typedef struct {
 void mcuc_add_s8(const mcuc_add_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);
 
+/* output = in1 + in2 (or in1 - in2) for two inputs of the output's shape, size elements, bit-exact with
+ * mcuc_add_s8 (mcuc_sub_s8): an int8 input has 256 values, so the compiler tabulates the rescaled inputs,
+ * tables[q + 128] = v1(q) and tables[256 + q + 128] = v2(q) (-v2(q) for sub), and each element costs two
+ * look-ups, one addition and the output requantization (params' out_* fields and act bounds; requant is
+ * out_mult/out_shift as one entry of mcuc_per_channel_quant_params_t.requant). MVE: four elements per
+ * step. output may alias in1 or in2; size >= 0. */
+void mcuc_add_simd_s8(const mcuc_add_params_t *params, const int32_t *tables, const int32_t *requant,
+                      const int8_t *in1, const int8_t *in2, int8_t *output, int32_t size);
+
 /* output = in1 - in2; params as mcuc_add_s8 (same prepare); aliasing as mcuc_add_s8. */
 void mcuc_sub_s8(const mcuc_sub_params_t *params, const mcuc_broadcast_params_t *shape,
                  const int8_t *in1, const int8_t *in2, int8_t *output);

@@ -45,6 +45,12 @@ typedef struct mcuc_pool_params mcuc_maxpool_params_t;
 void mcuc_avgpool_s8(const mcuc_avgpool_params_t *params, const int8_t *restrict input,
                      int8_t *restrict output);
 
+/* mcuc_avgpool_s8 bit for bit, for windows of at most 256 taps, with the channels as SIMD lanes (MVE: four
+ * per step; DSP: four per word, summed as int16 pairs) and the rounded division as a multiply by a
+ * reciprocal; the remaining channels and other cores run the same loop in C. */
+void mcuc_avgpool_simd_s8(const mcuc_avgpool_params_t *params, const int8_t *restrict input,
+                          int8_t *restrict output);
+
 /* Maximum of the in-bounds taps (starting from -128), clamped to [act_min, act_max]. */
 void mcuc_maxpool_s8(const mcuc_maxpool_params_t *params, const int8_t *restrict input,
                      int8_t *restrict output);
