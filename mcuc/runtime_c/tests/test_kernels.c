@@ -20,7 +20,7 @@ static void test_conv_3x3_padded(void)
                                     .out_c = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,
                                     .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_left = 1, .groups = 1,
                                     .input_zp = -1, .output_zp = 0, .act_min = -128, .act_max = 127};
-    const mcuc_per_channel_quant_params_t q = {unit_mult, shift_one};
+    const mcuc_per_channel_quant_params_t q = {unit_mult, shift_one, NULL};
     const int8_t want[9] = {9, 13, 9, 13, 19, 13, 9, 13, 9};
     mcuc_conv2d_s8(&p, &q, input, weights, bias, output);
     for (int i = 0; i < 9; ++i) {
@@ -44,7 +44,7 @@ static void test_fully_connected_relu(void)
     int8_t output[2];
     const mcuc_fully_connected_params_t p = {.rows = 1, .in_features = 3, .out_features = 2, .input_zp = 0,
                                              .output_zp = 5, .act_min = 5, .act_max = 127};
-    const mcuc_per_channel_quant_params_t q = {unit_mult, shift_one};
+    const mcuc_per_channel_quant_params_t q = {unit_mult, shift_one, NULL};
     mcuc_fully_connected_s8(&p, &q, input, weights, bias, output);
     MCUC_CHECK_EQ(output[0], 11); /* 6 + zp 5 */
     MCUC_CHECK_EQ(output[1], 5);  /* -6 + 5 = -1, clamped by the fused ReLU at the zero point */
