@@ -89,17 +89,35 @@ static void mm_rows_by_rows_mve(const mcuc_batch_matmul_params_t *p, const int8_
 }
 
 /* b stored [K, N]: one row of a against 16 columns at a time, four int32 accumulators; each b row slice is
- * widened by its load (VLDRB.S32) and scaled by a[k] + a_offset (VMLA); columns past N are predicated off. */
+ * widened by its load (VLDRB.S32) and scaled by a[k] + a_offset (VMLA). Full slices load unpredicated; the
+ * last, partial one predicates off the columns past N. */
 static void mm_rows_by_columns_mve(const mcuc_batch_matmul_params_t *p, const int8_t *a, const int8_t *b,
                                    int8_t *out)
 {
     const int32_t m_n = p->m, k_n = p->k, n_n = p->n;
     const int32_t ao = p->a_offset, bo = p->b_offset;
+    const int32_t n16 = n_n & ~15;
     for (int32_t r = 0; r < m_n; ++r) {
         const int8_t *a0 = a + (int32_t)r * k_n;
         const int32_t rc = bo * mm_row_sum_mve(a0, k_n, ao);
         int8_t *o0 = out + (int32_t)r * n_n;
-        for (int32_t c = 0; c < n_n; c += 16) {
+        int32_t c = 0;
+        for (; c < n16; c += 16) {
+            int32x4_t q0 = vdupq_n_s32(rc), q1 = q0, q2 = q0, q3 = q0;
+            const int8_t *bp = b + c;
+            for (int32_t j = 0; j < k_n; ++j, bp += n_n) {
+                const int32_t x = a0[j] + ao;
+                q0 = vmlaq_n_s32(q0, vldrbq_s32(bp), x);
+                q1 = vmlaq_n_s32(q1, vldrbq_s32(bp + 4), x);
+                q2 = vmlaq_n_s32(q2, vldrbq_s32(bp + 8), x);
+                q3 = vmlaq_n_s32(q3, vldrbq_s32(bp + 12), x);
+            }
+            vstrbq_s32(o0 + c, mm_output_mve(q0, p));
+            vstrbq_s32(o0 + c + 4, mm_output_mve(q1, p));
+            vstrbq_s32(o0 + c + 8, mm_output_mve(q2, p));
+            vstrbq_s32(o0 + c + 12, mm_output_mve(q3, p));
+        }
+        if (c < n_n) {
             const int32_t left = n_n - c;
             const mve_pred16_t p0 = vctp32q((uint32_t)left);
             const mve_pred16_t p1 = vctp32q((uint32_t)(left > 4 ? left - 4 : 0));
@@ -211,14 +229,25 @@ static inline int32_t mm_pkhtb(int32_t hi, int32_t lo)
     return r;
 }
 
-/* b stored [K, N]: one row x four columns per block over pairs of k. The words b[k][c..c+3] and
- * b[k+1][c..c+3] split by SXTB16 and re-paired by PKHBT/PKHTB give (b[k][c'], b[k+1][c']) halfword pairs
- * for the four columns; a[k], a[k+1] (plus a_offset) form the matching pair, four SMLADs. */
+/* The pair (a[k], a[k+1]) of halfwords xa times rows k and k+1 of b (words w0, w1 at columns c..c+3): SXTB16
+ * splits each word into columns (c, c+2) and (c+1, c+3), PKHBT/PKHTB re-pair them as (b[k][c'], b[k+1][c']). */
+#define MM_PAIR_STEP(xa, w0, w1, s0, s1, s2, s3)                                                    \
+    do {                                                                                            \
+        const int32_t e0_ = mcuc_sxtb16(w0), e1_ = mcuc_sxtb16(w1);                                 \
+        const int32_t d0_ = mcuc_sxtb16_ror8(w0), d1_ = mcuc_sxtb16_ror8(w1);                       \
+        s0 = mcuc_smlad(xa, mm_pkhbt(e0_, e1_), s0);                                                \
+        s2 = mcuc_smlad(xa, mm_pkhtb(e1_, e0_), s2);                                                \
+        s1 = mcuc_smlad(xa, mm_pkhbt(d0_, d1_), s1);                                                \
+        s3 = mcuc_smlad(xa, mm_pkhtb(d1_, d0_), s3);                                                \
+    } while (0)
+
+/* b stored [K, N]: one row x four columns per block over pairs of k; four a values per word become the
+ * halfword pairs (a[k], a[k+1]) and (a[k+2], a[k+3]) plus a_offset (SXTB16, PKHBT/PKHTB, SADD16). */
 static void mm_rows_by_columns_dsp(const mcuc_batch_matmul_params_t *p, const int8_t *a, const int8_t *b,
                                    int8_t *out)
 {
     const int32_t m_n = p->m, k_n = p->k, n_n = p->n;
-    const int32_t k2 = k_n & ~1;
+    const int32_t k4 = k_n & ~3;
     const int32_t ao = p->a_offset;
     const int32_t ao2 = (int32_t)(((uint32_t)ao & 0xffffu) | ((uint32_t)ao << 16));
     const int64_t round = p->out_shift < 0 ? mcuc_requantize_round(p->out_shift) : 0;
@@ -230,20 +259,22 @@ static void mm_rows_by_columns_dsp(const mcuc_batch_matmul_params_t *p, const in
         for (; c + 4 <= n_n; c += 4) {
             int32_t s0 = rc, s1 = rc, s2 = rc, s3 = rc;
             const int8_t *bp = b + c;
-            int32_t j = 0;
-            for (; j < k2; j += 2, bp += 2 * n_n) {
-                const uint32_t pair = (uint32_t)(uint8_t)a0[j] | ((uint32_t)(uint8_t)a0[j + 1] << 16);
-                const int32_t xa = (int32_t)__sadd16(mcuc_sxtb16(pair), ao2);
-                const uint32_t w0 = mcuc_read_u32(bp);
-                const uint32_t w1 = mcuc_read_u32(bp + n_n);
-                const int32_t e0 = mcuc_sxtb16(w0), e1 = mcuc_sxtb16(w1);
-                const int32_t d0 = mcuc_sxtb16_ror8(w0), d1 = mcuc_sxtb16_ror8(w1);
-                s0 = mcuc_smlad(xa, mm_pkhbt(e0, e1), s0);
-                s2 = mcuc_smlad(xa, mm_pkhtb(e1, e0), s2);
-                s1 = mcuc_smlad(xa, mm_pkhbt(d0, d1), s1);
-                s3 = mcuc_smlad(xa, mm_pkhtb(d1, d0), s3);
+            const int8_t *xp = a0;
+            const int8_t *xend = a0 + k4;
+            for (; xp != xend; xp += 4) {
+                const uint32_t xw = mcuc_read_u32(xp);
+                const int32_t xe = mcuc_sxtb16(xw), xo = mcuc_sxtb16_ror8(xw);
+                const int32_t x01 = (int32_t)__sadd16(mm_pkhbt(xe, xo), ao2);
+                const int32_t x23 = (int32_t)__sadd16(mm_pkhtb(xo, xe), ao2);
+                uint32_t w0 = mcuc_read_u32(bp), w1 = mcuc_read_u32(bp + n_n);
+                bp += 2 * n_n;
+                MM_PAIR_STEP(x01, w0, w1, s0, s1, s2, s3);
+                w0 = mcuc_read_u32(bp);
+                w1 = mcuc_read_u32(bp + n_n);
+                bp += 2 * n_n;
+                MM_PAIR_STEP(x23, w0, w1, s0, s1, s2, s3);
             }
-            if (j < k_n) {
+            for (int32_t j = k4; j < k_n; ++j, bp += n_n) {
                 const int32_t x = a0[j] + ao;
                 s0 += x * bp[0];
                 s1 += x * bp[1];
