@@ -159,7 +159,8 @@ def avgpool_graph(seed: int) -> Graph:
 
 
 def matmul_graph(seed: int) -> Graph:
-    """Batch matmuls over odd M, K, N (K across the 16-byte slices and word tails), b stored [K, N] and [N, K],
+    """Batch matmuls over odd M, K, N (K across the 16-byte slices and word tails, and past the 64 of the DSP
+    paired columns), b stored [K, N] and [N, K],
     broadcast batch axes on either side, random zero points and clamps; and attention ops (k stored either way,
     blocks of query rows), whose kernel calls the same matmul."""
     b = _Branches(seed)
@@ -168,7 +169,8 @@ def matmul_graph(seed: int) -> Graph:
              ((1, 3, 1, 16), (1, 1, 16, 5), False), ((1, 1, 9, 19), (1, 3, 19, 6), False),
              ((1, 4, 13, 1), (1, 4, 7, 1), True), ((1, 1, 17), (1, 17, 3), False),
              ((1, 2, 6, 40), (1, 1, 23, 40), True), ((1, 64, 16), (1, 16, 64), False),
-             ((1, 3, 2, 5), (1, 3, 4, 5), True), ((1, 8, 2), (1, 2, 37), False)]
+             ((1, 3, 2, 5), (1, 3, 4, 5), True), ((1, 8, 2), (1, 2, 37), False),
+             ((1, 3, 70), (1, 70, 9), False)]
     for a_shape, b_shape, transpose_b in cases:
         xa, xb = b.input(a_shape), b.input(b_shape)
         n = b_shape[-2] if transpose_b else b_shape[-1]
@@ -380,7 +382,7 @@ def _check_matmul(tmp_path, board: str, target: str) -> None:
     g = matmul_graph(seed=8)
     kg, out = _compile(g, board, "small", tmp_path)
     names = sorted(kernel_names(kg).values())
-    assert names == ["mcuc_batch_matmul_simd_s8"] * 10, names  # the attention ops keep their own kernel
+    assert names == ["mcuc_batch_matmul_simd_s8"] * 11, names  # the attention ops keep their own kernel
     res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
     assert res["mismatched"] == 0, res
 

@@ -241,6 +241,90 @@ static inline int32_t mm_pkhtb(int32_t hi, int32_t lo)
         s3 = mcuc_smlad(xa, mm_pkhtb(d1_, d0_), s3);                                                \
     } while (0)
 
+/* Columns of b (stored [K, N]) re-paired once per quad of columns for K up to this, on the stack (512 B). */
+#define MM_PAIRED_K 64
+
+/* The four a values of the word at xp as halfword pairs (a[0], a[1]) and (a[2], a[3]) plus a_offset. */
+#define MM_A_PAIRS(xp, ao2, x01, x23)                                                               \
+    do {                                                                                            \
+        const uint32_t xw_ = mcuc_read_u32(xp);                                                     \
+        const int32_t xe_ = mcuc_sxtb16(xw_), xo_ = mcuc_sxtb16_ror8(xw_);                          \
+        x01 = (int32_t)__sadd16(mm_pkhbt(xe_, xo_), ao2);                                           \
+        x23 = (int32_t)__sadd16(mm_pkhtb(xo_, xe_), ao2);                                           \
+    } while (0)
+
+/* b stored [K, N] with K <= MM_PAIRED_K: per quad of columns, the halfword pairs (b[k][c'] + b_offset,
+ * b[k+1][c'] + b_offset) of the four columns are built once (|b + b_offset| <= 255, so no row sums are
+ * needed) and every row of a meets them with SMLAD, four pairs of a per word of a; the k past K rounded
+ * down to 4 are added one by one. */
+static void mm_rows_by_paired_columns_dsp(const mcuc_batch_matmul_params_t *p, const int8_t *a, const int8_t *b,
+                                          int8_t *out)
+{
+    const int32_t m_n = p->m, k_n = p->k, n_n = p->n;
+    const int32_t k4 = k_n & ~3;
+    const int32_t ao = p->a_offset;
+    const int32_t bo = p->b_offset;
+    const int32_t ao2 = (int32_t)(((uint32_t)ao & 0xffffu) | ((uint32_t)ao << 16));
+    const uint32_t bo2 = ((uint32_t)bo & 0xffffu) | ((uint32_t)bo << 16);
+    const int64_t round = p->out_shift < 0 ? mcuc_requantize_round(p->out_shift) : 0;
+    uint32_t pairs[MM_PAIRED_K / 2][4];
+    int32_t c = 0;
+    for (; c + 4 <= n_n; c += 4) {
+        const int8_t *bp = b + c;
+        for (int32_t j = 0; j < k4; j += 2, bp += 2 * n_n) {
+            const uint32_t w0 = mcuc_read_u32(bp), w1 = mcuc_read_u32(bp + n_n);
+            const int32_t e0 = mcuc_sxtb16(w0), e1 = mcuc_sxtb16(w1);
+            const int32_t d0 = mcuc_sxtb16_ror8(w0), d1 = mcuc_sxtb16_ror8(w1);
+            uint32_t *q = pairs[j >> 1];
+            q[0] = __sadd16((uint32_t)mm_pkhbt(e0, e1), bo2);
+            q[1] = __sadd16((uint32_t)mm_pkhbt(d0, d1), bo2);
+            q[2] = __sadd16((uint32_t)mm_pkhtb(e1, e0), bo2);
+            q[3] = __sadd16((uint32_t)mm_pkhtb(d1, d0), bo2);
+        }
+        for (int32_t r = 0; r < m_n; ++r) {
+            const int8_t *a0 = a + (int32_t)r * k_n;
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            const uint32_t *q = pairs[0];
+            for (int32_t j = 0; j < k4; j += 4, q += 8) {
+                int32_t x01, x23;
+                MM_A_PAIRS(a0 + j, ao2, x01, x23);
+                s0 = mcuc_smlad(x01, (int32_t)q[0], s0);
+                s1 = mcuc_smlad(x01, (int32_t)q[1], s1);
+                s2 = mcuc_smlad(x01, (int32_t)q[2], s2);
+                s3 = mcuc_smlad(x01, (int32_t)q[3], s3);
+                MCUC_STEP_BARRIER();
+                s0 = mcuc_smlad(x23, (int32_t)q[4], s0);
+                s1 = mcuc_smlad(x23, (int32_t)q[5], s1);
+                s2 = mcuc_smlad(x23, (int32_t)q[6], s2);
+                s3 = mcuc_smlad(x23, (int32_t)q[7], s3);
+            }
+            for (int32_t j = k4; j < k_n; ++j) {
+                const int32_t x = a0[j] + ao;
+                const int8_t *bj = b + (int32_t)j * n_n + c;
+                s0 += x * (bj[0] + bo);
+                s1 += x * (bj[1] + bo);
+                s2 += x * (bj[2] + bo);
+                s3 += x * (bj[3] + bo);
+            }
+            int8_t *o0 = out + (int32_t)r * n_n + c;
+            o0[0] = mm_output_dsp(s0, p, round);
+            o0[1] = mm_output_dsp(s1, p, round);
+            o0[2] = mm_output_dsp(s2, p, round);
+            o0[3] = mm_output_dsp(s3, p, round);
+        }
+    }
+    for (; c < n_n; ++c) {
+        for (int32_t r = 0; r < m_n; ++r) {
+            const int8_t *a0 = a + (int32_t)r * k_n;
+            int32_t s0 = p->b_offset * mm_row_sum(a0, k_n, ao);
+            for (int32_t j = 0; j < k_n; ++j) {
+                s0 += (a0[j] + ao) * b[(int32_t)j * n_n + c];
+            }
+            out[(int32_t)r * n_n + c] = mm_output_dsp(s0, p, round);
+        }
+    }
+}
+
 /* b stored [K, N]: one row x four columns per block over pairs of k; four a values per word become the
  * halfword pairs (a[k], a[k+1]) and (a[k+2], a[k+3]) plus a_offset (SXTB16, PKHBT/PKHTB, SADD16). */
 static void mm_rows_by_columns_dsp(const mcuc_batch_matmul_params_t *p, const int8_t *a, const int8_t *b,
@@ -316,6 +400,8 @@ void mcuc_batch_matmul_simd_s8(const mcuc_batch_matmul_params_t *params, const i
 #else
             if (params->b_k_stride == 1) {
                 mm_rows_by_rows_dsp(params, a_b, b_b, o_b);
+            } else if (params->k <= MM_PAIRED_K) {
+                mm_rows_by_paired_columns_dsp(params, a_b, b_b, o_b);
             } else {
                 mm_rows_by_columns_dsp(params, a_b, b_b, o_b);
             }
