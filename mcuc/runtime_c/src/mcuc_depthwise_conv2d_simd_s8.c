@@ -99,15 +99,30 @@ static inline void mcuc_dw_octet_mve(int32x4_t *even, int32x4_t *odd, const int8
                                      ptrdiff_t row_step, ptrdiff_t col_step, int32_t kh, int32_t kw)
 {
     int32x4_t ae = *even, ao = *odd;
-    for (int32_t ky = 0; ky < kh; ++ky, x += row_step) {
-        const int8_t *xr = x;
-        for (int32_t kx = 0; kx < kw; ++kx, xr += col_step, w += 8) {
-            const int16x8_t xv = vldrbq_s16(xr);
-            const int16x8_t wv = vldrbq_s16(w);
-            ae = vaddq_s32(ae, vmullbq_int_s16(xv, wv));
-            ao = vaddq_s32(ao, vmulltq_int_s16(xv, wv));
+#define MCUC_DW_OCTET_TAP(xp, wp)                                                               \
+    do {                                                                                        \
+        const int16x8_t xv_ = vldrbq_s16(xp);                                                   \
+        const int16x8_t wv_ = vldrbq_s16(wp);                                                   \
+        ae = vaddq_s32(ae, vmullbq_int_s16(xv_, wv_));                                          \
+        ao = vaddq_s32(ao, vmulltq_int_s16(xv_, wv_));                                          \
+    } while (0)
+    if (kw == 3) {
+        for (int32_t ky = 0; ky < kh; ++ky, x += row_step, w += 24) {
+            MCUC_DW_OCTET_TAP(x, w);
+            __asm__ volatile("" ::: "memory"); /* keeps the next taps' loads after this one's (no spills) */
+            MCUC_DW_OCTET_TAP(x + col_step, w + 8);
+            __asm__ volatile("" ::: "memory");
+            MCUC_DW_OCTET_TAP(x + 2 * col_step, w + 16);
+        }
+    } else {
+        for (int32_t ky = 0; ky < kh; ++ky, x += row_step) {
+            const int8_t *xr = x;
+            for (int32_t kx = 0; kx < kw; ++kx, xr += col_step, w += 8) {
+                MCUC_DW_OCTET_TAP(xr, w);
+            }
         }
     }
+#undef MCUC_DW_OCTET_TAP
     *even = ae;
     *odd = ao;
 }
