@@ -17,6 +17,7 @@ from mcuc.boards import load_board
 from mcuc.compiler import CompileOptions, assemble
 from mcuc.ir import Graph, QuantParams
 from mcuc.ops import KernelVariant, lower, verify
+from mcuc.ops.quant_rules import SOFTMAX_QUANT
 from mcuc.passes.kernels import kernel_names, select_kernels
 from mcuc.project import write_project
 from mcuc.runner import verify_project
@@ -153,6 +154,40 @@ def avgpool_graph(seed: int) -> Graph:
         lo, hi = b.act_range(q)
         b.g.outputs.append(b.node("avgpool", [x], (1, oh, ow, ch), q, kernel=k, strides=s, pads=pads,
                                   act_min=lo, act_max=hi))
+    verify(b.g, quantized=True)
+    return b.g
+
+
+def matmul_graph(seed: int) -> Graph:
+    """Batch matmuls over odd M, K, N (K across the 16-byte slices and word tails, and past the 64 of the DSP
+    paired columns), b stored [K, N] and [N, K],
+    broadcast batch axes on either side, random zero points and clamps; and attention ops (k stored either way,
+    blocks of query rows), whose kernel calls the same matmul."""
+    b = _Branches(seed)
+    r = b.rng
+    cases = [((1, 5, 7), (1, 7, 9), False), ((1, 2, 3, 33), (1, 2, 17, 33), True),
+             ((1, 3, 1, 16), (1, 1, 16, 5), False), ((1, 1, 9, 19), (1, 3, 19, 6), False),
+             ((1, 4, 13, 1), (1, 4, 7, 1), True), ((1, 1, 17), (1, 17, 3), False),
+             ((1, 2, 6, 40), (1, 1, 23, 40), True), ((1, 64, 16), (1, 16, 64), False),
+             ((1, 3, 2, 5), (1, 3, 4, 5), True), ((1, 8, 2), (1, 2, 37), False),
+             ((1, 3, 70), (1, 70, 9), False)]
+    for a_shape, b_shape, transpose_b in cases:
+        xa, xb = b.input(a_shape), b.input(b_shape)
+        n = b_shape[-2] if transpose_b else b_shape[-1]
+        lead = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+        q = b.out_quant()
+        lo, hi = b.act_range(q)
+        b.g.outputs.append(b.node("batch_matmul", [xa, xb], (*lead, a_shape[-2], n), q, transpose_b=transpose_b,
+                                  act_min=lo, act_max=hi))
+    attention = [(2, 7, 9, 5, 3, True), (1, 17, 6, 16, 11, False), (3, 4, 21, 19, 8, True)]
+    for heads, tq, tk, d, dv, transpose_b in attention:
+        xq = b.input((1, heads, tq, d))
+        xk = b.input((1, heads) + ((tk, d) if transpose_b else (d, tk)))
+        xv = b.input((1, heads, tk, dv))
+        b.g.outputs.append(b.node("attention", [xq, xk, xv], (1, heads, tq, dv), scores_quant=b.quant(),
+                                  probs_quant=SOFTMAX_QUANT, scores_act=(-128, 127), alpha=float(d) ** -0.5,
+                                  transpose_b=transpose_b, beta=1.0, alpha_v=1.0, transpose_v=False, act_min=-128,
+                                  act_max=127, block_rows=int(r.integers(1, tq + 1))))
     verify(b.g, quantized=True)
     return b.g
 
@@ -341,3 +376,24 @@ def test_conv_family_variants_bit_exact_under_qemu(tmp_path, board, mode):
     assert _expected(board, mode) <= set(kernel_names(kg).values())
     res = verify_project(out, kg, samples=2, seed=4, target="qemu", board=board)
     assert res["mismatched"] == 0, res
+
+
+def _check_matmul(tmp_path, board: str, target: str) -> None:
+    g = matmul_graph(seed=8)
+    kg, out = _compile(g, board, "small", tmp_path)
+    names = sorted(kernel_names(kg).values())
+    assert names == ["mcuc_batch_matmul_simd_s8"] * 11, names  # the attention ops keep their own kernel
+    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
+    assert res["mismatched"] == 0, res
+
+
+def test_matmul_variant_bit_exact_on_host(tmp_path):
+    """The C path of mcuc_batch_matmul_simd_s8 (and attention's portable path) under ASan/UBSan."""
+    _check_matmul(tmp_path, "qemu-mps2-an386", "host")
+
+
+@needs_qemu
+@pytest.mark.parametrize("board", QEMU_BOARDS)
+def test_matmul_variant_bit_exact_under_qemu(tmp_path, board):
+    """The DSP (M4, M7) and MVE (M55) paths of the batch matmul, alone and inside the attention kernel."""
+    _check_matmul(tmp_path, board, "qemu")

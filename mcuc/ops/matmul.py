@@ -9,7 +9,19 @@ import numpy as np
 
 from mcuc.errors import MCUCError
 from mcuc.ir import Graph, Node
-from mcuc.ops.base import Arg, Lowered, OpDef, Shape, Struct, act_bounds, c_fields, prepared, quant_of, register
+from mcuc.ops.base import (
+    Arg,
+    KernelVariant,
+    Lowered,
+    OpDef,
+    Shape,
+    Struct,
+    act_bounds,
+    c_fields,
+    prepared,
+    quant_of,
+    register,
+)
 from mcuc.ops.quant_rules import calibrated
 from mcuc.reference import transformer as rtf
 from mcuc.shapes import broadcast_shape
@@ -50,4 +62,12 @@ def _lower(g: Graph, n: Node) -> Lowered:
                    ref=lambda env: rtf.batch_matmul_s8(params, env[a], env[b]).reshape(out_shape))
 
 
-register(OpDef("batch_matmul", "matmul", _shape, macs=_macs, eval=_eval, quantize=calibrated, lower=_lower))
+def _any_matmul(g: Graph, n: Node) -> bool:
+    """mcuc_batch_matmul_simd_s8 takes every call of the portable kernel (same arguments, no scratch)."""
+    return True
+
+
+MATMUL_VARIANTS = tuple(KernelVariant("mcuc_batch_matmul_simd_s8", _any_matmul, isa=(isa,)) for isa in ("mve", "dsp"))
+
+register(OpDef("batch_matmul", "matmul", _shape, macs=_macs, eval=_eval, quantize=calibrated, lower=_lower,
+               variants=MATMUL_VARIANTS))

@@ -2,6 +2,13 @@
 #include "mcuc_attention.h"
 #include "mcuc_softmax.h"
 
+/* The two products run on the SIMD batch matmul where the core has DSP or MVE (same results). */
+#if (defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)) || defined(__ARM_FEATURE_DSP)
+#define MCUC_ATTENTION_MATMUL mcuc_batch_matmul_simd_s8
+#else
+#define MCUC_ATTENTION_MATMUL mcuc_batch_matmul_s8
+#endif
+
 void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
                                int8_t *restrict scratch, const int8_t *restrict q, const int8_t *restrict k,
                                const int8_t *restrict v, int8_t *restrict output)
@@ -26,9 +33,9 @@ void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint
                 const mcuc_softmax_params_t softmax = { n_rows, sp->n, params->probs_levels, params->probs_zp };
                 score_block.m = n_rows;
                 out_block.m = n_rows;
-                mcuc_batch_matmul_s8(&score_block, q_h + (int64_t)r0 * d, k_h, scratch);
+                MCUC_ATTENTION_MATMUL(&score_block, q_h + (int64_t)r0 * d, k_h, scratch);
                 mcuc_softmax_s8(&softmax, exp_table, scratch, scratch);
-                mcuc_batch_matmul_s8(&out_block, scratch, v_h, out_h + (int64_t)r0 * dv);
+                MCUC_ATTENTION_MATMUL(&out_block, scratch, v_h, out_h + (int64_t)r0 * dv);
             }
         }
     }

@@ -1,6 +1,7 @@
 /* mcuc_depthwise_conv2d_simd_s8.c: depthwise int8 convolution (depth multiplier 1) over groups of four
- * channels: MVE multiplies a group per VMUL, DSP splits it by SXTB16 into SMLABB/SMLATT pairs; portable C
- * elsewhere. Weights in channel quads [channels / 4][kernel_h * kernel_w][4], bias folded. */
+ * channels: MVE multiplies a group per VMUL (eight channels per VMULLB/VMULLT pair for windows inside the
+ * image), DSP splits it by SXTB16 into SMLABB/SMLATT pairs; portable C elsewhere. Weights in channel quads
+ * [channels / 4][kernel_h * kernel_w][4], bias folded. */
 #include "mcuc_conv.h"
 #include "mcuc_internal.h"
 #include "mcuc_simd.h"
@@ -85,6 +86,45 @@ static int32x4_t mcuc_dw_window_mve(int32x4_t acc, const mcuc_dw_window_t *wd, c
         }
     }
     return acc;
+}
+
+/* Channel octets on MVE for windows inside the image: eight channels per int16 vector (VLDRB.S16), the even
+ * and odd lanes' products widened into two int32 accumulators (VMULLB / VMULLT), weights copied per octet into
+ * [taps][8] bytes on the stack (taps <= MCUC_DW_OCTET_TAPS). Accumulator lanes hold channels (0, 2, 4, 6) and
+ * (1, 3, 5, 7); their requantization constants are gathered in that order and VMOVNB / VMOVNT interleave the
+ * results back for one 8-byte store. */
+#define MCUC_DW_OCTET_TAPS 64
+
+static inline void mcuc_dw_octet_mve(int32x4_t *even, int32x4_t *odd, const int8_t *x, const int8_t *w,
+                                     ptrdiff_t row_step, ptrdiff_t col_step, int32_t kh, int32_t kw)
+{
+    int32x4_t ae = *even, ao = *odd;
+#define MCUC_DW_OCTET_TAP(xp, wp)                                                               \
+    do {                                                                                        \
+        const int16x8_t xv_ = vldrbq_s16(xp);                                                   \
+        const int16x8_t wv_ = vldrbq_s16(wp);                                                   \
+        ae = vaddq_s32(ae, vmullbq_int_s16(xv_, wv_));                                          \
+        ao = vaddq_s32(ao, vmulltq_int_s16(xv_, wv_));                                          \
+    } while (0)
+    if (kw == 3) {
+        for (int32_t ky = 0; ky < kh; ++ky, x += row_step, w += 24) {
+            MCUC_DW_OCTET_TAP(x, w);
+            __asm__ volatile("" ::: "memory"); /* keeps the next taps' loads after this one's (no spills) */
+            MCUC_DW_OCTET_TAP(x + col_step, w + 8);
+            __asm__ volatile("" ::: "memory");
+            MCUC_DW_OCTET_TAP(x + 2 * col_step, w + 16);
+        }
+    } else {
+        for (int32_t ky = 0; ky < kh; ++ky, x += row_step) {
+            const int8_t *xr = x;
+            for (int32_t kx = 0; kx < kw; ++kx, xr += col_step, w += 8) {
+                MCUC_DW_OCTET_TAP(xr, w);
+            }
+        }
+    }
+#undef MCUC_DW_OCTET_TAP
+    *even = ae;
+    *odd = ao;
 }
 #endif
 
@@ -205,27 +245,76 @@ void mcuc_depthwise_conv2d_simd_s8(const mcuc_depthwise_conv2d_params_t *params,
             for (; c < channels; c += 4) {
                 const mve_pred16_t p = vctp32q((uint32_t)(channels - c));
                 const int whole = c + 4 <= channels;
+                const int octet = c + 8 <= channels && ox1 > ox0 && taps <= MCUC_DW_OCTET_TAPS;
                 const int8_t *w = weights + (size_t)(c >> 2) * taps * 4;
-                const int32x4_t b = vldrwq_z_s32(bias + c, p);
-                const int32x4_t mult = vldrwq_z_s32(quant->multiplier + c, p);
-                const int32x4_t shift = vldrwq_z_s32(quant->shift + c, p);
-                const int32x4_t left = vmaxq_s32(shift, zero);
-                const int32x4_t right = vminq_s32(shift, zero);
-                for (int32_t ox = 0; ox < out_w; ++ox) {
-                    const int32_t ix0 = ox * sw - params->pad_left;
-                    int32x4_t acc;
-                    if (whole && ox >= ox0 && ox < ox1) {
-                        acc = mcuc_dw_full_mve(b, in_row + (ptrdiff_t)ix0 * channels + c, w, row_step, col_step, kh, kw);
-                    } else {
-                        mcuc_tap_range(ix0, dw, kw, in_w, &wd.kx0, &wd.kx1);
-                        wd.win = wd.ky0 < wd.ky1 && wd.kx0 < wd.kx1
-                                     ? in_b + ((ptrdiff_t)(iy0 + wd.ky0 * dh) * in_w + (ix0 + wd.kx0 * dw)) * channels + c
-                                     : in_b;
-                        acc = mcuc_dw_window_mve(b, &wd, w, kh, kw, input_zp, p);
+                int8_t wo[8 * MCUC_DW_OCTET_TAPS];
+                int32x4_t b_e = zero, b_o = zero, mult_e = zero, mult_o = zero;
+                int32x4_t left_e = zero, left_o = zero, right_e = zero, right_o = zero;
+                if (octet) {
+                    for (int32_t t = 0; t < taps; ++t) {
+                        memcpy(wo + 8 * t, w + 4 * t, 4);
+                        memcpy(wo + 8 * t + 4, w + 4 * taps + 4 * t, 4);
                     }
-                    int32x4_t y = vaddq_n_s32(mcuc_requantize_mve(acc, mult, left, right), zp);
-                    y = vminq_s32(vmaxq_s32(y, vdupq_n_s32(lo)), vdupq_n_s32(hi));
-                    vstrbq_p_s32(out_row + (size_t)ox * channels + c, y, p);
+                    const uint32x4_t lanes_e = vidupq_n_u32(0, 2);
+                    const uint32x4_t lanes_o = vaddq_n_u32(lanes_e, 1);
+                    b_e = vldrwq_gather_shifted_offset_s32(bias + c, lanes_e);
+                    b_o = vldrwq_gather_shifted_offset_s32(bias + c, lanes_o);
+                    mult_e = vldrwq_gather_shifted_offset_s32(quant->multiplier + c, lanes_e);
+                    mult_o = vldrwq_gather_shifted_offset_s32(quant->multiplier + c, lanes_o);
+                    const int32x4_t shift_e = vldrwq_gather_shifted_offset_s32(quant->shift + c, lanes_e);
+                    const int32x4_t shift_o = vldrwq_gather_shifted_offset_s32(quant->shift + c, lanes_o);
+                    left_e = vmaxq_s32(shift_e, zero);
+                    right_e = vminq_s32(shift_e, zero);
+                    left_o = vmaxq_s32(shift_o, zero);
+                    right_o = vminq_s32(shift_o, zero);
+                }
+                /* the quads c and (octet) c + 4 one by one where a window is not inside the image */
+                for (int32_t half = 0; half < (octet ? 2 : 1); ++half) {
+                    const int32_t cq = c + 4 * half;
+                    const mve_pred16_t pq = half ? vctp32q(4u) : p;
+                    const int8_t *wq = w + (size_t)half * taps * 4;
+                    const int32x4_t b = vldrwq_z_s32(bias + cq, pq);
+                    const int32x4_t mult = vldrwq_z_s32(quant->multiplier + cq, pq);
+                    const int32x4_t shift = vldrwq_z_s32(quant->shift + cq, pq);
+                    const int32x4_t left = vmaxq_s32(shift, zero);
+                    const int32x4_t right = vminq_s32(shift, zero);
+                    for (int32_t ox = 0; ox < out_w; ++ox) {
+                        const int32_t ix0 = ox * sw - params->pad_left;
+                        const int inside = whole && ox >= ox0 && ox < ox1;
+                        if (octet && inside) {
+                            continue;
+                        }
+                        int32x4_t acc;
+                        if (inside) {
+                            acc = mcuc_dw_full_mve(b, in_row + (ptrdiff_t)ix0 * channels + cq, wq, row_step, col_step,
+                                                   kh, kw);
+                        } else {
+                            mcuc_tap_range(ix0, dw, kw, in_w, &wd.kx0, &wd.kx1);
+                            wd.win = wd.ky0 < wd.ky1 && wd.kx0 < wd.kx1
+                                         ? in_b + ((ptrdiff_t)(iy0 + wd.ky0 * dh) * in_w + (ix0 + wd.kx0 * dw)) * channels
+                                               + cq
+                                         : in_b;
+                            acc = mcuc_dw_window_mve(b, &wd, wq, kh, kw, input_zp, pq);
+                        }
+                        int32x4_t y = vaddq_n_s32(mcuc_requantize_mve(acc, mult, left, right), zp);
+                        y = vminq_s32(vmaxq_s32(y, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+                        vstrbq_p_s32(out_row + (size_t)ox * channels + cq, y, pq);
+                    }
+                }
+                if (octet) {
+                    for (int32_t ox = ox0; ox < ox1; ++ox) {
+                        int32x4_t ae = b_e, ao = b_o;
+                        mcuc_dw_octet_mve(&ae, &ao, in_row + (ptrdiff_t)(ox * sw - params->pad_left) * channels + c, wo,
+                                          row_step, col_step, kh, kw);
+                        ae = vaddq_n_s32(mcuc_requantize_mve(ae, mult_e, left_e, right_e), zp);
+                        ae = vminq_s32(vmaxq_s32(ae, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+                        ao = vaddq_n_s32(mcuc_requantize_mve(ao, mult_o, left_o, right_o), zp);
+                        ao = vminq_s32(vmaxq_s32(ao, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+                        int16x8_t y = vmovnbq_s32(vdupq_n_s16(0), ae);
+                        y = vmovntq_s32(y, ao);
+                        vstrbq_s16(out_row + (size_t)ox * channels + c, y);
+                    }
+                    c += 4;
                 }
             }
 #elif defined(MCUC_DSP)
