@@ -14,15 +14,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
 
+from bench.layer_classes import Layer
 from mcuc.targets.qemu import profile_qemu
-
-if TYPE_CHECKING:
-    from bench.kernels import Layer
 
 TEMPLATE = Path(__file__).resolve().parent / "cmsis_nn_model.c.j2"
 SOURCE_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "NNSupportFunctions", "BasicMathFunctions",

@@ -23,13 +23,14 @@ import io
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from bench.cmsis_nn import cmsis_commit, cmsis_counts
+from bench.layer_classes import Layer
 from mcuc.boards import load_board
 from mcuc.compiler import CompileOptions, assemble, compile_model, quantized_graph
 from mcuc.ir import Graph
@@ -39,25 +40,6 @@ from mcuc.schedule.base import layer_schedule
 from mcuc.targets.cost import count_instructions
 
 BOARDS = {"M4": "qemu-mps2-an386", "M7": "qemu-mps2-an500", "M55": "qemu-mps3-an547"}
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One layer class: ``kind`` conv | fc | add | avgpool | matmul | attention | layernorm, with its shape."""
-
-    name: str
-    kind: str
-    cin: int = 0
-    cout: int = 0
-    k: int = 1
-    stride: int = 1
-    hw: int = 1
-    groups: int = 1
-    extra: tuple[int, ...] = ()  # matmul/attention: (batch, M, K, N) / (heads, tokens, dim); layernorm: (rows, C)
-
-    @property
-    def pad(self) -> int:
-        return self.k // 2
 
 
 # The six layer shapes of CMSIS-NN's own benchmarks (MCUNet-like), then the other classes mcuc has kernels for.
@@ -286,7 +268,6 @@ def print_layers(layers: list[Layer], cores: list[str], results: dict[tuple[str,
             row += f" {cell} |"
         print(row)
     if cmsis_dir:
-        from bench.cmsis_nn import cmsis_commit
 
         print(f"\nCMSIS-NN: {cmsis_commit(Path(cmsis_dir))} ({cmsis_dir}); instructions per MAC (add and average "
               "pool: per element read), ratio = mcuc / CMSIS-NN")
@@ -313,7 +294,6 @@ def main() -> None:
         if not args.no_portable:
             results[(core, "portable")] = mcuc_counts(layers, board, work, portable=True)
         if cmsis_dir:
-            from bench.cmsis_nn import cmsis_counts
 
             results[(core, "cmsis")] = cmsis_counts(layers, board, Path(cmsis_dir), work)
         print(f"counted {core}", file=sys.stderr, flush=True)
