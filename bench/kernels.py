@@ -1,7 +1,7 @@
 """Kernel speed side by side: mcuc's kernels (portable C and the variants chosen per core) against
 CMSIS-NN's, in instructions per MAC under QEMU on Cortex-M4, M7 and M55, plus whole models.
 
-    python -m bench.kernels [--layers all|six|none|NAME,...] [--models none|all|mcunet-tiny,...] [--boards M4,M7,M55]
+    python -m bench.kernels [--layers all|six|none|'NAME;...'] [--models none|all|mcunet-tiny,...] [--boards M4,M7,M55]
     CMSIS_NN_DIR=/path/to/CMSIS-NN python -m bench.kernels    # adds CMSIS-NN's kernels (not vendored)
 
 Each layer class is one op: the layers are the branches of one ONNX model (every branch one op on its
@@ -268,21 +268,30 @@ def print_layers(layers: list[Layer], cores: list[str], results: dict[tuple[str,
             row += f" {cell} |"
         print(row)
     if cmsis_dir:
-
         print(f"\nCMSIS-NN: {cmsis_commit(Path(cmsis_dir))} ({cmsis_dir}); instructions per MAC (add and average "
               "pool: per element read), ratio = mcuc / CMSIS-NN")
 
 
+def _named(spec: str) -> list[Layer]:
+    """The layers named in ``spec`` (names separated by ';'); SystemExit naming the unknown ones."""
+    names = [n.strip() for n in spec.split(";") if n.strip()]
+    unknown = [n for n in names if n not in {la.name for la in LAYERS}]
+    if unknown:
+        raise SystemExit(f"error: unknown layer(s) {unknown}; choose from: " + "; ".join(la.name for la in LAYERS))
+    return [la for la in LAYERS if la.name in names]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layers", default="all", help="all, six, none, or comma-separated layer names")
+    ap.add_argument("--layers", default="all",
+                    help="all, six, none, or layer names separated by ';' (names contain commas)")
     ap.add_argument("--boards", default="M4,M7,M55")
     ap.add_argument("--no-portable", action="store_true", help="skip the portable-kernel columns")
     ap.add_argument("--models", default="none",
                     help=f"whole models after the layers: none, all ({','.join(MODELS)}) or comma-separated zoo names")
     args = ap.parse_args()
     layers = [] if args.layers == "none" else LAYERS if args.layers == "all" else SIX if args.layers == "six" else \
-        [la for la in LAYERS if la.name in args.layers.split(",")]
+        _named(args.layers)
     models = [] if args.models == "none" else list(MODELS) if args.models == "all" else args.models.split(",")
     cores = args.boards.split(",")
     work = Path(tempfile.mkdtemp(prefix="mcuc-bench-kernels-"))
