@@ -181,6 +181,28 @@ static inline int32_t mcuc_quad_weight(const int8_t *quads, int32_t k16, int32_t
         s3 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s3);                                            \
         MCUC_STEP_BARRIER();                                                                        \
     } while (0)
+
+/* The same for the first two weight rows of a quad only (words at wp + off + 0, 16). */
+#define MCUC_PAIR_STEP(xp, wp, off, s0, s1)                                                         \
+    do {                                                                                            \
+        const uint32_t x_ = mcuc_read_u32((xp) + (off));                                            \
+        const int32_t x_e_ = mcuc_sxtb16(x_), x_o_ = mcuc_sxtb16_ror8(x_);                          \
+        uint32_t v_ = mcuc_read_u32((wp) + (off));                                                  \
+        s0 = mcuc_smlad(x_e_, mcuc_sxtb16(v_), s0);                                                 \
+        s0 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s0);                                            \
+        v_ = mcuc_read_u32((wp) + (off) + 16);                                                      \
+        s1 = mcuc_smlad(x_e_, mcuc_sxtb16(v_), s1);                                                 \
+        s1 = mcuc_smlad(x_o_, mcuc_sxtb16_ror8(v_), s1);                                            \
+    } while (0)
+
+/* The same for one weight row (the word at wp + off). */
+#define MCUC_ONE_STEP(xp, wp, off, s0)                                                              \
+    do {                                                                                            \
+        const uint32_t x_ = mcuc_read_u32((xp) + (off));                                            \
+        const uint32_t v_ = mcuc_read_u32((wp) + (off));                                            \
+        s0 = mcuc_smlad(mcuc_sxtb16(x_), mcuc_sxtb16(v_), s0);                                      \
+        s0 = mcuc_smlad(mcuc_sxtb16_ror8(x_), mcuc_sxtb16_ror8(v_), s0);                            \
+    } while (0)
 #endif
 
 static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows, const int8_t *w, int32_t k,
@@ -249,13 +271,13 @@ static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows,
     for (int32_t r = 0; r < rows; ++r) {
         const int8_t *a0 = a + (int32_t)r * a_stride;
         int8_t *o0 = out + (int32_t)r * n;
+        const int8_t *xend = a0 + (k & ~15);
         int32_t c = 0;
         for (; c + 4 <= n; c += 4) {
             const int8_t *wq = w + (c >> 2) * 4 * k16;
             int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             const int8_t *wp = wq;
             const int8_t *xp = a0;
-            const int8_t *xend = a0 + (k & ~15);
             for (; xp != xend; xp += 16, wp += 64) {
                 MCUC_QUAD_STEP(xp, wp, 0, s0, s1, s2, s3);
                 MCUC_QUAD_STEP(xp, wp, 4, s0, s1, s2, s3);
@@ -278,21 +300,48 @@ static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows,
             o0[c + 2] = mcuc_output_table_s8(s2 + bias[c + 2], rq + 4 * c + 8, zp, lo, hi);
             o0[c + 3] = mcuc_output_table_s8(s3 + bias[c + 3], rq + 4 * c + 12, zp, lo, hi);
         }
-        for (; c < n; ++c) {
-            /* the channels of a last, partial quad one by one (its zero rows are not computed) */
-            const int8_t *wq = w + (c >> 2) * 4 * k16 + (c & 3) * 16;
-            int32_t s0 = bias[c];
-            int32_t j = 0;
+        /* a last, partial quad: its first two rows as a pair, then a third one alone (the zero rows are not
+         * computed); c is a multiple of 4 here, so the rows sit at offsets 0, 16 and 32 of the quad */
+        if (c + 2 <= n) {
+            const int8_t *wp = w + (c >> 2) * 4 * k16;
+            int32_t s0 = 0, s1 = 0;
+            const int8_t *xp = a0;
+            for (; xp != xend; xp += 16, wp += 64) {
+                MCUC_PAIR_STEP(xp, wp, 0, s0, s1);
+                MCUC_PAIR_STEP(xp, wp, 4, s0, s1);
+                MCUC_PAIR_STEP(xp, wp, 8, s0, s1);
+                MCUC_PAIR_STEP(xp, wp, 12, s0, s1);
+            }
+            int32_t j = k & ~15;
             for (; j < k4; j += 4) {
-                const uint32_t x = mcuc_read_u32(a0 + j);
-                const uint32_t v = mcuc_read_u32(wq + (j >> 4) * 64 + (j & 15));
-                s0 = mcuc_smlad(mcuc_sxtb16(x), mcuc_sxtb16(v), s0);
-                s0 = mcuc_smlad(mcuc_sxtb16_ror8(x), mcuc_sxtb16_ror8(v), s0);
+                MCUC_PAIR_STEP(xend, wp, (j & 15), s0, s1);
             }
             for (; j < k; ++j) {
-                s0 += a0[j] * wq[(j >> 4) * 64 + (j & 15)];
+                s0 += a0[j] * wp[j & 15];
+                s1 += a0[j] * wp[16 + (j & 15)];
             }
-            o0[c] = mcuc_output_table_s8(s0, rq + 4 * c, zp, lo, hi);
+            o0[c] = mcuc_output_table_s8(s0 + bias[c], rq + 4 * c, zp, lo, hi);
+            o0[c + 1] = mcuc_output_table_s8(s1 + bias[c + 1], rq + 4 * c + 4, zp, lo, hi);
+            c += 2;
+        }
+        if (c < n) {
+            const int8_t *wp = w + (c >> 2) * 4 * k16 + (c & 3) * 16;
+            int32_t s0 = 0;
+            const int8_t *xp = a0;
+            for (; xp != xend; xp += 16, wp += 64) {
+                MCUC_ONE_STEP(xp, wp, 0, s0);
+                MCUC_ONE_STEP(xp, wp, 4, s0);
+                MCUC_ONE_STEP(xp, wp, 8, s0);
+                MCUC_ONE_STEP(xp, wp, 12, s0);
+            }
+            int32_t j = k & ~15;
+            for (; j < k4; j += 4) {
+                MCUC_ONE_STEP(xend, wp, (j & 15), s0);
+            }
+            for (; j < k; ++j) {
+                s0 += a0[j] * wp[j & 15];
+            }
+            o0[c] = mcuc_output_table_s8(s0 + bias[c], rq + 4 * c, zp, lo, hi);
         }
     }
 #else
