@@ -313,6 +313,14 @@ def test_tflite_zero_point_out_of_range(tmp_path, capsys, value):
     assert "tensor 8" in msg and "zero point" in msg and "[-128, 127]" in msg
 
 
+def test_tflite_zero_points_not_pairing_with_scales(tmp_path, capsys):
+    """Fuzz campaign 0, mutant 6143: one scale with two zero points on a conv's output."""
+    def edit(m: Any) -> None:
+        tensor(m, 8).quantization.zeroPoint = [-128, -128]
+    msg = compile_error(tflite_variant(tmp_path, edit), tmp_path, capsys)
+    assert "tensor 8" in msg and "zero point" in msg
+
+
 def test_tflite_graph_outputs_removed(tmp_path, capsys):
     def edit(m: Any) -> None:
         m.subgraphs[0].outputs = []

@@ -186,6 +186,9 @@ class _Importer:
         zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else np.zeros(len(scale)), dtype=np.int64)
         if zp.size == 1 and scale.size > 1:
             zp = np.full(scale.size, int(zp[0]))
+        if zp.size != scale.size:
+            raise MCUCError(f"tensor {i} has {scale.size} quantization scale(s) but {zp.size} zero points; "
+                            "a .tflite tensor needs one zero point per scale (re-convert the model)")
         return QuantParams(scale, zp, None if scale.size == 1 else int(q.quantizedDimension))
 
     def _type(self, i: int) -> str:
