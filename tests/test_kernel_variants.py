@@ -317,45 +317,6 @@ def test_add_tables_equal_the_formula():
             assert np.array_equal(got, ref(p, q1, q2))
 
 
-def _check_elementwise(tmp_path, board: str, target: str) -> None:
-    g = elementwise_graph(seed=5)
-    kg, out = _compile(g, board, "fast", tmp_path)
-    names = kernel_names(kg)
-    assert sorted(names.values()) == ["mcuc_add_simd_s8"] * 7, names  # every same-shape add and sub
-    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
-    assert res["mismatched"] == 0, res
-
-
-def test_add_variant_bit_exact_on_host(tmp_path):
-    """The C path of mcuc_add_simd_s8 under ASan/UBSan."""
-    _check_elementwise(tmp_path, "qemu-mps2-an386", "host")
-
-
-@needs_qemu
-@pytest.mark.parametrize("board", QEMU_BOARDS)
-def test_add_variant_bit_exact_under_qemu(tmp_path, board):
-    _check_elementwise(tmp_path, board, "qemu")
-
-
-def _check_avgpool(tmp_path, board: str, target: str) -> None:
-    g = avgpool_graph(seed=6)
-    kg, out = _compile(g, board, "small", tmp_path)
-    assert sorted(kernel_names(kg).values()) == ["mcuc_avgpool_simd_s8"] * 6  # all but the 289-tap window
-    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
-    assert res["mismatched"] == 0, res
-
-
-def test_avgpool_variant_bit_exact_on_host(tmp_path):
-    """The C path of mcuc_avgpool_simd_s8 (reciprocal division) under ASan/UBSan."""
-    _check_avgpool(tmp_path, "qemu-mps2-an386", "host")
-
-
-@needs_qemu
-@pytest.mark.parametrize("board", QEMU_BOARDS)
-def test_avgpool_variant_bit_exact_under_qemu(tmp_path, board):
-    _check_avgpool(tmp_path, board, "qemu")
-
-
 @pytest.mark.parametrize("mode", ["fast", "small"])
 def test_conv_family_variants_bit_exact_on_host(tmp_path, mode):
     """The portable C paths of the variants, under ASan/UBSan, for the calls an M55 and an M4 compile make."""
@@ -378,22 +339,35 @@ def test_conv_family_variants_bit_exact_under_qemu(tmp_path, board, mode):
     assert res["mismatched"] == 0, res
 
 
-def _check_matmul(tmp_path, board: str, target: str) -> None:
-    g = matmul_graph(seed=8)
-    kg, out = _compile(g, board, "small", tmp_path)
+# One-variant graphs: (graph builder, seed, --kernels mode, the kernel every branch must get). The broadcast add,
+# the 289-tap pool and the attention ops of these graphs keep their own kernels.
+ONE_VARIANT = {
+    "add": (elementwise_graph, 5, "fast", ["mcuc_add_simd_s8"] * 7),
+    "avgpool": (avgpool_graph, 6, "small", ["mcuc_avgpool_simd_s8"] * 6),
+    "matmul": (matmul_graph, 8, "small", ["mcuc_batch_matmul_simd_s8"] * 11),
+}
+
+
+def _check_one_variant(tmp_path, case: str, board: str, target: str) -> None:
+    build, seed, mode, want = ONE_VARIANT[case]
+    g = build(seed=seed)
+    kg, out = _compile(g, board, mode, tmp_path)
     names = sorted(kernel_names(kg).values())
-    assert names == ["mcuc_batch_matmul_simd_s8"] * 11, names  # the attention ops keep their own kernel
+    assert names == want, names
     res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
     assert res["mismatched"] == 0, res
 
 
-def test_matmul_variant_bit_exact_on_host(tmp_path):
-    """The C path of mcuc_batch_matmul_simd_s8 (and attention's portable path) under ASan/UBSan."""
-    _check_matmul(tmp_path, "qemu-mps2-an386", "host")
+@pytest.mark.parametrize("case", sorted(ONE_VARIANT))
+def test_one_variant_bit_exact_on_host(tmp_path, case):
+    """The portable C paths of mcuc_add_simd_s8, mcuc_avgpool_simd_s8 (reciprocal division) and
+    mcuc_batch_matmul_simd_s8 (and attention's portable path) under ASan/UBSan."""
+    _check_one_variant(tmp_path, case, "qemu-mps2-an386", "host")
 
 
 @needs_qemu
 @pytest.mark.parametrize("board", QEMU_BOARDS)
-def test_matmul_variant_bit_exact_under_qemu(tmp_path, board):
-    """The DSP (M4, M7) and MVE (M55) paths of the batch matmul, alone and inside the attention kernel."""
-    _check_matmul(tmp_path, board, "qemu")
+@pytest.mark.parametrize("case", sorted(ONE_VARIANT))
+def test_one_variant_bit_exact_under_qemu(tmp_path, case, board):
+    """The DSP (M4, M7) and MVE (M55) paths; the batch matmul alone and inside the attention kernel."""
+    _check_one_variant(tmp_path, case, board, "qemu")
