@@ -148,6 +148,8 @@ def _layer(h: _Harness, i: int, layer: Layer) -> list[str]:
                 f"mcuc_in{first + 1}, {odims}, {y});"]
     if layer.kind == "softmax":
         return _softmax(h, layer)
+    if layer.kind == "mul":
+        return _mul(h, layer)
     # attention (three inputs) and layernorm (one): no CMSIS-NN kernel
     h.inputs += [0, 0, 0] if layer.kind == "attention" else [0]
     h.outputs.append(0)
@@ -163,6 +165,16 @@ def _softmax(h: _Harness, layer: Layer) -> list[str]:
     h.inputs.append(rows * cols)
     h.outputs.append(rows * cols)
     return [f"arm_softmax_s8({x}, {rows}, {cols}, 1073741824, 23, -248, {y});"]
+
+
+def _mul(h: _Harness, layer: Layer) -> list[str]:
+    """arm_elementwise_mul_s8 of two tensors of ``hw * hw * cin`` elements."""
+    n = layer.hw * layer.hw * layer.cin
+    first = len(h.inputs)
+    h.inputs += [n, n]
+    h.outputs.append(n)
+    return [f"status |= (int32_t)arm_elementwise_mul_s8(mcuc_in{first}, mcuc_in{first + 1}, {IN_OFFSET}, -2, "
+            f"mcuc_out{len(h.outputs) - 1}, {OUT_OFFSET}, 1518500250, -7, -128, 127, {n});"]
 
 
 def _cmake_lines(cmsis_dir: Path) -> str:

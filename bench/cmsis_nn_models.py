@@ -6,10 +6,10 @@ mcuc's layer schedule and ``--kernels fast`` (the ops mcuc runs, one profile mar
 - through CMSIS-NN's int8 kernel at the op's exact shape where CMSIS-NN has one: conv2d through
   arm_convolve_wrapper_s8 (which picks its 1x1 fast paths by shape, as a TFLM user gets), depthwise conv2d through
   arm_depthwise_conv_wrapper_s8 (its 3x3 path by shape), fully_connected through arm_fully_connected_s8 (batch =
-  rows, the tokens of a transformer), add of two same-shape tensors through arm_elementwise_add_s8, global average
-  pool through arm_avgpool_s8, batch_matmul through arm_batch_matmul_s8, softmax through arm_softmax_s8, and mcuc's
-  fused attention through its parts: arm_batch_matmul_s8 (q @ k^T, all heads), arm_softmax_s8 (heads x query rows)
-  and arm_batch_matmul_s8 (probabilities @ v);
+  rows, the tokens of a transformer), add and mul of two same-shape tensors through arm_elementwise_add_s8 and
+  arm_elementwise_mul_s8, global average pool through arm_avgpool_s8, batch_matmul through arm_batch_matmul_s8,
+  softmax through arm_softmax_s8, and mcuc's fused attention through its parts: arm_batch_matmul_s8 (q @ k^T, all
+  heads), arm_softmax_s8 (heads x query rows) and arm_batch_matmul_s8 (probabilities @ v);
 - at mcuc's own fast-kernel count for that op everywhere else (LayerNorm, mean, LUT activations such as GELU,
   transpose, concat, slice, gather, pad, broadcast add and mul, ...), so the figure is never penalised for a kernel
   CMSIS-NN lacks;
@@ -79,9 +79,9 @@ def op_layers(g: Graph, n: Node) -> tuple[Layer, ...]:
         rows = math.prod(ins[0]) // cin
         return (Layer(f"fully connected {cin}->{cout} x {rows} rows", "fc", cin, cout,
                       extra=(rows,) if rows > 1 else ()),)
-    if n.op == "add" and ins[0] == ins[1] == out:
+    if n.op in ("add", "mul") and ins[0] == ins[1] == out:
         size = math.prod(out)
-        return (Layer(f"add {size}", "add", size, size),)  # the harness adds hw * hw * cin elements
+        return (Layer(f"{n.op} {size}", n.op, size, size),)  # the harness runs hw * hw * cin elements
     if n.op == "avgpool" and len(ins[0]) == 4:
         _, h, w, c = ins[0]
         if h == w and tuple(n.attrs["kernel"]) == (h, w) and out == (1, 1, 1, c) and not any(n.attrs["pads"]):
@@ -120,7 +120,7 @@ def _bytes(layer: Layer) -> tuple[int, int]:
         return 0, bt * (m * k + k * n + m * n) + 4 * n
     if layer.kind == "softmax":
         return 0, 2 * math.prod(layer.extra)
-    return 0, 3 * layer.hw * layer.hw * layer.cin  # add (two inputs, one output) and average pool
+    return 0, 3 * layer.hw * layer.hw * layer.cin  # add, mul (two inputs, one output) and average pool
 
 
 def batches(layers: list[Layer]) -> list[list[Layer]]:
@@ -213,10 +213,10 @@ def print_models_cmsis(names: list[str], cores: list[str], work: Path, cmsis_dir
                          f"({counts['total'] / total:.2f}x, {real / total:.0%})")
         label = f"{name} ({MODELS[name]['resolution']} px)" if "resolution" in MODELS.get(name, {}) else name
         print(f"| {label} | {macs:,} |" + "".join(f" {c} |" for c in cells), flush=True)
-    print("\ninstructions per MAC of one inference (every op and the code between them), random int8 input. "
-          "CMSIS-NN: mcuc's op list (layer schedule, --kernels fast), each op through CMSIS-NN's int8 kernel at its "
-          "shape (conv, depthwise, fully connected with rows = tokens, same-shape add, global average pool, batch "
-          "matmul, softmax; attention as its two batch matmuls and softmax), every other op (LayerNorm, GELU and "
-          "other LUTs, mean, transpose, concat, slice, gather, broadcast add/mul) and the code between ops at mcuc's "
-          "fast-kernel count; ratio = mcuc / CMSIS-NN; share = part of the CMSIS-NN figure counted in CMSIS-NN's "
-          f"kernels. CMSIS-NN {cmsis_commit(cmsis_dir)} ({cmsis_dir})")
+    print("\ninstructions per MAC of one inference (every op and the code between them), random int8 input.\n"
+          "CMSIS-NN: mcuc's op list (layer schedule, --kernels fast), each op through CMSIS-NN's int8 kernel at its\n"
+          "shape (conv, depthwise, fully connected with rows = tokens, same-shape add and mul, global average pool,\n"
+          "batch matmul, softmax; attention as its two batch matmuls and softmax); every other op (LayerNorm, GELU\n"
+          "and other LUTs, mean, transpose, concat, slice, gather, broadcast add/mul) and the code between ops at\n"
+          "mcuc's fast-kernel count. ratio = mcuc / CMSIS-NN; share = part of the CMSIS-NN figure counted in\n"
+          f"CMSIS-NN's kernels. CMSIS-NN {cmsis_commit(cmsis_dir)} ({cmsis_dir})")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer class: ``kind`` conv | fc | add | avgpool | matmul | attention | layernorm | softmax, with its
-    shape."""
+    """One layer class: ``kind`` conv | fc | add | mul | avgpool | matmul | attention | layernorm | softmax,
+    with its shape."""
 
     name: str
     kind: str
