@@ -19,9 +19,15 @@ by the model's MACs; the ratio is mcuc / CMSIS-NN; the share is the part of the 
 kernels. Not added to the CMSIS-NN side: transposes a TFLM graph would run around CMSIS-NN's batch matmul (it reads
 its right-hand side transposed) and TFLM's interpreter overhead.
 
+arm-none-eabi-gcc 12.2 builds CMSIS-NN's softmax without its MVE path (CMSIS-NN defines ARM_GCC_12_2_ICE to avoid
+a compiler crash), so on M55 arm_softmax_s8 runs its scalar code; in the transformers softmax is a third or more of
+the CMSIS-NN figure on every core.
+
 CMSIS-NN's kernels run in bench/cmsis_nn.py's harness (same compiler, -O2, QEMU boards and instruction-count plugin as
-mcuc; random int8 data, TFLite-style quantization). Each distinct (kind, shape) over all models is counted once per
-core, many layers per harness build, as few builds as the boards' memory allows.
+mcuc; TFLite-style quantization; int8 data random in the first layer's input, zeros in the others, which changes no
+count but softmax's, where zeros take the full path as attention scores do under TFLM's softmax parameters). Each
+distinct (kind, shape) over all models is counted once per core, many layers per harness build, as few builds as the
+boards' memory allows.
 """
 from __future__ import annotations
 
