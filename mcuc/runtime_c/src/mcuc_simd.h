@@ -205,61 +205,168 @@ static inline int32_t mcuc_quad_weight(const int8_t *quads, int32_t k16, int32_t
     } while (0)
 #endif
 
+#if defined(MCUC_MVE)
+#if defined(__GNUC__)
+#define MCUC_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MCUC_ALWAYS_INLINE inline
+#endif
+
+/* The per-quad constants of the GEMM's output stage: requantization (left shift only where some lane
+ * shifts left), zero point and clamp. */
+typedef struct {
+    int32x4_t mult;
+    int32x4_t left;
+    int32x4_t right;
+    int32x4_t lo;
+    int32x4_t hi;
+    int32_t zp;
+} mcuc_gemm_out_mve_t;
+
+/* Four accumulators (bias included) of one row and a channel quad to four int8 at out: requantize (see
+ * mcuc_requantize_mve), add zp, clamp, one narrowing store (predicated by p when the quad is partial). */
+static MCUC_ALWAYS_INLINE void mcuc_gemm_store_mve(int32x4_t x, const mcuc_gemm_out_mve_t *o, int shift_left,
+                                                  int partial, mve_pred16_t p, int8_t *out)
+{
+    if (shift_left) {
+        x = vshlq_s32(x, o->left);
+    }
+    x = vqrdmulhq_s32(x, o->mult);
+    x = vaddq_s32(x, vshrq_n_s32(vandq_s32(x, o->right), 31));
+    x = vaddq_n_s32(vrshlq_s32(x, o->right), o->zp);
+    x = vminq_s32(vmaxq_s32(x, o->lo), o->hi);
+    if (partial) {
+        vstrbq_p_s32(out, x, p);
+    } else {
+        vstrbq_s32(out, x);
+    }
+}
+
+/* Two rows (a0, a1) times one channel quad (weights wp, chunks >= 1 slices of 16 columns) as two vectors of
+ * four accumulators, *v0 for a0 and *v1 for a1. buf: 12 words, the quad's biases in buf[8..11], buf[0..7]
+ * scratch. Inline assembly: VMLADAV accumulates only into even registers, and eight accumulators fill all of
+ * them (r0-r12 and lr), which the compiler's allocation does not manage without spilling; so the loop counts
+ * down with SUBS/BNE and lr holds an accumulator. The eight sums leave by one STM of the even registers (in
+ * lane order) and two vector loads. */
+static MCUC_ALWAYS_INLINE void mcuc_gemm_pair_mve(const int8_t *a0, const int8_t *a1, const int8_t *wp,
+                                                 int32_t chunks, int32_t *buf, int32x4_t *v0, int32x4_t *v1)
+{
+    int32x4_t x0, x1, t;
+    __asm__ volatile("ldrd r0, r2, [%[b], #32]\n\t"
+                     "ldrd r4, r6, [%[b], #40]\n\t"
+                     "ldrd r8, r10, [%[b], #32]\n\t"
+                     "ldrd r12, lr, [%[b], #40]\n"
+                     "1:\n\t"
+                     "vldrb.8 %q[x0], [%[pa]], #16\n\t"
+                     "vldrb.8 %q[t], [%[pw]], #64\n\t"
+                     "vmladava.s8 r0, %q[x0], %q[t]\n\t"
+                     "vldrb.8 %q[x1], [%[pb]], #16\n\t"
+                     "vmladava.s8 r8, %q[x1], %q[t]\n\t"
+                     "vldrb.8 %q[t], [%[pw], #-48]\n\t"
+                     "vmladava.s8 r2, %q[x0], %q[t]\n\t"
+                     "vmladava.s8 r10, %q[x1], %q[t]\n\t"
+                     "vldrb.8 %q[t], [%[pw], #-32]\n\t"
+                     "vmladava.s8 r4, %q[x0], %q[t]\n\t"
+                     "vmladava.s8 r12, %q[x1], %q[t]\n\t"
+                     "vldrb.8 %q[t], [%[pw], #-16]\n\t"
+                     "vmladava.s8 r6, %q[x0], %q[t]\n\t"
+                     "vmladava.s8 lr, %q[x1], %q[t]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     "stm %[b], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"
+                     "vldrw.32 %q[x0], [%[b]]\n\t"
+                     "vldrw.32 %q[x1], [%[b], #16]"
+                     : [x0] "=&w"(x0), [x1] "=&w"(x1), [t] "=&w"(t), [pa] "+r"(a0), [pb] "+r"(a1), [pw] "+r"(wp),
+                       [n] "+r"(chunks)
+                     : [b] "r"(buf)
+                     : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "cc", "memory");
+    *v0 = x0;
+    *v1 = x1;
+}
+
+/* Rows [0, rows) of a against one channel quad (weights wq, k16 columns; biases in buf[8..11], see
+ * mcuc_gemm_pair_mve): two rows per block (eight VMLADAV accumulators, each 16-byte slice of the two rows
+ * meeting the four weight slices), then single rows. A row but the last may be read past k up to k16: the
+ * bytes there belong to the following rows and meet zero weights; the last row's partial slice is a
+ * zeroing predicated load, so nothing past the end of a is read. */
+static MCUC_ALWAYS_INLINE void mcuc_gemm_quad_mve(const int8_t *a, int32_t a_stride, int32_t rows,
+                                                 const int8_t *wq, int32_t k, int32_t k16, int32_t *buf,
+                                                 const mcuc_gemm_out_mve_t *o, int shift_left, int partial,
+                                                 mve_pred16_t p, int8_t *out, int32_t n)
+{
+    const int32_t chunks = k16 >> 4;
+    /* rows whose reads up to k16 stay inside a */
+    const int32_t pairs_end = (k == k16 ? rows : rows - 1) & ~1;
+    int32_t r = 0;
+    for (; r < pairs_end; r += 2) {
+        const int8_t *a0 = a + r * a_stride;
+        const int8_t *a1 = a0 + a_stride;
+        int32x4_t v0, v1;
+        mcuc_gemm_pair_mve(a0, a1, wq, chunks, buf, &v0, &v1);
+        int8_t *o0 = out + r * n;
+        mcuc_gemm_store_mve(v0, o, shift_left, partial, p, o0);
+        mcuc_gemm_store_mve(v1, o, shift_left, partial, p, o0 + n);
+    }
+    for (; r < rows; ++r) {
+        const int8_t *a0 = a + r * a_stride;
+        const int8_t *wp = wq;
+        int32_t s0 = buf[8], s1 = buf[9], s2 = buf[10], s3 = buf[11];
+        for (int32_t j = 16; j <= k; j += 16) {
+            const int8x16_t x0 = vldrbq_s8(a0);
+            s0 = vmladavaq_s8(s0, x0, vldrbq_s8(wp));
+            s1 = vmladavaq_s8(s1, x0, vldrbq_s8(wp + 16));
+            s2 = vmladavaq_s8(s2, x0, vldrbq_s8(wp + 32));
+            s3 = vmladavaq_s8(s3, x0, vldrbq_s8(wp + 48));
+            a0 += 16;
+            wp += 64;
+        }
+        if (k & 15) {
+            const int8x16_t x0 = vldrbq_z_s8(a0, vctp8q((uint32_t)(k & 15)));
+            s0 = vmladavaq_s8(s0, x0, vldrbq_s8(wp));
+            s1 = vmladavaq_s8(s1, x0, vldrbq_s8(wp + 16));
+            s2 = vmladavaq_s8(s2, x0, vldrbq_s8(wp + 32));
+            s3 = vmladavaq_s8(s3, x0, vldrbq_s8(wp + 48));
+        }
+        buf[0] = s0;
+        buf[1] = s1;
+        buf[2] = s2;
+        buf[3] = s3;
+        mcuc_gemm_store_mve(vldrwq_s32(buf), o, shift_left, partial, p, out + r * n);
+    }
+}
+#endif
+
 static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows, const int8_t *w, int32_t k,
                                 int32_t n, const int32_t *bias, const mcuc_per_channel_quant_params_t *quant,
                                 int32_t zp, int32_t lo, int32_t hi, int8_t *out)
 {
     const int32_t k16 = (k + 15) & ~15;
 #if defined(MCUC_MVE)
-    /* Two rows x four output channels per block: each 16-byte slice of the two rows meets the quad's four
-     * weight slices in eight VMLADAV dot products; the last slice of a row is a predicated (zeroing) load. */
-    const int32_t kfull = k & ~15;
-    for (int32_t r = 0; r < rows; r += 2) {
-        const int two = r + 1 < rows;
-        const int8_t *a0 = a + (int32_t)r * a_stride;
-        const int8_t *a1 = two ? a0 + a_stride : a0;
-        for (int32_t c = 0; c < n; c += 4) {
-            const int8_t *wp = w + (c >> 2) * 4 * k16;
-            int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-            int32_t j = 0;
-            for (; j < kfull; j += 16) {
-                const int8x16_t x0 = vldrbq_s8(a0 + j);
-                const int8x16_t x1 = vldrbq_s8(a1 + j);
-                int8x16_t v = vldrbq_s8(wp);
-                s00 = vmladavaq_s8(s00, x0, v);
-                s10 = vmladavaq_s8(s10, x1, v);
-                v = vldrbq_s8(wp + 16);
-                s01 = vmladavaq_s8(s01, x0, v);
-                s11 = vmladavaq_s8(s11, x1, v);
-                v = vldrbq_s8(wp + 32);
-                s02 = vmladavaq_s8(s02, x0, v);
-                s12 = vmladavaq_s8(s12, x1, v);
-                v = vldrbq_s8(wp + 48);
-                s03 = vmladavaq_s8(s03, x0, v);
-                s13 = vmladavaq_s8(s13, x1, v);
-                wp += 64;
+    /* Channel quads outermost, so a quad's requantization constants and biases stay in registers while the
+     * rows stream past; the last quad, when partial, stores with a predicate. */
+    int32_t buf[12];
+    for (int32_t c = 0; c < n; c += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - c));
+        const int32x4_t shift = vldrwq_z_s32(quant->shift + c, p);
+        const int32x4_t zero = vdupq_n_s32(0);
+        vstrwq_s32(buf + 8, vldrwq_z_s32(bias + c, p));
+        mcuc_gemm_out_mve_t o;
+        o.mult = vldrwq_z_s32(quant->multiplier + c, p);
+        o.left = vmaxq_s32(shift, zero);
+        o.right = vminq_s32(shift, zero);
+        o.lo = vdupq_n_s32(lo);
+        o.hi = vdupq_n_s32(hi);
+        o.zp = zp;
+        const int8_t *wq = w + (c >> 2) * 4 * k16;
+        const int shift_left = vmaxvq_s32(0, shift) > 0;
+        if (c + 4 <= n) {
+            if (shift_left) {
+                mcuc_gemm_quad_mve(a, a_stride, rows, wq, k, k16, buf, &o, 1, 0, p, out + c, n);
+            } else {
+                mcuc_gemm_quad_mve(a, a_stride, rows, wq, k, k16, buf, &o, 0, 0, p, out + c, n);
             }
-            if (j < k) {
-                const mve_pred16_t p = vctp8q((uint32_t)(k - j));
-                const int8x16_t x0 = vldrbq_z_s8(a0 + j, p);
-                const int8x16_t x1 = vldrbq_z_s8(a1 + j, p);
-                s00 = vmladavaq_s8(s00, x0, vldrbq_s8(wp));
-                s10 = vmladavaq_s8(s10, x1, vldrbq_s8(wp));
-                s01 = vmladavaq_s8(s01, x0, vldrbq_s8(wp + 16));
-                s11 = vmladavaq_s8(s11, x1, vldrbq_s8(wp + 16));
-                s02 = vmladavaq_s8(s02, x0, vldrbq_s8(wp + 32));
-                s12 = vmladavaq_s8(s12, x1, vldrbq_s8(wp + 32));
-                s03 = vmladavaq_s8(s03, x0, vldrbq_s8(wp + 48));
-                s13 = vmladavaq_s8(s13, x1, vldrbq_s8(wp + 48));
-            }
-            const mve_pred16_t p = vctp32q((uint32_t)(n - c));
-            const int32x4_t b = vldrwq_z_s32(bias + c, p);
-            int32x4_t acc = vsetq_lane_s32(s03, vsetq_lane_s32(s02, vsetq_lane_s32(s01, vdupq_n_s32(s00), 1), 2), 3);
-            mcuc_store_mve(vaddq_s32(acc, b), quant, c, zp, lo, hi, out + (int32_t)r * n + c, p);
-            if (two) {
-                acc = vsetq_lane_s32(s13, vsetq_lane_s32(s12, vsetq_lane_s32(s11, vdupq_n_s32(s10), 1), 2), 3);
-                mcuc_store_mve(vaddq_s32(acc, b), quant, c, zp, lo, hi, out + (int32_t)(r + 1) * n + c, p);
-            }
+        } else {
+            mcuc_gemm_quad_mve(a, a_stride, rows, wq, k, k16, buf, &o, shift_left, 1, p, out + c, n);
         }
     }
 #elif defined(MCUC_DSP)
