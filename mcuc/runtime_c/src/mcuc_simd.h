@@ -584,6 +584,10 @@ static inline int32_t mcuc_im2col_kpad(const mcuc_conv2d_params_t *p)
     return (p->kernel_h * p->kernel_w * p->in_c + 3) & ~3;
 }
 
+/* Output pixels of one GEMM call of mcuc_conv2d_im2col_s8 (im2col rows in its scratch): enough for the
+ * GEMM's per-channel-quad set-up to spread over two row pairs. */
+#define MCUC_IM2COL_ROWS 4
+
 /* The same rounded up to a multiple of 16 (rows of the quad-layout GEMM). */
 static inline int32_t mcuc_im2col_k16(const mcuc_conv2d_params_t *p)
 {
