@@ -286,27 +286,28 @@ static MCUC_ALWAYS_INLINE void mcuc_gemm_pair_mve(const int8_t *a0, const int8_t
 
 /* Rows [0, rows) of a against one channel quad (weights wq, k16 columns; biases in buf[8..11], see
  * mcuc_gemm_pair_mve): two rows per block (eight VMLADAV accumulators, each 16-byte slice of the two rows
- * meeting the four weight slices), then single rows. A row but the last may be read past k up to k16: the
- * bytes there belong to the following rows and meet zero weights; the last row's partial slice is a
- * zeroing predicated load, so nothing past the end of a is read. */
+ * meeting the four weight slices) over the first full_rows rows, then single rows. The first full_rows rows
+ * are those that can be read up to k16 without leaving a (the bytes past k belong to later rows and meet zero
+ * weights); the single rows read their partial slice with a zeroing predicated load. */
 static MCUC_ALWAYS_INLINE void mcuc_gemm_quad_mve(const int8_t *a, int32_t a_stride, int32_t rows,
-                                                 const int8_t *wq, int32_t k, int32_t k16, int32_t *buf,
+                                                 int32_t full_rows, const int8_t *wq, int32_t k, int32_t k16,
+                                                 int32_t *buf,
                                                  const mcuc_gemm_out_mve_t *o, int shift_left, int partial,
                                                  mve_pred16_t p, int8_t *out, int32_t n)
 {
     const int32_t chunks = k16 >> 4;
-    /* rows whose reads up to k16 stay inside a */
-    const int32_t pairs_end = (k == k16 ? rows : rows - 1) & ~1;
-    int32_t r = 0;
-    for (; r < pairs_end; r += 2) {
-        const int8_t *a0 = a + r * a_stride;
-        const int8_t *a1 = a0 + a_stride;
+    const int32_t pairs = full_rows >> 1;
+    const int8_t *a0 = a;
+    int8_t *o0 = out;
+    for (int32_t i = 0; i < pairs; ++i) {
         int32x4_t v0, v1;
-        mcuc_gemm_pair_mve(a0, a1, wq, chunks, buf, &v0, &v1);
-        int8_t *o0 = out + r * n;
+        mcuc_gemm_pair_mve(a0, a0 + a_stride, wq, chunks, buf, &v0, &v1);
         mcuc_gemm_store_mve(v0, o, shift_left, partial, p, o0);
         mcuc_gemm_store_mve(v1, o, shift_left, partial, p, o0 + n);
+        a0 += 2 * a_stride;
+        o0 += 2 * n;
     }
+    int32_t r = 2 * pairs;
     for (; r < rows; ++r) {
         const int8_t *a0 = a + r * a_stride;
         const int8_t *wp = wq;
@@ -345,6 +346,12 @@ static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows,
     /* Channel quads outermost, so a quad's requantization constants and biases stay in registers while the
      * rows stream past; the last quad, when partial, stores with a predicate. */
     int32_t buf[12];
+    /* rows r with r * a_stride + k16 <= (rows - 1) * a_stride + k */
+    int32_t full_rows = rows;
+    if (k != k16) {
+        full_rows -= (k16 - k + a_stride - 1) / a_stride;
+        full_rows = full_rows > 0 ? full_rows : 0;
+    }
     for (int32_t c = 0; c < n; c += 4) {
         const mve_pred16_t p = vctp32q((uint32_t)(n - c));
         const int32x4_t shift = vldrwq_z_s32(quant->shift + c, p);
@@ -361,12 +368,12 @@ static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows,
         const int shift_left = vmaxvq_s32(0, shift) > 0;
         if (c + 4 <= n) {
             if (shift_left) {
-                mcuc_gemm_quad_mve(a, a_stride, rows, wq, k, k16, buf, &o, 1, 0, p, out + c, n);
+                mcuc_gemm_quad_mve(a, a_stride, rows, full_rows, wq, k, k16, buf, &o, 1, 0, p, out + c, n);
             } else {
-                mcuc_gemm_quad_mve(a, a_stride, rows, wq, k, k16, buf, &o, 0, 0, p, out + c, n);
+                mcuc_gemm_quad_mve(a, a_stride, rows, full_rows, wq, k, k16, buf, &o, 0, 0, p, out + c, n);
             }
         } else {
-            mcuc_gemm_quad_mve(a, a_stride, rows, wq, k, k16, buf, &o, shift_left, 1, p, out + c, n);
+            mcuc_gemm_quad_mve(a, a_stride, rows, full_rows, wq, k, k16, buf, &o, shift_left, 1, p, out + c, n);
         }
     }
 #elif defined(MCUC_DSP)
