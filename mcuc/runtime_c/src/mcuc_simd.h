@@ -247,10 +247,12 @@ static MCUC_ALWAYS_INLINE void mcuc_gemm_store_mve(int32x4_t x, const mcuc_gemm_
  * scratch. Inline assembly: VMLADAV accumulates only into even registers, and eight accumulators fill all of
  * them (r0-r12 and lr), which the compiler's allocation does not manage without spilling; so the loop counts
  * down with SUBS/BNE and lr holds an accumulator. The eight sums leave by one STM of the even registers (in
- * lane order) and two vector loads. */
+ * lane order) and two vector loads. The assembly needs five of the odd registers for its operands, which
+ * unoptimised builds (with a frame pointer and every value in memory) cannot spare: there, intrinsics. */
 static MCUC_ALWAYS_INLINE void mcuc_gemm_pair_mve(const int8_t *a0, const int8_t *a1, const int8_t *wp,
                                                  int32_t chunks, int32_t *buf, int32x4_t *v0, int32x4_t *v1)
 {
+#if defined(__GNUC__) && defined(__OPTIMIZE__)
     int32x4_t x0, x1, t;
     __asm__ volatile("ldrd r0, r2, [%[b], #32]\n\t"
                      "ldrd r4, r6, [%[b], #40]\n\t"
@@ -280,6 +282,24 @@ static MCUC_ALWAYS_INLINE void mcuc_gemm_pair_mve(const int8_t *a0, const int8_t
                        [n] "+r"(chunks)
                      : [b] "r"(buf)
                      : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "cc", "memory");
+#else
+    /* the same in intrinsics (unoptimised builds cannot spare the registers the assembly takes) */
+    int32_t s00 = buf[8], s01 = buf[9], s02 = buf[10], s03 = buf[11];
+    int32_t s10 = s00, s11 = s01, s12 = s02, s13 = s03;
+    for (int32_t j = 0; j < chunks; ++j, a0 += 16, a1 += 16, wp += 64) {
+        const int8x16_t x0 = vldrbq_s8(a0), x1 = vldrbq_s8(a1);
+        s00 = vmladavaq_s8(s00, x0, vldrbq_s8(wp));
+        s10 = vmladavaq_s8(s10, x1, vldrbq_s8(wp));
+        s01 = vmladavaq_s8(s01, x0, vldrbq_s8(wp + 16));
+        s11 = vmladavaq_s8(s11, x1, vldrbq_s8(wp + 16));
+        s02 = vmladavaq_s8(s02, x0, vldrbq_s8(wp + 32));
+        s12 = vmladavaq_s8(s12, x1, vldrbq_s8(wp + 32));
+        s03 = vmladavaq_s8(s03, x0, vldrbq_s8(wp + 48));
+        s13 = vmladavaq_s8(s13, x1, vldrbq_s8(wp + 48));
+    }
+    const int32x4_t x0 = vsetq_lane_s32(s03, vsetq_lane_s32(s02, vsetq_lane_s32(s01, vdupq_n_s32(s00), 1), 2), 3);
+    const int32x4_t x1 = vsetq_lane_s32(s13, vsetq_lane_s32(s12, vsetq_lane_s32(s11, vdupq_n_s32(s10), 1), 2), 3);
+#endif
     *v0 = x0;
     *v1 = x1;
 }
