@@ -22,6 +22,39 @@ static void mcuc_fill_s16(int16_t *dst, int32_t n, int16_t v)
     }
 }
 
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+/* The int16 pair (lo, hi) as one word (PKHBT). */
+static inline uint32_t mcuc_dw_rows_pack(int32_t lo, int32_t hi)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+
+/* The first n & ~7 of n input columns `channels` apart from src widened into dst, eight per step packed two
+ * by two (a function of its own, for the registers); returns how many. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int32_t mcuc_dw_rows_widen_dsp(const int8_t *src, int32_t channels, int16_t *dst, int32_t n)
+{
+    const size_t c1 = (size_t)channels, c2 = 2 * c1, c3 = 3 * c1;
+    const int16_t *const end = dst + (n & ~7);
+    const int8_t *src4 = src + 4 * c1;  /* the second four columns of a step */
+    for (; dst != end; dst += 8, src += 8 * c1, src4 += 8 * c1) {
+        const uint32_t v0 = mcuc_dw_rows_pack(src[0], src[c1]);
+        const uint32_t v1 = mcuc_dw_rows_pack(src[c2], src[c3]);
+        const uint32_t v2 = mcuc_dw_rows_pack(src4[0], src4[c1]);
+        const uint32_t v3 = mcuc_dw_rows_pack(src4[c2], src4[c3]);
+        memcpy(dst, &v0, 4);
+        memcpy(dst + 2, &v1, 4);
+        memcpy(dst + 4, &v2, 4);
+        memcpy(dst + 6, &v3, 4);
+    }
+    return n & ~7;
+}
+#endif
+
 /* Input row iy of channel c of image `in` into ring row `row` (int16, `width` columns, padding input_zp). With
  * `split` (MVE, stride 2), even columns go to the first half of the row and odd ones to the second, so that
  * the columns a stride-2 group of output pixels reads are contiguous. */
@@ -54,6 +87,9 @@ static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int
         vstrhq_s32(dst + x, vldrbq_gather_offset_s32(src + (size_t)x * channels, offsets));
     }
 #endif
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+    x = mcuc_dw_rows_widen_dsp(src, channels, dst, end);
+#endif
     for (; x + 4 <= end; x += 4) {
         const int8_t *s = src + (size_t)x * channels;
         dst[x] = s[0];
@@ -75,24 +111,54 @@ typedef struct {
     int64_t round;
 } mcuc_dw_rows_out_t;
 
-static inline int8_t mcuc_dw_rows_finish(int32_t acc, const mcuc_dw_rows_out_t *o)
+#if defined(__GNUC__)
+#define MCUC_DW_ROWS_NOINLINE __attribute__((noinline))
+#else
+#define MCUC_DW_ROWS_NOINLINE
+#endif
+
+/* Output pixels of a row whose accumulators the tap loops collect before one loop requantizes them: the tap
+ * loops then keep no requantization constants in registers, the requantization loop no taps. */
+#define MCUC_DW_ROWS_CHUNK 32
+
+/* The n accumulators acc[] requantized, clamped and stored `step` apart from out (SSAT alone clamps without
+ * a fused activation). */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_store_dsp(const int32_t *acc, int32_t n, const mcuc_dw_rows_out_t *o,
+                                                         int8_t *out, size_t step)
 {
-    const int32_t y = MCUC_LIKELY(o->e1 >= 0) ? mcuc_requantize_right(acc, o->mult, o->round, o->e1)
-                                                : mcuc_requantize_exact(acc, o->mult, o->shift);
-    return mcuc_clamp_s8(y + o->zp, o->lo, o->hi);
+    const int32_t zp = o->zp, lo = o->lo, hi = o->hi;
+    const int32_t *const end = acc + n;
+    if (MCUC_LIKELY(o->e1 >= 0)) {
+        const int32_t mult = o->mult, e1 = o->e1;
+        const int64_t round = o->round;
+        if (lo == -128 && hi == 127) {
+            for (; acc != end; ++acc, out += step) {
+                *out = (int8_t)__ssat(mcuc_requantize_right(*acc, mult, round, e1) + zp, 8);
+            }
+        } else {
+            for (; acc != end; ++acc, out += step) {
+                int32_t y = mcuc_requantize_right(*acc, mult, round, e1) + zp;
+                y = y < lo ? lo : y;
+                *(uint8_t *)out = (uint8_t)(y > hi ? hi : y);
+            }
+        }
+    } else {
+        for (; acc != end; ++acc, out += step) {
+            *out = mcuc_clamp_s8(mcuc_requantize_exact(*acc, o->mult, o->shift) + zp, lo, hi);
+        }
+    }
 }
 
 #define MCUC_PAIR(r, j, wj, acc) acc = mcuc_smlad((int32_t)mcuc_read_u32((r) + 2 * (j)), (int32_t)(wj), acc)
 
-/* 3x3, stride 1: two output pixels per step share their loads: with x01 = (x0, x1), x12, x23 the input pairs
- * of a row, pixel 0 takes x01 . (w0, w1) + x2 * w2 and pixel 1 takes x12 . (w0, w1) + x3 * w2. */
-static void mcuc_dw_rows_3x3s1_dsp(const int16_t *const *rows, const uint32_t *pairs, int32_t out_w,
-                                   const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+/* 3x3, stride 1, into acc[0, n): two output pixels per step share their loads: with x01 = (x0, x1), x12, x23
+ * the input pairs of a row, pixel 0 takes x01 . (w0, w1) + x2 * w2 and pixel 1 takes x12 . (w0, w1) + x3 * w2. */
+static void mcuc_dw_rows_3x3s1_dsp(const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *pairs,
+                                   int32_t n, int32_t bias, int32_t *acc)
 {
-    const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
-    int32_t ox = 0;
-    for (; ox + 2 <= out_w; ox += 2, r0 += 2, r1 += 2, r2 += 2, out += 2 * step) {
-        int32_t a = o->bias, b = o->bias;
+    int32_t *const pair_end = acc + (n & ~1);
+    for (; acc != pair_end; acc += 2, r0 += 2, r1 += 2, r2 += 2) {
+        int32_t a = bias, b = bias;
         const int16_t *r[3] = {r0, r1, r2};
         for (int32_t ky = 0; ky < 3; ++ky) {
             const int32_t x01 = (int32_t)mcuc_read_u32(r[ky]);
@@ -104,57 +170,150 @@ static void mcuc_dw_rows_3x3s1_dsp(const int16_t *const *rows, const uint32_t *p
             b = mcuc_smlad(x12, w01, b);
             b = __smlatb(x23, w2, b);
         }
-        out[0] = mcuc_dw_rows_finish(a, o);
-        out[step] = mcuc_dw_rows_finish(b, o);
+        acc[0] = a;
+        acc[1] = b;
     }
-    if (ox < out_w) {
-        int32_t a = o->bias;
+    if (n & 1) {
+        int32_t a = bias;
         MCUC_PAIR(r0, 0, pairs[0], a);
         MCUC_PAIR(r0, 1, pairs[1], a);
         MCUC_PAIR(r1, 0, pairs[2], a);
         MCUC_PAIR(r1, 1, pairs[3], a);
         MCUC_PAIR(r2, 0, pairs[4], a);
         MCUC_PAIR(r2, 1, pairs[5], a);
-        out[0] = mcuc_dw_rows_finish(a, o);
+        acc[0] = a;
     }
 }
 
-/* Any kernel: the row loop unrolled for rows of 2, 3 or 4 tap pairs (kernel widths 3 to 8). */
-#define MCUC_DW_ROWS_LOOP(KW2)                                                                    \
-    for (int32_t ox = 0; ox < out_w; ++ox, out += step) {                                         \
-        int32_t acc = o->bias;                                                                    \
-        const uint32_t *wp = pairs;                                                               \
-        for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                        \
-            const int16_t *r = rows[ky] + ox * sw;                                                \
-            MCUC_PAIR(r, 0, wp[0], acc);                                                          \
-            if ((KW2) > 1) MCUC_PAIR(r, 1, wp[1 % (KW2)], acc);                                   \
-            if ((KW2) > 2) MCUC_PAIR(r, 2, wp[2 % (KW2)], acc);                                   \
-            if ((KW2) > 3) MCUC_PAIR(r, 3, wp[3 % (KW2)], acc);                                   \
-        }                                                                                         \
-        *out = mcuc_dw_rows_finish(acc, o);                                                       \
+/* 3x3, stride 2, into acc[0, n): pixel ox reads the pairs (x[2ox], x[2ox+1]) and (x[2ox+2], x[2ox+3]) of each
+ * row, and the second is the first of pixel ox + 1: two pixels per step load three words a row and take one
+ * SMLAD with (w0, w1) and one SMLABB with w2 each. The w2 of rows 0 and 1 share a word (SMLABB / SMLABT). */
+static void mcuc_dw_rows_3x3s2_dsp(const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *pairs,
+                                   int32_t n, int32_t bias, int32_t *acc)
+{
+    const int32_t w0 = (int32_t)pairs[0], w1 = (int32_t)pairs[2], w2 = (int32_t)pairs[4];
+    const int32_t t01 = (int32_t)((pairs[1] & 0xFFFFu) | (pairs[3] << 16)), t2 = (int32_t)pairs[5];
+    int32_t *const pair_end = acc + (n & ~1);
+    for (; acc != pair_end; acc += 2, r0 += 4, r1 += 4, r2 += 4) {
+        int32_t x0 = (int32_t)mcuc_read_u32(r0), x1 = (int32_t)mcuc_read_u32(r0 + 2);
+        int32_t x2 = (int32_t)mcuc_read_u32(r0 + 4);
+        int32_t a = mcuc_smlad(x0, w0, bias), b = mcuc_smlad(x1, w0, bias);
+        a = __smlabb(x1, t01, a);
+        b = __smlabb(x2, t01, b);
+        x0 = (int32_t)mcuc_read_u32(r1);
+        x1 = (int32_t)mcuc_read_u32(r1 + 2);
+        x2 = (int32_t)mcuc_read_u32(r1 + 4);
+        a = mcuc_smlad(x0, w1, a);
+        b = mcuc_smlad(x1, w1, b);
+        a = __smlabt(x1, t01, a);
+        b = __smlabt(x2, t01, b);
+        x0 = (int32_t)mcuc_read_u32(r2);
+        x1 = (int32_t)mcuc_read_u32(r2 + 2);
+        x2 = (int32_t)mcuc_read_u32(r2 + 4);
+        a = mcuc_smlad(x0, w2, a);
+        b = mcuc_smlad(x1, w2, b);
+        acc[0] = __smlabb(x1, t2, a);
+        acc[1] = __smlabb(x2, t2, b);
     }
+    if (n & 1) {
+        int32_t a = mcuc_smlad((int32_t)mcuc_read_u32(r0), w0, bias);
+        a = __smlabb((int32_t)mcuc_read_u32(r0 + 2), t01, a);
+        a = mcuc_smlad((int32_t)mcuc_read_u32(r1), w1, a);
+        a = __smlabt((int32_t)mcuc_read_u32(r1 + 2), t01, a);
+        a = mcuc_smlad((int32_t)mcuc_read_u32(r2), w2, a);
+        acc[0] = __smlabb((int32_t)mcuc_read_u32(r2 + 2), t2, a);
+    }
+}
+
+/* Any kernel into acc[0, n): rows of KW2 tap pairs (kernel widths 3 to 8) at stride SW, two pixels per step
+ * sharing each tap pair's load (and at stride 2 their common input pairs), then a last pixel alone. */
+#define MCUC_DW_ROWS_TAP2(r, j, wp, SW, a, b)                                                     \
+    do {                                                                                          \
+        const int32_t wj_ = (int32_t)(wp)[j];                                                     \
+        a = mcuc_smlad((int32_t)mcuc_read_u32((r) + 2 * (j)), wj_, a);                            \
+        b = mcuc_smlad((int32_t)mcuc_read_u32((r) + (SW) + 2 * (j)), wj_, b);                     \
+    } while (0)
+#define MCUC_DW_ROWS_LOOP(KW2, SW)                                                                \
+    do {                                                                                          \
+        int32_t i = 0;                                                                            \
+        for (; i + 2 <= n; i += 2) {                                                              \
+            int32_t a = bias, b = bias;                                                           \
+            const uint32_t *wp = pairs;                                                           \
+            for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                    \
+                const int16_t *r = rows[ky] + i * (SW);                                           \
+                MCUC_DW_ROWS_TAP2(r, 0, wp, SW, a, b);                                            \
+                if ((KW2) > 1) MCUC_DW_ROWS_TAP2(r, 1 % (KW2), wp, SW, a, b);                     \
+                if ((KW2) > 2) MCUC_DW_ROWS_TAP2(r, 2 % (KW2), wp, SW, a, b);                     \
+                if ((KW2) > 3) MCUC_DW_ROWS_TAP2(r, 3 % (KW2), wp, SW, a, b);                     \
+            }                                                                                     \
+            acc[i] = a;                                                                           \
+            acc[i + 1] = b;                                                                       \
+        }                                                                                         \
+        if (i < n) {                                                                              \
+            int32_t a = bias;                                                                     \
+            const uint32_t *wp = pairs;                                                           \
+            for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                    \
+                const int16_t *r = rows[ky] + i * (SW);                                           \
+                MCUC_PAIR(r, 0, wp[0], a);                                                        \
+                if ((KW2) > 1) MCUC_PAIR(r, 1, wp[1 % (KW2)], a);                                 \
+                if ((KW2) > 2) MCUC_PAIR(r, 2, wp[2 % (KW2)], a);                                 \
+                if ((KW2) > 3) MCUC_PAIR(r, 3, wp[3 % (KW2)], a);                                 \
+            }                                                                                     \
+            acc[i] = a;                                                                           \
+        }                                                                                         \
+    } while (0)
 
 static void mcuc_dw_rows_any_dsp(const int16_t *const *rows, const uint32_t *pairs, int32_t kh, int32_t kw2,
-                                 int32_t sw, int32_t out_w, const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+                                 int32_t sw, int32_t n, int32_t bias, int32_t *acc)
 {
-    if (kw2 == 2) {
-        MCUC_DW_ROWS_LOOP(2)
+    if (kw2 == 2 && sw == 1) {
+        MCUC_DW_ROWS_LOOP(2, 1);
+    } else if (kw2 == 2) {
+        MCUC_DW_ROWS_LOOP(2, 2);
+    } else if (kw2 == 3 && sw == 1) {
+        MCUC_DW_ROWS_LOOP(3, 1);
     } else if (kw2 == 3) {
-        MCUC_DW_ROWS_LOOP(3)
+        MCUC_DW_ROWS_LOOP(3, 2);
+    } else if (kw2 == 4 && sw == 1) {
+        MCUC_DW_ROWS_LOOP(4, 1);
     } else if (kw2 == 4) {
-        MCUC_DW_ROWS_LOOP(4)
+        MCUC_DW_ROWS_LOOP(4, 2);
     } else {
-        for (int32_t ox = 0; ox < out_w; ++ox, out += step) {
-            int32_t acc = o->bias;
+        for (int32_t i = 0; i < n; ++i) {
+            int32_t a = bias;
             const uint32_t *wp = pairs;
             for (int32_t ky = 0; ky < kh; ++ky, wp += kw2) {
-                const int16_t *r = rows[ky] + ox * sw;
+                const int16_t *r = rows[ky] + i * sw;
                 for (int32_t j = 0; j < kw2; ++j) {
-                    MCUC_PAIR(r, j, wp[j], acc);
+                    MCUC_PAIR(r, j, wp[j], a);
                 }
             }
-            *out = mcuc_dw_rows_finish(acc, o);
+            acc[i] = a;
         }
+    }
+}
+
+/* One output row of a channel: the accumulators of up to MCUC_DW_ROWS_CHUNK pixels at a time, then their
+ * requantization. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_row_dsp(const int16_t *const *rows, const uint32_t *pairs,
+                                                       int32_t kh, int32_t kw, int32_t sw, int32_t out_w,
+                                                       const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+{
+    int32_t acc[MCUC_DW_ROWS_CHUNK];
+    const int16_t *chunk[16];
+    for (int32_t ox = 0; ox < out_w; ox += MCUC_DW_ROWS_CHUNK) {
+        const int32_t n = out_w - ox < MCUC_DW_ROWS_CHUNK ? out_w - ox : MCUC_DW_ROWS_CHUNK;
+        for (int32_t ky = 0; ky < kh; ++ky) {
+            chunk[ky] = rows[ky] + ox * sw;
+        }
+        if (kh == 3 && kw == 3 && sw == 1) {
+            mcuc_dw_rows_3x3s1_dsp(chunk[0], chunk[1], chunk[2], pairs, n, o->bias, acc);
+        } else if (kh == 3 && kw == 3) {
+            mcuc_dw_rows_3x3s2_dsp(chunk[0], chunk[1], chunk[2], pairs, n, o->bias, acc);
+        } else {
+            mcuc_dw_rows_any_dsp(chunk, pairs, kh, (kw + 1) >> 1, sw, n, o->bias, acc);
+        }
+        mcuc_dw_rows_store_dsp(acc, n, o, out + (size_t)ox * step, step);
     }
 }
 #endif
@@ -238,11 +397,7 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
                 }
                 int8_t *out = out_b + (size_t)oy * out_w * channels + c;
 #if defined(MCUC_DSP) && !defined(MCUC_MVE)
-                if (kh == 3 && kw == 3 && sw == 1) {
-                    mcuc_dw_rows_3x3s1_dsp(rows, pairs, out_w, &o, out, (size_t)channels);
-                } else {
-                    mcuc_dw_rows_any_dsp(rows, pairs, kh, kw2, sw, out_w, &o, out, (size_t)channels);
-                }
+                mcuc_dw_rows_row_dsp(rows, pairs, kh, kw, sw, out_w, &o, out, (size_t)channels);
 #elif defined(MCUC_MVE)
                 for (int32_t ox = 0; ox < out_w; ox += 4) {
                     int32x4_t acc = vdupq_n_s32(bias[c]);
