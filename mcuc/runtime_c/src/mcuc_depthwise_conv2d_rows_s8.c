@@ -17,7 +17,14 @@ static int32_t mcuc_dw_rows_width(const mcuc_depthwise_conv2d_params_t *p)
 
 static void mcuc_fill_s16(int16_t *dst, int32_t n, int16_t v)
 {
-    for (int32_t i = 0; i < n; ++i) {
+    int32_t i = 0;
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+    const uint32_t vv = (uint32_t)(uint16_t)v * 0x10001u; /* two columns per store */
+    for (; i + 2 <= n; i += 2) {
+        memcpy(dst + i, &vv, 4);
+    }
+#endif
+    for (; i < n; ++i) {
         dst[i] = v;
     }
 }
@@ -31,17 +38,24 @@ static inline uint32_t mcuc_dw_rows_pack(int32_t lo, int32_t hi)
     return r;
 }
 
-/* The first n & ~7 of n input columns `channels` apart from src widened into dst, eight per step packed two
- * by two (a function of its own, for the registers); returns how many. */
 #if defined(__GNUC__)
-__attribute__((noinline))
+#define MCUC_DW_ROWS_NOINLINE __attribute__((noinline))
+#else
+#define MCUC_DW_ROWS_NOINLINE
 #endif
-static int32_t mcuc_dw_rows_widen_dsp(const int8_t *src, int32_t channels, int16_t *dst, int32_t n)
+
+/* mcuc_dw_rows_fill of an input row on DSP cores (a function of its own, for the registers): `pad` columns of
+ * zp, the n input columns `channels` apart from src widened eight per step and packed two by two, zp up to
+ * `width`. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_fill_dsp(const int8_t *src, int32_t channels, int16_t *row,
+                                                        int32_t pad, int32_t n, int32_t width, int16_t zp)
 {
     const size_t c1 = (size_t)channels, c2 = 2 * c1, c3 = 3 * c1;
-    const int16_t *const end = dst + (n & ~7);
-    const int8_t *src4 = src + 4 * c1;  /* the second four columns of a step */
-    for (; dst != end; dst += 8, src += 8 * c1, src4 += 8 * c1) {
+    mcuc_fill_s16(row, pad, zp);
+    int16_t *dst = row + pad;
+    const int16_t *const end8 = dst + (n & ~7);
+    const int8_t *src4 = src + 4 * c1; /* the second four columns of a step */
+    for (; dst != end8; dst += 8, src += 8 * c1, src4 += 8 * c1) {
         const uint32_t v0 = mcuc_dw_rows_pack(src[0], src[c1]);
         const uint32_t v1 = mcuc_dw_rows_pack(src[c2], src[c3]);
         const uint32_t v2 = mcuc_dw_rows_pack(src4[0], src4[c1]);
@@ -51,7 +65,15 @@ static int32_t mcuc_dw_rows_widen_dsp(const int8_t *src, int32_t channels, int16
         memcpy(dst + 4, &v2, 4);
         memcpy(dst + 6, &v3, 4);
     }
-    return n & ~7;
+    const int16_t *const end2 = dst + (n & 6);
+    for (; dst != end2; dst += 2, src += c2) {
+        const uint32_t v = mcuc_dw_rows_pack(src[0], src[c1]);
+        memcpy(dst, &v, 4);
+    }
+    if (n & 1) {
+        *dst++ = src[0];
+    }
+    mcuc_fill_s16(dst, width - pad - n, zp);
 }
 #endif
 
@@ -78,6 +100,10 @@ static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int
         }
         return;
     }
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+    mcuc_dw_rows_fill_dsp(src, channels, row, pad, end, width, zp);
+    return;
+#endif
     mcuc_fill_s16(row, pad, zp);
     int16_t *dst = row + pad;
     int32_t x = 0;
@@ -86,9 +112,6 @@ static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int
     for (; x + 4 <= end; x += 4) {
         vstrhq_s32(dst + x, vldrbq_gather_offset_s32(src + (size_t)x * channels, offsets));
     }
-#endif
-#if defined(MCUC_DSP) && !defined(MCUC_MVE)
-    x = mcuc_dw_rows_widen_dsp(src, channels, dst, end);
 #endif
     for (; x + 4 <= end; x += 4) {
         const int8_t *s = src + (size_t)x * channels;
@@ -109,42 +132,60 @@ static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int
 typedef struct {
     int32_t bias, zp, lo, hi, mult, e1, shift;
     int64_t round;
+    int64_t round_zp; /* e1 in [0, 22]: round + zp * 2^(32 + e1) (see mcuc_dw_rows_store_dsp) */
+    int64_t k_zp;     /* e1 < 0: 2^30 + zp * 2^31 */
 } mcuc_dw_rows_out_t;
-
-#if defined(__GNUC__)
-#define MCUC_DW_ROWS_NOINLINE __attribute__((noinline))
-#else
-#define MCUC_DW_ROWS_NOINLINE
-#endif
 
 /* Output pixels of a row whose accumulators the tap loops collect before one loop requantizes them: the tap
  * loops then keep no requantization constants in registers, the requantization loop no taps. */
 #define MCUC_DW_ROWS_CHUNK 32
 
-/* The n accumulators acc[] requantized, clamped and stored `step` apart from out (SSAT alone clamps without
- * a fused activation). */
+/* Requantize (Y), clamp (CLAMP) and store acc[0, n) `step` apart from out, two pixels per step. */
+#define MCUC_DW_ROWS_STORE(Y, CLAMP)                                                              \
+    do {                                                                                          \
+        const int32_t *const pair_end_ = acc + (n & ~1);                                          \
+        for (; acc != pair_end_; acc += 2, out += 2 * step) {                                     \
+            *out = CLAMP(Y(acc[0]));                                                              \
+            out[step] = CLAMP(Y(acc[1]));                                                         \
+        }                                                                                         \
+        if (n & 1) {                                                                              \
+            *out = CLAMP(Y(acc[0]));                                                              \
+        }                                                                                         \
+    } while (0)
+#define MCUC_DW_ROWS_RIGHT(x) mcuc_requantize_right((x), mult, round_zp, e1)
+#define MCUC_DW_ROWS_LEFT(x) \
+    (int32_t)(((int64_t)(int32_t)((uint32_t)(x) << left) * mult + k_zp) >> 31)
+#define MCUC_DW_ROWS_SSAT(y) (int8_t)__ssat((y), 8)
+#define MCUC_DW_ROWS_CLAMP(y) mcuc_clamp_s8((y), lo, hi)
+
+/* The n accumulators acc[] requantized, clamped and stored `step` apart from out. The output zero point rides
+ * in the rounding constants (zp * 2^(32 + e1) added before both shifts adds zp after them; the 64-bit sums stay
+ * below 2^63 for e1 <= 22 and for the left shifts); SSAT alone clamps without a fused activation. */
 static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_store_dsp(const int32_t *acc, int32_t n, const mcuc_dw_rows_out_t *o,
                                                          int8_t *out, size_t step)
 {
-    const int32_t zp = o->zp, lo = o->lo, hi = o->hi;
-    const int32_t *const end = acc + n;
-    if (MCUC_LIKELY(o->e1 >= 0)) {
-        const int32_t mult = o->mult, e1 = o->e1;
-        const int64_t round = o->round;
-        if (lo == -128 && hi == 127) {
-            for (; acc != end; ++acc, out += step) {
-                *out = (int8_t)__ssat(mcuc_requantize_right(*acc, mult, round, e1) + zp, 8);
-            }
+    const int32_t zp = o->zp, lo = o->lo, hi = o->hi, mult = o->mult, e1 = o->e1;
+    const int full = lo == -128 && hi == 127;
+    if (MCUC_LIKELY(e1 >= 0 && e1 <= 22)) {
+        const int64_t round_zp = o->round_zp;
+        if (full) {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_RIGHT, MCUC_DW_ROWS_SSAT);
         } else {
-            for (; acc != end; ++acc, out += step) {
-                int32_t y = mcuc_requantize_right(*acc, mult, round, e1) + zp;
-                y = y < lo ? lo : y;
-                *(uint8_t *)out = (uint8_t)(y > hi ? hi : y);
-            }
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_RIGHT, MCUC_DW_ROWS_CLAMP);
+        }
+    } else if (e1 < 0) {
+        /* shift >= 0: mcuc_requantize_exact's (x << shift) * mult + 2^30, >> 31 */
+        const uint32_t left = (uint32_t)o->shift;
+        const int64_t k_zp = o->k_zp;
+        if (full) {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_LEFT, MCUC_DW_ROWS_SSAT);
+        } else {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_LEFT, MCUC_DW_ROWS_CLAMP);
         }
     } else {
+        const int32_t *const end = acc + n;
         for (; acc != end; ++acc, out += step) {
-            *out = mcuc_clamp_s8(mcuc_requantize_exact(*acc, o->mult, o->shift) + zp, lo, hi);
+            *out = mcuc_clamp_s8(mcuc_requantize_exact(*acc, mult, o->shift) + zp, lo, hi);
         }
     }
 }
@@ -316,6 +357,35 @@ static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_row_dsp(const int16_t *const *row
         mcuc_dw_rows_store_dsp(acc, n, o, out + (size_t)ox * step, step);
     }
 }
+
+static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int8_t *in, int32_t c, int32_t iy,
+                              int16_t *row, int32_t width, int split);
+
+/* Channel c of image `in` into `out` (its first output): the ring of kernel_h widened rows walked by slot, each
+ * input row widened once. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_channel_dsp(const mcuc_depthwise_conv2d_params_t *p,
+                                                           const int8_t *in, int32_t c, const uint32_t *pairs,
+                                                           const mcuc_dw_rows_out_t *o, int16_t *ring,
+                                                           int32_t width, int8_t *out)
+{
+    const int32_t kh = p->kernel_h;
+    const size_t row_step = (size_t)p->out_w * p->in_c;
+    int32_t filled = -p->pad_top; /* next input row to widen, into ring slot `slot` */
+    int32_t slot = 0;
+    const int16_t *rows[16];
+    for (int32_t oy = 0; oy < p->out_h; ++oy, out += row_step) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (; filled < iy0 + kh; ++filled) {
+            mcuc_dw_rows_fill(p, in, c, filled, ring + (size_t)slot * width, width, 0);
+            slot = slot + 1 == kh ? 0 : slot + 1;
+        }
+        /* filled == iy0 + kh, so row iy0 sits in slot `slot` */
+        for (int32_t ky = 0, s = slot; ky < kh; ++ky, s = s + 1 == kh ? 0 : s + 1) {
+            rows[ky] = ring + (size_t)s * width;
+        }
+        mcuc_dw_rows_row_dsp(rows, pairs, kh, p->kernel_w, p->stride_w, p->out_w, o, out, (size_t)p->in_c);
+    }
+}
 #endif
 
 #if defined(MCUC_MVE)
@@ -375,6 +445,10 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
             o.e1 = rq[3];
             o.shift = quant->shift[c];
             o.round = (int64_t)(((uint64_t)(uint32_t)rq[2] << 32) | (uint32_t)rq[1]);
+            o.round_zp = o.e1 >= 0 && o.e1 <= 22 ? o.round + (int64_t)zp * ((int64_t)1 << (32 + o.e1)) : 0;
+            o.k_zp = ((int64_t)1 << 30) + (int64_t)zp * ((int64_t)1 << 31);
+            mcuc_dw_rows_channel_dsp(params, in, c, pairs, &o, ring, width, out_b + c);
+            continue;
 #elif defined(MCUC_MVE)
             const int32_t shift = quant->shift[c];
             const int32x4_t multv = vdupq_n_s32(quant->multiplier[c]);
@@ -396,9 +470,7 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
                     rows[ky] = ring + (size_t)((iy0 + ky + params->pad_top) % kh) * width;
                 }
                 int8_t *out = out_b + (size_t)oy * out_w * channels + c;
-#if defined(MCUC_DSP) && !defined(MCUC_MVE)
-                mcuc_dw_rows_row_dsp(rows, pairs, kh, kw, sw, out_w, &o, out, (size_t)channels);
-#elif defined(MCUC_MVE)
+#if defined(MCUC_MVE)
                 for (int32_t ox = 0; ox < out_w; ox += 4) {
                     int32x4_t acc = vdupq_n_s32(bias[c]);
                     for (int32_t ky = 0; ky < kh; ++ky) {
