@@ -229,6 +229,17 @@ static void mcuc_dw_rows_3x3s1_dsp(const int16_t *r0, const int16_t *r1, const i
 /* 3x3, stride 2, into acc[0, n): pixel ox reads the pairs (x[2ox], x[2ox+1]) and (x[2ox+2], x[2ox+3]) of each
  * row, and the second is the first of pixel ox + 1: two pixels per step load three words a row and take one
  * SMLAD with (w0, w1) and one SMLABB with w2 each. The w2 of rows 0 and 1 share a word (SMLABB / SMLABT). */
+/* Row r of two pixels of it: (w0, w1) by SMLAD, w2 by W2MAC (SMLABB or SMLABT of the word holding it). */
+#define MCUC_DW_3X3S2_ROW(r, w01, w2, W2MAC, a, b)                                                \
+    do {                                                                                          \
+        const int32_t x0_ = (int32_t)mcuc_read_u32(r), x1_ = (int32_t)mcuc_read_u32((r) + 2);     \
+        const int32_t x2_ = (int32_t)mcuc_read_u32((r) + 4);                                      \
+        a = mcuc_smlad(x0_, w01, a);                                                              \
+        b = mcuc_smlad(x1_, w01, b);                                                              \
+        a = W2MAC(x1_, w2, a);                                                                    \
+        b = W2MAC(x2_, w2, b);                                                                    \
+    } while (0)
+
 static void mcuc_dw_rows_3x3s2_dsp(const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *pairs,
                                    int32_t n, int32_t bias, int32_t *acc)
 {
@@ -236,25 +247,12 @@ static void mcuc_dw_rows_3x3s2_dsp(const int16_t *r0, const int16_t *r1, const i
     const int32_t t01 = (int32_t)((pairs[1] & 0xFFFFu) | (pairs[3] << 16)), t2 = (int32_t)pairs[5];
     int32_t *const pair_end = acc + (n & ~1);
     for (; acc != pair_end; acc += 2, r0 += 4, r1 += 4, r2 += 4) {
-        int32_t x0 = (int32_t)mcuc_read_u32(r0), x1 = (int32_t)mcuc_read_u32(r0 + 2);
-        int32_t x2 = (int32_t)mcuc_read_u32(r0 + 4);
-        int32_t a = mcuc_smlad(x0, w0, bias), b = mcuc_smlad(x1, w0, bias);
-        a = __smlabb(x1, t01, a);
-        b = __smlabb(x2, t01, b);
-        x0 = (int32_t)mcuc_read_u32(r1);
-        x1 = (int32_t)mcuc_read_u32(r1 + 2);
-        x2 = (int32_t)mcuc_read_u32(r1 + 4);
-        a = mcuc_smlad(x0, w1, a);
-        b = mcuc_smlad(x1, w1, b);
-        a = __smlabt(x1, t01, a);
-        b = __smlabt(x2, t01, b);
-        x0 = (int32_t)mcuc_read_u32(r2);
-        x1 = (int32_t)mcuc_read_u32(r2 + 2);
-        x2 = (int32_t)mcuc_read_u32(r2 + 4);
-        a = mcuc_smlad(x0, w2, a);
-        b = mcuc_smlad(x1, w2, b);
-        acc[0] = __smlabb(x1, t2, a);
-        acc[1] = __smlabb(x2, t2, b);
+        int32_t a = bias, b = bias;
+        MCUC_DW_3X3S2_ROW(r0, w0, t01, __smlabb, a, b);
+        MCUC_DW_3X3S2_ROW(r1, w1, t01, __smlabt, a, b);
+        MCUC_DW_3X3S2_ROW(r2, w2, t2, __smlabb, a, b);
+        acc[0] = a;
+        acc[1] = b;
     }
     if (n & 1) {
         int32_t a = mcuc_smlad((int32_t)mcuc_read_u32(r0), w0, bias);
