@@ -17,10 +17,65 @@ static int32_t mcuc_dw_rows_width(const mcuc_depthwise_conv2d_params_t *p)
 
 static void mcuc_fill_s16(int16_t *dst, int32_t n, int16_t v)
 {
-    for (int32_t i = 0; i < n; ++i) {
+    int32_t i = 0;
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+    const uint32_t vv = (uint32_t)(uint16_t)v * 0x10001u; /* two columns per store */
+    for (; i + 2 <= n; i += 2) {
+        memcpy(dst + i, &vv, 4);
+    }
+#endif
+    for (; i < n; ++i) {
         dst[i] = v;
     }
 }
+
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+/* The int16 pair (lo, hi) as one word (PKHBT). */
+static inline uint32_t mcuc_dw_rows_pack(int32_t lo, int32_t hi)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+
+#if defined(__GNUC__)
+#define MCUC_DW_ROWS_NOINLINE __attribute__((noinline))
+#else
+#define MCUC_DW_ROWS_NOINLINE
+#endif
+
+/* mcuc_dw_rows_fill of an input row on DSP cores (a function of its own, for the registers): `pad` columns of
+ * zp, the n input columns `channels` apart from src widened eight per step and packed two by two, zp up to
+ * `width`. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_fill_dsp(const int8_t *src, int32_t channels, int16_t *row,
+                                                        int32_t pad, int32_t n, int32_t width, int16_t zp)
+{
+    const size_t c1 = (size_t)channels, c2 = 2 * c1, c3 = 3 * c1;
+    mcuc_fill_s16(row, pad, zp);
+    int16_t *dst = row + pad;
+    const int16_t *const end8 = dst + (n & ~7);
+    const int8_t *src4 = src + 4 * c1; /* the second four columns of a step */
+    for (; dst != end8; dst += 8, src += 8 * c1, src4 += 8 * c1) {
+        const uint32_t v0 = mcuc_dw_rows_pack(src[0], src[c1]);
+        const uint32_t v1 = mcuc_dw_rows_pack(src[c2], src[c3]);
+        const uint32_t v2 = mcuc_dw_rows_pack(src4[0], src4[c1]);
+        const uint32_t v3 = mcuc_dw_rows_pack(src4[c2], src4[c3]);
+        memcpy(dst, &v0, 4);
+        memcpy(dst + 2, &v1, 4);
+        memcpy(dst + 4, &v2, 4);
+        memcpy(dst + 6, &v3, 4);
+    }
+    const int16_t *const end2 = dst + (n & 6);
+    for (; dst != end2; dst += 2, src += c2) {
+        const uint32_t v = mcuc_dw_rows_pack(src[0], src[c1]);
+        memcpy(dst, &v, 4);
+    }
+    if (n & 1) {
+        *dst++ = src[0];
+    }
+    mcuc_fill_s16(dst, width - pad - n, zp);
+}
+#endif
 
 /* Input row iy of channel c of image `in` into ring row `row` (int16, `width` columns, padding input_zp). With
  * `split` (MVE, stride 2), even columns go to the first half of the row and odd ones to the second, so that
@@ -45,6 +100,10 @@ static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int
         }
         return;
     }
+#if defined(MCUC_DSP) && !defined(MCUC_MVE)
+    mcuc_dw_rows_fill_dsp(src, channels, row, pad, end, width, zp);
+    return;
+#endif
     mcuc_fill_s16(row, pad, zp);
     int16_t *dst = row + pad;
     int32_t x = 0;
@@ -73,26 +132,74 @@ static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int
 typedef struct {
     int32_t bias, zp, lo, hi, mult, e1, shift;
     int64_t round;
+    int64_t round_zp; /* e1 in [0, 22]: round + zp * 2^(32 + e1) (see mcuc_dw_rows_store_dsp) */
+    int64_t k_zp;     /* e1 < 0: 2^30 + zp * 2^31 */
 } mcuc_dw_rows_out_t;
 
-static inline int8_t mcuc_dw_rows_finish(int32_t acc, const mcuc_dw_rows_out_t *o)
+/* Output pixels of a row whose accumulators the tap loops collect before one loop requantizes them: the tap
+ * loops then keep no requantization constants in registers, the requantization loop no taps. */
+#define MCUC_DW_ROWS_CHUNK 32
+
+/* Requantize (Y), clamp (CLAMP) and store acc[0, n) `step` apart from out, two pixels per step. */
+#define MCUC_DW_ROWS_STORE(Y, CLAMP)                                                              \
+    do {                                                                                          \
+        const int32_t *const pair_end_ = acc + (n & ~1);                                          \
+        for (; acc != pair_end_; acc += 2, out += 2 * step) {                                     \
+            *out = CLAMP(Y(acc[0]));                                                              \
+            out[step] = CLAMP(Y(acc[1]));                                                         \
+        }                                                                                         \
+        if (n & 1) {                                                                              \
+            *out = CLAMP(Y(acc[0]));                                                              \
+        }                                                                                         \
+    } while (0)
+#define MCUC_DW_ROWS_RIGHT(x) mcuc_requantize_right((x), mult, round_zp, e1)
+#define MCUC_DW_ROWS_LEFT(x) \
+    (int32_t)(((int64_t)(int32_t)((uint32_t)(x) << left) * mult + k_zp) >> 31)
+#define MCUC_DW_ROWS_SSAT(y) (int8_t)__ssat((y), 8)
+#define MCUC_DW_ROWS_CLAMP(y) mcuc_clamp_s8((y), lo, hi)
+
+/* The n accumulators acc[] requantized, clamped and stored `step` apart from out. The output zero point rides
+ * in the rounding constants (zp * 2^(32 + e1) added before both shifts adds zp after them; the 64-bit sums stay
+ * below 2^63 for e1 <= 22 and for the left shifts); SSAT alone clamps without a fused activation. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_store_dsp(const int32_t *acc, int32_t n, const mcuc_dw_rows_out_t *o,
+                                                         int8_t *out, size_t step)
 {
-    const int32_t y = MCUC_LIKELY(o->e1 >= 0) ? mcuc_requantize_right(acc, o->mult, o->round, o->e1)
-                                                : mcuc_requantize_exact(acc, o->mult, o->shift);
-    return mcuc_clamp_s8(y + o->zp, o->lo, o->hi);
+    const int32_t zp = o->zp, lo = o->lo, hi = o->hi, mult = o->mult, e1 = o->e1;
+    const int full = lo == -128 && hi == 127;
+    if (MCUC_LIKELY(e1 >= 0 && e1 <= 22)) {
+        const int64_t round_zp = o->round_zp;
+        if (full) {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_RIGHT, MCUC_DW_ROWS_SSAT);
+        } else {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_RIGHT, MCUC_DW_ROWS_CLAMP);
+        }
+    } else if (e1 < 0) {
+        /* shift >= 0: mcuc_requantize_exact's (x << shift) * mult + 2^30, >> 31 */
+        const uint32_t left = (uint32_t)o->shift;
+        const int64_t k_zp = o->k_zp;
+        if (full) {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_LEFT, MCUC_DW_ROWS_SSAT);
+        } else {
+            MCUC_DW_ROWS_STORE(MCUC_DW_ROWS_LEFT, MCUC_DW_ROWS_CLAMP);
+        }
+    } else {
+        const int32_t *const end = acc + n;
+        for (; acc != end; ++acc, out += step) {
+            *out = mcuc_clamp_s8(mcuc_requantize_exact(*acc, mult, o->shift) + zp, lo, hi);
+        }
+    }
 }
 
 #define MCUC_PAIR(r, j, wj, acc) acc = mcuc_smlad((int32_t)mcuc_read_u32((r) + 2 * (j)), (int32_t)(wj), acc)
 
-/* 3x3, stride 1: two output pixels per step share their loads: with x01 = (x0, x1), x12, x23 the input pairs
- * of a row, pixel 0 takes x01 . (w0, w1) + x2 * w2 and pixel 1 takes x12 . (w0, w1) + x3 * w2. */
-static void mcuc_dw_rows_3x3s1_dsp(const int16_t *const *rows, const uint32_t *pairs, int32_t out_w,
-                                   const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+/* 3x3, stride 1, into acc[0, n): two output pixels per step share their loads: with x01 = (x0, x1), x12, x23
+ * the input pairs of a row, pixel 0 takes x01 . (w0, w1) + x2 * w2 and pixel 1 takes x12 . (w0, w1) + x3 * w2. */
+static void mcuc_dw_rows_3x3s1_dsp(const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *pairs,
+                                   int32_t n, int32_t bias, int32_t *acc)
 {
-    const int16_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
-    int32_t ox = 0;
-    for (; ox + 2 <= out_w; ox += 2, r0 += 2, r1 += 2, r2 += 2, out += 2 * step) {
-        int32_t a = o->bias, b = o->bias;
+    int32_t *const pair_end = acc + (n & ~1);
+    for (; acc != pair_end; acc += 2, r0 += 2, r1 += 2, r2 += 2) {
+        int32_t a = bias, b = bias;
         const int16_t *r[3] = {r0, r1, r2};
         for (int32_t ky = 0; ky < 3; ++ky) {
             const int32_t x01 = (int32_t)mcuc_read_u32(r[ky]);
@@ -104,57 +211,177 @@ static void mcuc_dw_rows_3x3s1_dsp(const int16_t *const *rows, const uint32_t *p
             b = mcuc_smlad(x12, w01, b);
             b = __smlatb(x23, w2, b);
         }
-        out[0] = mcuc_dw_rows_finish(a, o);
-        out[step] = mcuc_dw_rows_finish(b, o);
+        acc[0] = a;
+        acc[1] = b;
     }
-    if (ox < out_w) {
-        int32_t a = o->bias;
+    if (n & 1) {
+        int32_t a = bias;
         MCUC_PAIR(r0, 0, pairs[0], a);
         MCUC_PAIR(r0, 1, pairs[1], a);
         MCUC_PAIR(r1, 0, pairs[2], a);
         MCUC_PAIR(r1, 1, pairs[3], a);
         MCUC_PAIR(r2, 0, pairs[4], a);
         MCUC_PAIR(r2, 1, pairs[5], a);
-        out[0] = mcuc_dw_rows_finish(a, o);
+        acc[0] = a;
     }
 }
 
-/* Any kernel: the row loop unrolled for rows of 2, 3 or 4 tap pairs (kernel widths 3 to 8). */
-#define MCUC_DW_ROWS_LOOP(KW2)                                                                    \
-    for (int32_t ox = 0; ox < out_w; ++ox, out += step) {                                         \
-        int32_t acc = o->bias;                                                                    \
-        const uint32_t *wp = pairs;                                                               \
-        for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                        \
-            const int16_t *r = rows[ky] + ox * sw;                                                \
-            MCUC_PAIR(r, 0, wp[0], acc);                                                          \
-            if ((KW2) > 1) MCUC_PAIR(r, 1, wp[1 % (KW2)], acc);                                   \
-            if ((KW2) > 2) MCUC_PAIR(r, 2, wp[2 % (KW2)], acc);                                   \
-            if ((KW2) > 3) MCUC_PAIR(r, 3, wp[3 % (KW2)], acc);                                   \
-        }                                                                                         \
-        *out = mcuc_dw_rows_finish(acc, o);                                                       \
+/* 3x3, stride 2, into acc[0, n): pixel ox reads the pairs (x[2ox], x[2ox+1]) and (x[2ox+2], x[2ox+3]) of each
+ * row, and the second is the first of pixel ox + 1: two pixels per step load three words a row and take one
+ * SMLAD with (w0, w1) and one SMLABB with w2 each. The w2 of rows 0 and 1 share a word (SMLABB / SMLABT). */
+/* Row r of two pixels of it: (w0, w1) by SMLAD, w2 by W2MAC (SMLABB or SMLABT of the word holding it). */
+#define MCUC_DW_3X3S2_ROW(r, w01, w2, W2MAC, a, b)                                                \
+    do {                                                                                          \
+        const int32_t x0_ = (int32_t)mcuc_read_u32(r), x1_ = (int32_t)mcuc_read_u32((r) + 2);     \
+        const int32_t x2_ = (int32_t)mcuc_read_u32((r) + 4);                                      \
+        a = mcuc_smlad(x0_, w01, a);                                                              \
+        b = mcuc_smlad(x1_, w01, b);                                                              \
+        a = W2MAC(x1_, w2, a);                                                                    \
+        b = W2MAC(x2_, w2, b);                                                                    \
+    } while (0)
+
+static void mcuc_dw_rows_3x3s2_dsp(const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *pairs,
+                                   int32_t n, int32_t bias, int32_t *acc)
+{
+    const int32_t w0 = (int32_t)pairs[0], w1 = (int32_t)pairs[2], w2 = (int32_t)pairs[4];
+    const int32_t t01 = (int32_t)((pairs[1] & 0xFFFFu) | (pairs[3] << 16)), t2 = (int32_t)pairs[5];
+    int32_t *const pair_end = acc + (n & ~1);
+    for (; acc != pair_end; acc += 2, r0 += 4, r1 += 4, r2 += 4) {
+        int32_t a = bias, b = bias;
+        MCUC_DW_3X3S2_ROW(r0, w0, t01, __smlabb, a, b);
+        MCUC_DW_3X3S2_ROW(r1, w1, t01, __smlabt, a, b);
+        MCUC_DW_3X3S2_ROW(r2, w2, t2, __smlabb, a, b);
+        acc[0] = a;
+        acc[1] = b;
     }
+    if (n & 1) {
+        int32_t a = mcuc_smlad((int32_t)mcuc_read_u32(r0), w0, bias);
+        a = __smlabb((int32_t)mcuc_read_u32(r0 + 2), t01, a);
+        a = mcuc_smlad((int32_t)mcuc_read_u32(r1), w1, a);
+        a = __smlabt((int32_t)mcuc_read_u32(r1 + 2), t01, a);
+        a = mcuc_smlad((int32_t)mcuc_read_u32(r2), w2, a);
+        acc[0] = __smlabb((int32_t)mcuc_read_u32(r2 + 2), t2, a);
+    }
+}
+
+/* Any kernel into acc[0, n): rows of KW2 tap pairs (kernel widths 3 to 8) at stride SW, two pixels per step
+ * sharing each tap pair's load (and at stride 2 their common input pairs), then a last pixel alone. */
+#define MCUC_DW_ROWS_TAP2(r, j, wp, SW, a, b)                                                     \
+    do {                                                                                          \
+        const int32_t wj_ = (int32_t)(wp)[j];                                                     \
+        a = mcuc_smlad((int32_t)mcuc_read_u32((r) + 2 * (j)), wj_, a);                            \
+        b = mcuc_smlad((int32_t)mcuc_read_u32((r) + (SW) + 2 * (j)), wj_, b);                     \
+    } while (0)
+#define MCUC_DW_ROWS_LOOP(KW2, SW)                                                                \
+    do {                                                                                          \
+        int32_t i = 0;                                                                            \
+        for (; i + 2 <= n; i += 2) {                                                              \
+            int32_t a = bias, b = bias;                                                           \
+            const uint32_t *wp = pairs;                                                           \
+            for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                    \
+                const int16_t *r = rows[ky] + i * (SW);                                           \
+                MCUC_DW_ROWS_TAP2(r, 0, wp, SW, a, b);                                            \
+                if ((KW2) > 1) MCUC_DW_ROWS_TAP2(r, 1 % (KW2), wp, SW, a, b);                     \
+                if ((KW2) > 2) MCUC_DW_ROWS_TAP2(r, 2 % (KW2), wp, SW, a, b);                     \
+                if ((KW2) > 3) MCUC_DW_ROWS_TAP2(r, 3 % (KW2), wp, SW, a, b);                     \
+            }                                                                                     \
+            acc[i] = a;                                                                           \
+            acc[i + 1] = b;                                                                       \
+        }                                                                                         \
+        if (i < n) {                                                                              \
+            int32_t a = bias;                                                                     \
+            const uint32_t *wp = pairs;                                                           \
+            for (int32_t ky = 0; ky < kh; ++ky, wp += (KW2)) {                                    \
+                const int16_t *r = rows[ky] + i * (SW);                                           \
+                MCUC_PAIR(r, 0, wp[0], a);                                                        \
+                if ((KW2) > 1) MCUC_PAIR(r, 1, wp[1 % (KW2)], a);                                 \
+                if ((KW2) > 2) MCUC_PAIR(r, 2, wp[2 % (KW2)], a);                                 \
+                if ((KW2) > 3) MCUC_PAIR(r, 3, wp[3 % (KW2)], a);                                 \
+            }                                                                                     \
+            acc[i] = a;                                                                           \
+        }                                                                                         \
+    } while (0)
 
 static void mcuc_dw_rows_any_dsp(const int16_t *const *rows, const uint32_t *pairs, int32_t kh, int32_t kw2,
-                                 int32_t sw, int32_t out_w, const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+                                 int32_t sw, int32_t n, int32_t bias, int32_t *acc)
 {
-    if (kw2 == 2) {
-        MCUC_DW_ROWS_LOOP(2)
+    if (kw2 == 2 && sw == 1) {
+        MCUC_DW_ROWS_LOOP(2, 1);
+    } else if (kw2 == 2) {
+        MCUC_DW_ROWS_LOOP(2, 2);
+    } else if (kw2 == 3 && sw == 1) {
+        MCUC_DW_ROWS_LOOP(3, 1);
     } else if (kw2 == 3) {
-        MCUC_DW_ROWS_LOOP(3)
+        MCUC_DW_ROWS_LOOP(3, 2);
+    } else if (kw2 == 4 && sw == 1) {
+        MCUC_DW_ROWS_LOOP(4, 1);
     } else if (kw2 == 4) {
-        MCUC_DW_ROWS_LOOP(4)
+        MCUC_DW_ROWS_LOOP(4, 2);
     } else {
-        for (int32_t ox = 0; ox < out_w; ++ox, out += step) {
-            int32_t acc = o->bias;
+        for (int32_t i = 0; i < n; ++i) {
+            int32_t a = bias;
             const uint32_t *wp = pairs;
             for (int32_t ky = 0; ky < kh; ++ky, wp += kw2) {
-                const int16_t *r = rows[ky] + ox * sw;
+                const int16_t *r = rows[ky] + i * sw;
                 for (int32_t j = 0; j < kw2; ++j) {
-                    MCUC_PAIR(r, j, wp[j], acc);
+                    MCUC_PAIR(r, j, wp[j], a);
                 }
             }
-            *out = mcuc_dw_rows_finish(acc, o);
+            acc[i] = a;
         }
+    }
+}
+
+/* One output row of a channel: the accumulators of up to MCUC_DW_ROWS_CHUNK pixels at a time, then their
+ * requantization. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_row_dsp(const int16_t *const *rows, const uint32_t *pairs,
+                                                       int32_t kh, int32_t kw, int32_t sw, int32_t out_w,
+                                                       const mcuc_dw_rows_out_t *o, int8_t *out, size_t step)
+{
+    int32_t acc[MCUC_DW_ROWS_CHUNK];
+    const int16_t *chunk[16];
+    for (int32_t ox = 0; ox < out_w; ox += MCUC_DW_ROWS_CHUNK) {
+        const int32_t n = out_w - ox < MCUC_DW_ROWS_CHUNK ? out_w - ox : MCUC_DW_ROWS_CHUNK;
+        for (int32_t ky = 0; ky < kh; ++ky) {
+            chunk[ky] = rows[ky] + ox * sw;
+        }
+        if (kh == 3 && kw == 3 && sw == 1) {
+            mcuc_dw_rows_3x3s1_dsp(chunk[0], chunk[1], chunk[2], pairs, n, o->bias, acc);
+        } else if (kh == 3 && kw == 3) {
+            mcuc_dw_rows_3x3s2_dsp(chunk[0], chunk[1], chunk[2], pairs, n, o->bias, acc);
+        } else {
+            mcuc_dw_rows_any_dsp(chunk, pairs, kh, (kw + 1) >> 1, sw, n, o->bias, acc);
+        }
+        mcuc_dw_rows_store_dsp(acc, n, o, out + (size_t)ox * step, step);
+    }
+}
+
+static void mcuc_dw_rows_fill(const mcuc_depthwise_conv2d_params_t *p, const int8_t *in, int32_t c, int32_t iy,
+                              int16_t *row, int32_t width, int split);
+
+/* Channel c of image `in` into `out` (its first output): the ring of kernel_h widened rows walked by slot, each
+ * input row widened once. */
+static MCUC_DW_ROWS_NOINLINE void mcuc_dw_rows_channel_dsp(const mcuc_depthwise_conv2d_params_t *p,
+                                                           const int8_t *in, int32_t c, const uint32_t *pairs,
+                                                           const mcuc_dw_rows_out_t *o, int16_t *ring,
+                                                           int32_t width, int8_t *out)
+{
+    const int32_t kh = p->kernel_h;
+    const size_t row_step = (size_t)p->out_w * p->in_c;
+    int32_t filled = -p->pad_top; /* next input row to widen, into ring slot `slot` */
+    int32_t slot = 0;
+    const int16_t *rows[16];
+    for (int32_t oy = 0; oy < p->out_h; ++oy, out += row_step) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (; filled < iy0 + kh; ++filled) {
+            mcuc_dw_rows_fill(p, in, c, filled, ring + (size_t)slot * width, width, 0);
+            slot = slot + 1 == kh ? 0 : slot + 1;
+        }
+        /* filled == iy0 + kh, so row iy0 sits in slot `slot` */
+        for (int32_t ky = 0, s = slot; ky < kh; ++ky, s = s + 1 == kh ? 0 : s + 1) {
+            rows[ky] = ring + (size_t)s * width;
+        }
+        mcuc_dw_rows_row_dsp(rows, pairs, kh, p->kernel_w, p->stride_w, p->out_w, o, out, (size_t)p->in_c);
     }
 }
 #endif
@@ -216,6 +443,10 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
             o.e1 = rq[3];
             o.shift = quant->shift[c];
             o.round = (int64_t)(((uint64_t)(uint32_t)rq[2] << 32) | (uint32_t)rq[1]);
+            o.round_zp = o.e1 >= 0 && o.e1 <= 22 ? o.round + (int64_t)zp * ((int64_t)1 << (32 + o.e1)) : 0;
+            o.k_zp = ((int64_t)1 << 30) + (int64_t)zp * ((int64_t)1 << 31);
+            mcuc_dw_rows_channel_dsp(params, in, c, pairs, &o, ring, width, out_b + c);
+            continue;
 #elif defined(MCUC_MVE)
             const int32_t shift = quant->shift[c];
             const int32x4_t multv = vdupq_n_s32(quant->multiplier[c]);
@@ -237,13 +468,7 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
                     rows[ky] = ring + (size_t)((iy0 + ky + params->pad_top) % kh) * width;
                 }
                 int8_t *out = out_b + (size_t)oy * out_w * channels + c;
-#if defined(MCUC_DSP) && !defined(MCUC_MVE)
-                if (kh == 3 && kw == 3 && sw == 1) {
-                    mcuc_dw_rows_3x3s1_dsp(rows, pairs, out_w, &o, out, (size_t)channels);
-                } else {
-                    mcuc_dw_rows_any_dsp(rows, pairs, kh, kw2, sw, out_w, &o, out, (size_t)channels);
-                }
-#elif defined(MCUC_MVE)
+#if defined(MCUC_MVE)
                 for (int32_t ox = 0; ox < out_w; ox += 4) {
                     int32x4_t acc = vdupq_n_s32(bias[c]);
                     for (int32_t ky = 0; ky < kh; ++ky) {
