@@ -245,6 +245,31 @@ def _dw_rows_scratch(g: Graph, n: Node) -> int:
     return kh * width * 2 + kh * ((kw + 1) // 2) * 4
 
 
+def _dw_dot(g: Graph, n: Node) -> bool:
+    """A depthwise conv mcuc_depthwise_conv2d_dot_s8 runs: multiplier 1, no dilation, kernel rows of at most 16
+    taps (one vector each), at most 16 of them, and channels few enough for 16-bit gather offsets."""
+    w = g.tensors[n.inputs[1]].shape
+    channels = g.tensors[n.inputs[0]].shape[3]
+    return (is_depthwise(g, n) and w[0] == channels and w[1] <= 16 and w[2] <= 16 and 7 * channels <= 0xFFFF
+            and tuple(n.attrs.get("dilations", (1, 1))) == (1, 1) and _fits_folded(g, n))
+
+
+def _dw_dot_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    """mcuc_depthwise_conv2d_dot_s8: the model's weights, bias folded, scratch for the ring of int8 rows."""
+    return _with_constants(g, n, low, "mcuc_depthwise_conv2d_dot_s8", None, scratch=True)
+
+
+def _dw_dot_scratch(g: Graph, n: Node) -> int:
+    """mcuc_depthwise_conv2d_dot_s8_get_buffer_size: a row of int32 sums, kernel_h int8 rows (16-byte reads,
+    16 bytes slack) each twice."""
+    kh = g.tensors[n.inputs[1]].shape[1]
+    out_w = g.tensors[n.outputs[0]].shape[2]
+    sw = int(n.attrs["strides"][1])
+    groups4 = (out_w + 3) & ~3
+    width = ((groups4 - 1) * sw + 16 + 15) & ~15
+    return groups4 * 4 + 2 * kh * (width + 16)
+
+
 # Depthwise cost rule: instructions per MAC ~ a + b / (kh * kw) for a variant on a core at a stride -- a fixed
 # per-output cost (widening rows, requantization, border handling) spread over the taps, plus a per-tap cost.
 # (a, b) were fitted to the 3x3 and 7x7 counts of bench/kernels.py (48 channels, 40x40 input, QEMU): within
@@ -257,6 +282,7 @@ def _dw_rows_scratch(g: Graph, n: Node) -> int:
 _DW_COST = {  # (variant, core ISA, stride 1 | 2) -> (a, b)
     ("rows", "dsp", 1): (2.88, 35.5), ("rows", "dsp", 2): (2.39, 84.1),
     ("quads", "dsp", 1): (10.52, -6.5), ("quads", "dsp", 2): (10.47, -6.4),
+    ("dot", "mve", 1): (0.5, 5.0), ("dot", "mve", 2): (0.5, 8.0),
     ("rows", "mve", 1): (1.48, 21.7), ("rows", "mve", 2): (2.37, 105.8),
     ("quads", "mve", 1): (2.57, 7.9), ("quads", "mve", 2): (2.58, 8.7),
 }
@@ -275,6 +301,8 @@ CONV_VARIANTS = (
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
     KernelVariant("mcuc_conv2d_im2col_s8", _conv_groups1, isa=("mve",), specialise=_im2col_call,
                   scratch=_im2col_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_dot_s8", _dw_dot, isa=("mve",), specialise=_dw_dot_call,
+                  scratch=_dw_dot_scratch, cost=_dw_cost("dot", "mve")),
     KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("mve",), specialise=_dw_rows_call,
                   scratch=_dw_rows_scratch, cost=_dw_cost("rows", "mve")),
     KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("mve",), specialise=_dw_simd_call,

@@ -1,0 +1,278 @@
+/* mcuc_depthwise_conv2d_dot_s8.c: depthwise int8 convolution (depth multiplier 1, no dilation) one channel at a
+ * time over int8 rows of the channel's input (the padding as input_zp, the folded bias cancels it): on MVE each
+ * output pixel is one VMLADAVA dot product of 16 input bytes and a weight row per kernel row, four pixels per
+ * weight load, requantized four pixels per vector; portable C elsewhere (straight from the input). */
+#include "mcuc_conv.h"
+#include "mcuc_simd.h"
+
+#include <stddef.h>
+
+#if defined(MCUC_MVE)
+/* What one channel's output needs besides its dot products: bias, requantization and clamp constants. */
+typedef struct {
+    int32_t bias, mult, left, right, neg, zp, lo, hi;
+} mcuc_dw_dot_out_t;
+
+/* The four accumulators as one vector. */
+static inline int32x4_t mcuc_dw_dot_lanes(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
+{
+    int32x4_t v = vdupq_n_s32(a0);
+    v = vsetq_lane_s32(a1, v, 1);
+    v = vsetq_lane_s32(a2, v, 2);
+    return vsetq_lane_s32(a3, v, 3);
+}
+
+/* The dot products of one output row of one channel into sums[ox] for ox < 4 * groups: x points at column 0
+ * of the first of kh consecutive int8 rows `pitch` bytes apart, wb at the channel's weight rows of 16 bytes
+ * (zero from kw on); pixel ox reads 16 bytes from x + ox * sw of each row. Inlined with constant kh and sw for
+ * the common kernels. */
+static inline __attribute__((always_inline)) void mcuc_dw_dot_sums(const int8_t *x, int32_t pitch,
+                                                                   const int8_t *wb, int32_t kh, int32_t sw,
+                                                                   int32_t groups, int32_t *sums)
+{
+    while (groups-- > 0) {
+        const int8_t *xr = x;
+        const int8_t *wr = wb;
+        int8x16_t wv = vldrbq_s8(wr);
+        int32_t a0 = vmladavq_s8(vldrbq_s8(xr), wv);
+        int32_t a1 = vmladavq_s8(vldrbq_s8(xr + sw), wv);
+        int32_t a2 = vmladavq_s8(vldrbq_s8(xr + 2 * sw), wv);
+        int32_t a3 = vmladavq_s8(vldrbq_s8(xr + 3 * sw), wv);
+#pragma GCC unroll 8
+        for (int32_t ky = 1; ky < kh; ++ky) {
+            /* one pointer per row, the pixels at immediate offsets (kept from being split per pixel) */
+            xr += pitch;
+            wr += 16;
+            __asm__("" : "+r"(xr), "+r"(wr));
+            wv = vldrbq_s8(wr);
+            a0 = vmladavaq_s8(a0, vldrbq_s8(xr), wv);
+            a1 = vmladavaq_s8(a1, vldrbq_s8(xr + sw), wv);
+            a2 = vmladavaq_s8(a2, vldrbq_s8(xr + 2 * sw), wv);
+            a3 = vmladavaq_s8(a3, vldrbq_s8(xr + 3 * sw), wv);
+        }
+        vstrwq_s32(sums, mcuc_dw_dot_lanes(a0, a1, a2, a3));
+        sums += 4;
+        x += 4 * sw;
+    }
+}
+
+/* The same for three kernel rows, their weights held in registers across the row. */
+static inline __attribute__((always_inline)) void mcuc_dw_dot_sums3(const int8_t *x, int32_t pitch,
+                                                                    const int8_t *wb, int32_t sw, int32_t groups,
+                                                                    int32_t *sums)
+{
+    const int8x16_t w0 = vldrbq_s8(wb);
+    const int8x16_t w1 = vldrbq_s8(wb + 16);
+    const int8x16_t w2 = vldrbq_s8(wb + 32);
+    const int8_t *x1 = x + pitch;
+    const int8_t *x2 = x1 + pitch;
+    while (groups-- > 0) {
+        int32_t a0 = vmladavq_s8(vldrbq_s8(x), w0);
+        int32_t a1 = vmladavq_s8(vldrbq_s8(x + sw), w0);
+        int32_t a2 = vmladavq_s8(vldrbq_s8(x + 2 * sw), w0);
+        int32_t a3 = vmladavq_s8(vldrbq_s8(x + 3 * sw), w0);
+        a0 = vmladavaq_s8(a0, vldrbq_s8(x1), w1);
+        a1 = vmladavaq_s8(a1, vldrbq_s8(x1 + sw), w1);
+        a2 = vmladavaq_s8(a2, vldrbq_s8(x1 + 2 * sw), w1);
+        a3 = vmladavaq_s8(a3, vldrbq_s8(x1 + 3 * sw), w1);
+        a0 = vmladavaq_s8(a0, vldrbq_s8(x2), w2);
+        a1 = vmladavaq_s8(a1, vldrbq_s8(x2 + sw), w2);
+        a2 = vmladavaq_s8(a2, vldrbq_s8(x2 + 2 * sw), w2);
+        a3 = vmladavaq_s8(a3, vldrbq_s8(x2 + 3 * sw), w2);
+        vstrwq_s32(sums, mcuc_dw_dot_lanes(a0, a1, a2, a3));
+        sums += 4;
+        x += 4 * sw;
+        x1 += 4 * sw;
+        x2 += 4 * sw;
+    }
+}
+
+/* Bias, requantize (mcuc_requantize_mve with the channel's shifts as scalars: neg is -31 for a right shift,
+ * -32 otherwise, so that negative lanes move down by one only before a rounding right shift; VQRDMULH never
+ * returns INT32_MIN, so the subtraction cannot wrap), add zp, clamp and store the row's out_w pixels (output
+ * bytes `channels` apart). */
+static void mcuc_dw_dot_store_row(const int32_t *sums, int32_t out_w, const mcuc_dw_dot_out_t *o, int8_t *out,
+                                  int32_t channels)
+{
+    const uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)channels);
+    const int32x4_t lo = vdupq_n_s32(o->lo), hi = vdupq_n_s32(o->hi);
+    const int32_t bias = o->bias, left = o->left, mult = o->mult, neg = o->neg, right = o->right, zp = o->zp;
+#define MCUC_DW_DOT_OUT(x)                                                                      \
+    do {                                                                                        \
+        x = vaddq_n_s32(x, bias);                                                               \
+        x = vqrdmulhq_n_s32(vshlq_r_s32(x, left), mult);                                        \
+        x = vsubq_s32(x, vreinterpretq_s32_u32(vshlq_r_u32(vreinterpretq_u32_s32(x), neg)));    \
+        x = vaddq_n_s32(vrshlq_n_s32(x, right), zp);                                            \
+        x = vminq_s32(vmaxq_s32(x, lo), hi);                                                    \
+    } while (0)
+    int32_t groups = out_w >> 2;
+    while (groups-- > 0) {
+        int32x4_t x = vldrwq_s32(sums);
+        MCUC_DW_DOT_OUT(x);
+        vstrbq_scatter_offset_s32(out, offsets, x);
+        sums += 4;
+        out += 4 * channels;
+    }
+    if (out_w & 3) {
+        int32x4_t x = vldrwq_s32(sums);
+        MCUC_DW_DOT_OUT(x);
+        vstrbq_scatter_offset_p_s32(out, offsets, x, vctp32q((uint32_t)(out_w & 3)));
+    }
+#undef MCUC_DW_DOT_OUT
+}
+
+/* n bytes (rounded up to 16) of value v at dst and at dst + copy. */
+static inline void mcuc_dw_dot_fill_value(int8_t *dst, size_t copy, int32_t n, int8x16_t v)
+{
+    for (int32_t j = 0; j < n; j += 16, dst += 16) {
+        vstrbq_s8(dst, v);
+        vstrbq_s8(dst + copy, v);
+    }
+}
+
+/* Input row iy of channel c of image `in` as `width` int8 columns (padding input_zp) into ring row `row` and
+ * its copy at row + copy (the ring holds each row twice, so that any kernel_h consecutive rows are adjacent).
+ * Stores run in whole vectors, up to 15 bytes into the slack after the row. */
+static void mcuc_dw_dot_fill(const mcuc_depthwise_conv2d_params_t *p, const int8_t *in, int32_t c, int32_t iy,
+                             int8_t *row, size_t copy, int32_t width, uint16x8_t gather)
+{
+    const int8x16_t zp = vdupq_n_s8((int8_t)p->input_zp);
+    if (iy < 0 || iy >= p->in_h) {
+        mcuc_dw_dot_fill_value(row, copy, width, zp);
+        return;
+    }
+    const int32_t channels = p->in_c;
+    const int32_t pad = p->pad_left < width ? p->pad_left : width;
+    const int32_t end = p->pad_left + p->in_w < width ? p->in_w : width - pad; /* input columns kept */
+    mcuc_dw_dot_fill_value(row, copy, pad, zp);
+    const int8_t *src = in + (size_t)iy * p->in_w * channels + c;
+    int8_t *dst = row + pad;
+    int32_t chunks = end >> 3;
+    const size_t step = (size_t)8 * channels;
+    while (chunks-- > 0) {
+        const int16x8_t v = vldrbq_gather_offset_s16(src, gather);
+        vstrbq_s16(dst, v);
+        vstrbq_s16(dst + copy, v);
+        src += step;
+        dst += 8;
+    }
+    if (end & 7) {
+        const int16x8_t v = vldrbq_gather_offset_z_s16(src, gather, vctp16q((uint32_t)(end & 7)));
+        vstrbq_s16(dst, v);
+        vstrbq_s16(dst + copy, v);
+    }
+    mcuc_dw_dot_fill_value(row + pad + end, copy, width - pad - end, zp);
+}
+
+/* Columns of one ring row: the 16 bytes every pixel of whole four-pixel groups reads, rounded up to 16 (the
+ * same formula as mcuc_depthwise_conv2d_dot_s8_get_buffer_size). */
+static int32_t mcuc_dw_dot_width(const mcuc_depthwise_conv2d_params_t *p)
+{
+    return ((((p->out_w + 3) & ~3) - 1) * p->stride_w + 16 + 15) & ~15;
+}
+#endif
+
+void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
+                                  int8_t *restrict scratch,
+                                  const int8_t *restrict input,
+                                  const int8_t *restrict weights,
+                                  const int32_t *restrict bias,
+                                  int8_t *restrict output)
+{
+    const int32_t channels = params->in_c;
+    const int32_t kh = params->kernel_h;
+    const int32_t kw = params->kernel_w;
+    const int32_t sh = params->stride_h;
+    const int32_t sw = params->stride_w;
+    const int32_t out_w = params->out_w;
+    const int32_t zp = params->output_zp;
+    const int32_t lo = params->act_min;
+    const int32_t hi = params->act_max;
+#if defined(MCUC_MVE)
+    const int32_t width = mcuc_dw_dot_width(params);
+    const uint16x8_t gather = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)channels);
+    const int32_t pitch = width + 16; /* a ring row and the slack its whole-vector stores may reach */
+    const size_t copy = (size_t)kh * pitch;
+    const int32_t groups = (out_w + 3) >> 2;
+    int32_t *sums = (int32_t *)(void *)scratch; /* one output row's dot products, then the ring */
+    int8_t *ring = scratch + (size_t)16 * groups;
+    int8_t wb[16 * 16];     /* the channel's weight rows, 16 bytes each, zero from kw on */
+    mcuc_dw_dot_out_t o;
+    o.zp = zp;
+    o.lo = lo;
+    o.hi = hi;
+#else
+    (void)scratch;
+#endif
+    for (int32_t n = 0; n < params->batch; ++n) {
+        const int8_t *in = input + (size_t)n * params->in_h * params->in_w * channels;
+        int8_t *out_b = output + (size_t)n * params->out_h * out_w * channels;
+        for (int32_t c = 0; c < channels; ++c) {
+            const int8_t *w = weights + (size_t)c * kh * kw;
+#if defined(MCUC_MVE)
+            const int32_t shift = quant->shift[c];
+            o.bias = bias[c];
+            o.mult = quant->multiplier[c];
+            o.left = shift > 0 ? shift : 0;
+            o.right = shift < 0 ? shift : 0;
+            o.neg = shift < 0 ? -31 : -32;
+            for (int32_t ky = 0; ky < kh; ++ky) {
+                vstrbq_s8(wb + 16 * ky, vldrbq_z_s8(w + ky * kw, vctp8q((uint32_t)kw)));
+            }
+            int32_t filled = -params->pad_top; /* next input row to put in the ring */
+            for (int32_t oy = 0; oy < params->out_h; ++oy) {
+                const int32_t iy0 = oy * sh - params->pad_top;
+                if (filled < iy0) {
+                    filled = iy0;
+                }
+                for (; filled < iy0 + kh; ++filled) {
+                    const int32_t slot = (filled + params->pad_top) % kh;
+                    mcuc_dw_dot_fill(params, in, c, filled, ring + (size_t)slot * pitch, copy, width, gather);
+                }
+                const int8_t *x = ring + (size_t)((oy * sh) % kh) * pitch;
+                if (kh == 3 && sw == 1) {
+                    mcuc_dw_dot_sums3(x, pitch, wb, 1, groups, sums);
+                } else if (kh == 3 && sw == 2) {
+                    mcuc_dw_dot_sums3(x, pitch, wb, 2, groups, sums);
+                } else if (kh == 3) {
+                    mcuc_dw_dot_sums3(x, pitch, wb, sw, groups, sums);
+                } else if (kh == 5 && sw == 1) {
+                    mcuc_dw_dot_sums(x, pitch, wb, 5, 1, groups, sums);
+                } else if (kh == 5 && sw == 2) {
+                    mcuc_dw_dot_sums(x, pitch, wb, 5, 2, groups, sums);
+                } else if (kh == 7 && sw == 1) {
+                    mcuc_dw_dot_sums(x, pitch, wb, 7, 1, groups, sums);
+                } else if (kh == 7 && sw == 2) {
+                    mcuc_dw_dot_sums(x, pitch, wb, 7, 2, groups, sums);
+                } else {
+                    mcuc_dw_dot_sums(x, pitch, wb, kh, sw, groups, sums);
+                }
+                mcuc_dw_dot_store_row(sums, out_w, &o, out_b + (size_t)oy * out_w * channels + c, channels);
+            }
+#else
+            for (int32_t oy = 0; oy < params->out_h; ++oy) {
+                const int32_t iy0 = oy * sh - params->pad_top;
+                int8_t *out = out_b + (size_t)oy * out_w * channels + c;
+                for (int32_t ox = 0; ox < out_w; ++ox) {
+                    const int32_t ix0 = ox * sw - params->pad_left;
+                    int32_t acc = bias[c];
+                    for (int32_t ky = 0; ky < kh; ++ky) {
+                        const int32_t iy = iy0 + ky;
+                        const int inside_y = iy >= 0 && iy < params->in_h;
+                        for (int32_t kx = 0; kx < kw; ++kx) {
+                            const int32_t ix = ix0 + kx;
+                            const int32_t v = inside_y && ix >= 0 && ix < params->in_w
+                                                  ? in[((size_t)iy * params->in_w + ix) * channels + c]
+                                                  : params->input_zp;
+                            acc += v * w[ky * kw + kx];
+                        }
+                    }
+                    out[(size_t)ox * channels] = mcuc_output_s8(acc, quant->multiplier[c], quant->shift[c], zp, lo,
+                                                                hi);
+                }
+            }
+#endif
+        }
+    }
+}
