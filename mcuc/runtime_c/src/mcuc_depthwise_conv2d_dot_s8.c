@@ -91,7 +91,7 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_sums3(const int8_t
  * -32 otherwise, so that negative lanes move down by one only before a rounding right shift; VQRDMULH never
  * returns INT32_MIN, so the subtraction cannot wrap), add zp, clamp and store the row's out_w pixels (output
  * bytes `channels` apart). */
-static void mcuc_dw_dot_store_row(const int32_t *sums, int32_t out_w, const mcuc_dw_dot_out_t *o, int8_t *out,
+static inline __attribute__((always_inline)) void mcuc_dw_dot_store_row(const int32_t *sums, int32_t out_w, const mcuc_dw_dot_out_t *o, int8_t *out,
                                   int32_t channels)
 {
     const uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)channels);
@@ -121,48 +121,130 @@ static void mcuc_dw_dot_store_row(const int32_t *sums, int32_t out_w, const mcuc
 #undef MCUC_DW_DOT_OUT
 }
 
-/* n bytes (rounded up to 16) of value v at dst and at dst + copy. */
-static inline void mcuc_dw_dot_fill_value(int8_t *dst, size_t copy, int32_t n, int8x16_t v)
+/* Where the input columns of a ring row go (the same for every row of the layer): `chunks` 8-column gathers
+ * and a partial one of `tail` columns, from column `pad` on. The columns around them hold input_zp from the
+ * start (mcuc_dw_dot_zero_ring) and are never written again. */
+typedef struct {
+    int32_t pad, chunks, tail, width;
+    size_t step; /* input bytes of one 8-column gather */
+} mcuc_dw_dot_fill_t;
+
+static mcuc_dw_dot_fill_t mcuc_dw_dot_fill_plan(const mcuc_depthwise_conv2d_params_t *p, int32_t width)
 {
-    for (int32_t j = 0; j < n; j += 16, dst += 16) {
-        vstrbq_s8(dst, v);
-        vstrbq_s8(dst + copy, v);
+    mcuc_dw_dot_fill_t f;
+    const int32_t pad = p->pad_left < width ? p->pad_left : width;
+    const int32_t end = p->pad_left + p->in_w < width ? p->in_w : width - pad; /* input columns kept */
+    f.pad = pad;
+    f.chunks = end >> 3;
+    f.tail = end & 7;
+    f.width = width;
+    f.step = (size_t)8 * p->in_c;
+    return f;
+}
+
+/* n bytes of value v from dst on, in whole vectors (up to 15 bytes past the end). */
+static void mcuc_dw_dot_set(int8_t *dst, int32_t n, int8x16_t v)
+{
+    for (int32_t j = 0; j < n; j += 16) {
+        vstrbq_s8(dst + j, v);
     }
 }
 
-/* Input row iy of channel c of image `in` as `width` int8 columns (padding input_zp) into ring row `row` and
- * its copy at row + copy (the ring holds each row twice, so that any kernel_h consecutive rows are adjacent).
- * Stores run in whole vectors, up to 15 bytes into the slack after the row. */
-static void mcuc_dw_dot_fill(const mcuc_depthwise_conv2d_params_t *p, const int8_t *in, int32_t c, int32_t iy,
-                             int8_t *row, size_t copy, int32_t width, uint16x8_t gather)
+/* Input row `src` (its channel's first byte; NULL for a row of padding) into ring row `row` and its copy at
+ * row + copy (the ring holds each row twice, so that any kernel_h consecutive rows are adjacent). */
+static inline __attribute__((always_inline)) void mcuc_dw_dot_fill(const mcuc_dw_dot_fill_t *f, const int8_t *src,
+                                                                   int8_t *row, size_t copy, uint16x8_t gather,
+                                                                   int8x16_t zp)
 {
-    const int8x16_t zp = vdupq_n_s8((int8_t)p->input_zp);
-    if (iy < 0 || iy >= p->in_h) {
-        mcuc_dw_dot_fill_value(row, copy, width, zp);
+    if (src == NULL) {
+        mcuc_dw_dot_set(row, f->width, zp);
+        mcuc_dw_dot_set(row + copy, f->width, zp);
         return;
     }
-    const int32_t channels = p->in_c;
-    const int32_t pad = p->pad_left < width ? p->pad_left : width;
-    const int32_t end = p->pad_left + p->in_w < width ? p->in_w : width - pad; /* input columns kept */
-    mcuc_dw_dot_fill_value(row, copy, pad, zp);
-    const int8_t *src = in + (size_t)iy * p->in_w * channels + c;
-    int8_t *dst = row + pad;
-    int32_t chunks = end >> 3;
-    const size_t step = (size_t)8 * channels;
-    while (chunks-- > 0) {
+    int8_t *d = row + f->pad;
+    int8_t *d2 = d + copy;
+    const size_t step = f->step;
+    int32_t n = f->chunks;
+    while (n-- > 0) {
         const int16x8_t v = vldrbq_gather_offset_s16(src, gather);
-        vstrbq_s16(dst, v);
-        vstrbq_s16(dst + copy, v);
+        vstrbq_s16(d, v);
+        vstrbq_s16(d2, v);
         src += step;
-        dst += 8;
+        d += 8;
+        d2 += 8;
     }
-    if (end & 7) {
-        const int16x8_t v = vldrbq_gather_offset_z_s16(src, gather, vctp16q((uint32_t)(end & 7)));
-        vstrbq_s16(dst, v);
-        vstrbq_s16(dst + copy, v);
+    if (f->tail) {
+        const mve_pred16_t p = vctp16q((uint32_t)f->tail);
+        const int16x8_t v = vldrbq_gather_offset_z_s16(src, gather, p);
+        vstrbq_p_s16(d, v, p);
+        vstrbq_p_s16(d2, v, p);
     }
-    mcuc_dw_dot_fill_value(row + pad + end, copy, width - pad - end, zp);
 }
+
+/* What every channel of a layer shares. */
+typedef struct {
+    mcuc_dw_dot_fill_t fill;
+    int8_t *ring;
+    int32_t *sums;
+    size_t copy, in_row, out_row; /* ring copy offset, bytes of an input row and of an output row */
+    int32_t pitch, groups, in_h, out_h, out_w, pad_top, sh, channels;
+    uint16x8_t gather;
+    int8x16_t zp;
+} mcuc_dw_dot_layer_t;
+
+/* One channel (in and out point at its first byte): ring rows filled as the output rows reach them, each
+ * output row's sums, then its requantization. Inlined with constant kh and sw for the common kernels. */
+static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc_dw_dot_layer_t *k,
+                                                                      const int8_t *in, int8_t *out,
+                                                                      const int8_t *wb, const mcuc_dw_dot_out_t *o,
+                                                                      int32_t kh, int32_t sw)
+{
+    int32_t filled = -k->pad_top; /* next input row to put in the ring, at ring row `slot` */
+    int32_t slot = 0, base = 0;   /* base: the ring row of the current output row's first input row */
+    for (int32_t oy = 0; oy < k->out_h; ++oy, out += k->out_row) {
+        const int32_t iy0 = oy * k->sh - k->pad_top;
+        if (filled < iy0) { /* a stride past the kernel skips rows */
+            slot = (slot + iy0 - filled) % kh;
+            filled = iy0;
+        }
+        for (; filled < iy0 + kh; ++filled) {
+            const int8_t *src = filled >= 0 && filled < k->in_h ? in + (size_t)filled * k->in_row : NULL;
+            mcuc_dw_dot_fill(&k->fill, src, k->ring + (size_t)slot * k->pitch, k->copy, k->gather, k->zp);
+            if (++slot == kh) {
+                slot = 0;
+            }
+        }
+        const int8_t *x = k->ring + (size_t)base * k->pitch;
+        for (base += k->sh; base >= kh; base -= kh) {
+        }
+        if (kh == 3) {
+            mcuc_dw_dot_sums3(x, k->pitch, wb, sw, k->groups, k->sums);
+        } else {
+            mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->groups, k->sums);
+        }
+        mcuc_dw_dot_store_row(k->sums, k->out_w, o, out, k->channels);
+    }
+}
+
+#define MCUC_DW_DOT_CHANNEL(name, KH, SW)                                                                      \
+    static void name(const mcuc_dw_dot_layer_t *k, const int8_t *in, int8_t *out, const int8_t *wb,            \
+                     const mcuc_dw_dot_out_t *o, int32_t kh, int32_t sw)                                       \
+    {                                                                                                          \
+        (void)kh;                                                                                              \
+        (void)sw;                                                                                              \
+        mcuc_dw_dot_channel(k, in, out, wb, o, KH, SW);                                                        \
+    }
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_3s1, 3, 1)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_3s2, 3, 2)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_5s1, 5, 1)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_5s2, 5, 2)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_7s1, 7, 1)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_7s2, 7, 2)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_any, kh, sw)
+#undef MCUC_DW_DOT_CHANNEL
+
+typedef void (*mcuc_dw_dot_channel_fn)(const mcuc_dw_dot_layer_t *k, const int8_t *in, int8_t *out,
+                                       const int8_t *wb, const mcuc_dw_dot_out_t *o, int32_t kh, int32_t sw);
 
 /* Columns of one ring row: the 16 bytes every pixel of whole four-pixel groups reads, rounded up to 16 (the
  * same formula as mcuc_depthwise_conv2d_dot_s8_get_buffer_size). */
@@ -191,13 +273,32 @@ void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
     const int32_t hi = params->act_max;
 #if defined(MCUC_MVE)
     const int32_t width = mcuc_dw_dot_width(params);
-    const uint16x8_t gather = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)channels);
-    const int32_t pitch = width + 16; /* a ring row and the slack its whole-vector stores may reach */
-    const size_t copy = (size_t)kh * pitch;
-    const int32_t groups = (out_w + 3) >> 2;
-    int32_t *sums = (int32_t *)(void *)scratch; /* one output row's dot products, then the ring */
-    int8_t *ring = scratch + (size_t)16 * groups;
-    int8_t wb[16 * 16];     /* the channel's weight rows, 16 bytes each, zero from kw on */
+    mcuc_dw_dot_layer_t k;
+    k.fill = mcuc_dw_dot_fill_plan(params, width);
+    k.pitch = width + 16; /* a ring row and the slack its whole-vector stores may reach */
+    k.copy = (size_t)kh * k.pitch;
+    k.groups = (out_w + 3) >> 2;
+    k.sums = (int32_t *)(void *)scratch; /* one output row's dot products, then the ring */
+    k.ring = scratch + (size_t)16 * k.groups;
+    k.in_row = (size_t)params->in_w * channels;
+    k.out_row = (size_t)out_w * channels;
+    k.in_h = params->in_h;
+    k.out_h = params->out_h;
+    k.out_w = out_w;
+    k.pad_top = params->pad_top;
+    k.sh = sh;
+    k.channels = channels;
+    k.gather = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)channels);
+    k.zp = vdupq_n_s8((int8_t)params->input_zp);
+    mcuc_dw_dot_set(k.ring, (int32_t)(2 * k.copy), k.zp); /* the padding columns of every ring row */
+    const mcuc_dw_dot_channel_fn run = kh == 3 && sw == 1   ? mcuc_dw_dot_channel_3s1
+                                       : kh == 3 && sw == 2 ? mcuc_dw_dot_channel_3s2
+                                       : kh == 5 && sw == 1 ? mcuc_dw_dot_channel_5s1
+                                       : kh == 5 && sw == 2 ? mcuc_dw_dot_channel_5s2
+                                       : kh == 7 && sw == 1 ? mcuc_dw_dot_channel_7s1
+                                       : kh == 7 && sw == 2 ? mcuc_dw_dot_channel_7s2
+                                                            : mcuc_dw_dot_channel_any;
+    int8_t wb[16 * 16]; /* the channel's weight rows, 16 bytes each, zero from kw on */
     mcuc_dw_dot_out_t o;
     o.zp = zp;
     o.lo = lo;
@@ -220,36 +321,7 @@ void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
             for (int32_t ky = 0; ky < kh; ++ky) {
                 vstrbq_s8(wb + 16 * ky, vldrbq_z_s8(w + ky * kw, vctp8q((uint32_t)kw)));
             }
-            int32_t filled = -params->pad_top; /* next input row to put in the ring */
-            for (int32_t oy = 0; oy < params->out_h; ++oy) {
-                const int32_t iy0 = oy * sh - params->pad_top;
-                if (filled < iy0) {
-                    filled = iy0;
-                }
-                for (; filled < iy0 + kh; ++filled) {
-                    const int32_t slot = (filled + params->pad_top) % kh;
-                    mcuc_dw_dot_fill(params, in, c, filled, ring + (size_t)slot * pitch, copy, width, gather);
-                }
-                const int8_t *x = ring + (size_t)((oy * sh) % kh) * pitch;
-                if (kh == 3 && sw == 1) {
-                    mcuc_dw_dot_sums3(x, pitch, wb, 1, groups, sums);
-                } else if (kh == 3 && sw == 2) {
-                    mcuc_dw_dot_sums3(x, pitch, wb, 2, groups, sums);
-                } else if (kh == 3) {
-                    mcuc_dw_dot_sums3(x, pitch, wb, sw, groups, sums);
-                } else if (kh == 5 && sw == 1) {
-                    mcuc_dw_dot_sums(x, pitch, wb, 5, 1, groups, sums);
-                } else if (kh == 5 && sw == 2) {
-                    mcuc_dw_dot_sums(x, pitch, wb, 5, 2, groups, sums);
-                } else if (kh == 7 && sw == 1) {
-                    mcuc_dw_dot_sums(x, pitch, wb, 7, 1, groups, sums);
-                } else if (kh == 7 && sw == 2) {
-                    mcuc_dw_dot_sums(x, pitch, wb, 7, 2, groups, sums);
-                } else {
-                    mcuc_dw_dot_sums(x, pitch, wb, kh, sw, groups, sums);
-                }
-                mcuc_dw_dot_store_row(sums, out_w, &o, out_b + (size_t)oy * out_w * channels + c, channels);
-            }
+            run(&k, in + c, out_b + c, wb, &o, kh, sw);
 #else
             for (int32_t oy = 0; oy < params->out_h; ++oy) {
                 const int32_t iy0 = oy * sh - params->pad_top;
