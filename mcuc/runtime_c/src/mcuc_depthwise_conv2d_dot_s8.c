@@ -56,29 +56,35 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_sums(const int8_t 
     }
 }
 
-/* The same for three kernel rows, their weights held in registers across the row. */
+/* The same for three kernel rows, their weights held in registers across the row, and each input load shared
+ * by two pixels: wb holds the weight rows at lanes [0, kw), ws the same rows at lanes [sw, sw + kw) (needs
+ * sw + kw <= 16), which meet the next pixel's taps in the same 16 bytes. */
 static inline __attribute__((always_inline)) void mcuc_dw_dot_sums3(const int8_t *x, int32_t pitch,
-                                                                    const int8_t *wb, int32_t sw, int32_t groups,
-                                                                    int32_t *sums)
+                                                                    const int8_t *wb, const int8_t *ws, int32_t sw,
+                                                                    int32_t groups, int32_t *sums)
 {
-    const int8x16_t w0 = vldrbq_s8(wb);
-    const int8x16_t w1 = vldrbq_s8(wb + 16);
-    const int8x16_t w2 = vldrbq_s8(wb + 32);
+    const int8x16_t w0 = vldrbq_s8(wb), w1 = vldrbq_s8(wb + 16), w2 = vldrbq_s8(wb + 32);
+    const int8x16_t v0 = vldrbq_s8(ws), v1 = vldrbq_s8(ws + 16), v2 = vldrbq_s8(ws + 32);
     const int8_t *x1 = x + pitch;
     const int8_t *x2 = x1 + pitch;
     while (groups-- > 0) {
-        int32_t a0 = vmladavq_s8(vldrbq_s8(x), w0);
-        int32_t a1 = vmladavq_s8(vldrbq_s8(x + sw), w0);
-        int32_t a2 = vmladavq_s8(vldrbq_s8(x + 2 * sw), w0);
-        int32_t a3 = vmladavq_s8(vldrbq_s8(x + 3 * sw), w0);
-        a0 = vmladavaq_s8(a0, vldrbq_s8(x1), w1);
-        a1 = vmladavaq_s8(a1, vldrbq_s8(x1 + sw), w1);
-        a2 = vmladavaq_s8(a2, vldrbq_s8(x1 + 2 * sw), w1);
-        a3 = vmladavaq_s8(a3, vldrbq_s8(x1 + 3 * sw), w1);
-        a0 = vmladavaq_s8(a0, vldrbq_s8(x2), w2);
-        a1 = vmladavaq_s8(a1, vldrbq_s8(x2 + sw), w2);
-        a2 = vmladavaq_s8(a2, vldrbq_s8(x2 + 2 * sw), w2);
-        a3 = vmladavaq_s8(a3, vldrbq_s8(x2 + 3 * sw), w2);
+        int8x16_t p = vldrbq_s8(x), q = vldrbq_s8(x + 2 * sw);
+        int32_t a0 = vmladavq_s8(p, w0);
+        int32_t a1 = vmladavq_s8(p, v0);
+        int32_t a2 = vmladavq_s8(q, w0);
+        int32_t a3 = vmladavq_s8(q, v0);
+        p = vldrbq_s8(x1);
+        q = vldrbq_s8(x1 + 2 * sw);
+        a0 = vmladavaq_s8(a0, p, w1);
+        a1 = vmladavaq_s8(a1, p, v1);
+        a2 = vmladavaq_s8(a2, q, w1);
+        a3 = vmladavaq_s8(a3, q, v1);
+        p = vldrbq_s8(x2);
+        q = vldrbq_s8(x2 + 2 * sw);
+        a0 = vmladavaq_s8(a0, p, w2);
+        a1 = vmladavaq_s8(a1, p, v2);
+        a2 = vmladavaq_s8(a2, q, w2);
+        a3 = vmladavaq_s8(a3, q, v2);
         vstrwq_s32(sums, mcuc_dw_dot_lanes(a0, a1, a2, a3));
         sums += 4;
         x += 4 * sw;
@@ -91,8 +97,9 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_sums3(const int8_t
  * -32 otherwise, so that negative lanes move down by one only before a rounding right shift; VQRDMULH never
  * returns INT32_MIN, so the subtraction cannot wrap), add zp, clamp and store the row's out_w pixels (output
  * bytes `channels` apart). */
-static inline __attribute__((always_inline)) void mcuc_dw_dot_store_row(const int32_t *sums, int32_t out_w, const mcuc_dw_dot_out_t *o, int8_t *out,
-                                  int32_t channels)
+static inline __attribute__((always_inline)) void mcuc_dw_dot_store_row(const int32_t *sums, int32_t out_w,
+                                                                        const mcuc_dw_dot_out_t *o, int8_t *out,
+                                                                        int32_t channels)
 {
     const uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)channels);
     const int32x4_t lo = vdupq_n_s32(o->lo), hi = vdupq_n_s32(o->hi);
@@ -188,6 +195,7 @@ typedef struct {
     int32_t *sums;
     size_t copy, in_row, out_row; /* ring copy offset, bytes of an input row and of an output row */
     int32_t pitch, groups, in_h, out_h, out_w, pad_top, sh, channels;
+    int32_t pairs; /* three kernel rows and sw + kw <= 16: mcuc_dw_dot_sums3 */
     uint16x8_t gather;
     int8x16_t zp;
 } mcuc_dw_dot_layer_t;
@@ -217,8 +225,8 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc
         const int8_t *x = k->ring + (size_t)base * k->pitch;
         for (base += k->sh; base >= kh; base -= kh) {
         }
-        if (kh == 3) {
-            mcuc_dw_dot_sums3(x, k->pitch, wb, sw, k->groups, k->sums);
+        if (kh == 3 && k->pairs) {
+            mcuc_dw_dot_sums3(x, k->pitch, wb, wb + 256, sw, k->groups, k->sums);
         } else {
             mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->groups, k->sums);
         }
@@ -298,7 +306,8 @@ void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
                                        : kh == 7 && sw == 1 ? mcuc_dw_dot_channel_7s1
                                        : kh == 7 && sw == 2 ? mcuc_dw_dot_channel_7s2
                                                             : mcuc_dw_dot_channel_any;
-    int8_t wb[16 * 16]; /* the channel's weight rows, 16 bytes each, zero from kw on */
+    int8_t wb[2 * 16 * 16]; /* the channel's weight rows, 16 bytes each, zero from kw on; then (pairs) shifted */
+    k.pairs = kh == 3 && sw + kw <= 16;
     mcuc_dw_dot_out_t o;
     o.zp = zp;
     o.lo = lo;
@@ -319,7 +328,13 @@ void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
             o.right = shift < 0 ? shift : 0;
             o.neg = shift < 0 ? -31 : -32;
             for (int32_t ky = 0; ky < kh; ++ky) {
-                vstrbq_s8(wb + 16 * ky, vldrbq_z_s8(w + ky * kw, vctp8q((uint32_t)kw)));
+                const mve_pred16_t pk = vctp8q((uint32_t)kw);
+                const int8x16_t row = vldrbq_z_s8(w + ky * kw, pk);
+                vstrbq_s8(wb + 16 * ky, row);
+                if (k.pairs) {
+                    vstrbq_s8(wb + 256 + 16 * ky, vdupq_n_s8(0));
+                    vstrbq_p_s8(wb + 256 + 16 * ky + sw, row, pk);
+                }
             }
             run(&k, in + c, out_b + c, wb, &o, kh, sw);
 #else
