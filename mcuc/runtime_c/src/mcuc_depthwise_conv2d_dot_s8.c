@@ -22,14 +22,16 @@ static inline int32x4_t mcuc_dw_dot_lanes(int32_t a0, int32_t a1, int32_t a2, in
     return vsetq_lane_s32(a3, v, 3);
 }
 
-/* The dot products of one output row of one channel into sums[ox] for ox < 4 * groups: x points at column 0
- * of the first of kh consecutive int8 rows `pitch` bytes apart, wb at the channel's weight rows of 16 bytes
- * (zero from kw on); pixel ox reads 16 bytes from x + ox * sw of each row. Inlined with constant kh and sw for
- * the common kernels. */
+/* The dot products of one output row of one channel into sums[ox] for ox < out_w: x points at column 0 of the
+ * first of kh consecutive int8 rows `pitch` bytes apart, wb at the channel's weight rows of 16 bytes (zero from
+ * kw on); pixel ox reads 16 bytes from x + ox * sw of each row. Four pixels at a time, a last one or two as a
+ * pair. Inlined with constant kh and sw for the common kernels. */
 static inline __attribute__((always_inline)) void mcuc_dw_dot_sums(const int8_t *x, int32_t pitch,
                                                                    const int8_t *wb, int32_t kh, int32_t sw,
-                                                                   int32_t groups, int32_t *sums)
+                                                                   int32_t out_w, int32_t *sums)
 {
+    const int32_t pair = (out_w & 3) != 0 && (out_w & 3) <= 2;
+    int32_t groups = pair ? out_w >> 2 : (out_w + 3) >> 2;
     while (groups-- > 0) {
         const int8_t *xr = x;
         const int8_t *wr = wb;
@@ -53,6 +55,23 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_sums(const int8_t 
         vstrwq_s32(sums, mcuc_dw_dot_lanes(a0, a1, a2, a3));
         sums += 4;
         x += 4 * sw;
+    }
+    if (pair) {
+        const int8_t *xr = x;
+        const int8_t *wr = wb;
+        int8x16_t wv = vldrbq_s8(wr);
+        int32_t a0 = vmladavq_s8(vldrbq_s8(xr), wv);
+        int32_t a1 = vmladavq_s8(vldrbq_s8(xr + sw), wv);
+#pragma GCC unroll 8
+        for (int32_t ky = 1; ky < kh; ++ky) {
+            xr += pitch;
+            wr += 16;
+            __asm__("" : "+r"(xr), "+r"(wr));
+            wv = vldrbq_s8(wr);
+            a0 = vmladavaq_s8(a0, vldrbq_s8(xr), wv);
+            a1 = vmladavaq_s8(a1, vldrbq_s8(xr + sw), wv);
+        }
+        vstrwq_s32(sums, mcuc_dw_dot_lanes(a0, a1, 0, 0));
     }
 }
 
@@ -228,7 +247,7 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc
         if (kh == 3 && k->pairs) {
             mcuc_dw_dot_sums3(x, k->pitch, wb, wb + 256, sw, k->groups, k->sums);
         } else {
-            mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->groups, k->sums);
+            mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->out_w, k->sums);
         }
         mcuc_dw_dot_store_row(k->sums, k->out_w, o, out, k->channels);
     }
