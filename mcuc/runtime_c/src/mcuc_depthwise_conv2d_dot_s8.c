@@ -75,17 +75,17 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_sums(const int8_t 
     }
 }
 
-/* The same for three kernel rows, their weights held in registers across the row, and each input load shared
+/* The same for three kernel rows (at x, x1, x2), their weights held in registers across the row, and each input
+ * load shared
  * by two pixels: wb holds the weight rows at lanes [0, kw), ws the same rows at lanes [sw, sw + kw) (needs
  * sw + kw <= 16), which meet the next pixel's taps in the same 16 bytes. */
-static inline __attribute__((always_inline)) void mcuc_dw_dot_sums3(const int8_t *x, int32_t pitch,
-                                                                    const int8_t *wb, const int8_t *ws, int32_t sw,
-                                                                    int32_t groups, int32_t *sums)
+static inline __attribute__((always_inline)) void mcuc_dw_dot_sums3(const int8_t *x, const int8_t *x1,
+                                                                    const int8_t *x2, const int8_t *wb,
+                                                                    const int8_t *ws, int32_t sw, int32_t groups,
+                                                                    int32_t *sums)
 {
     const int8x16_t w0 = vldrbq_s8(wb), w1 = vldrbq_s8(wb + 16), w2 = vldrbq_s8(wb + 32);
     const int8x16_t v0 = vldrbq_s8(ws), v1 = vldrbq_s8(ws + 16), v2 = vldrbq_s8(ws + 32);
-    const int8_t *x1 = x + pitch;
-    const int8_t *x2 = x1 + pitch;
     while (groups-- > 0) {
         int8x16_t p = vldrbq_s8(x), q = vldrbq_s8(x + 2 * sw);
         int32_t a0 = vmladavq_s8(p, w0);
@@ -176,15 +176,18 @@ static void mcuc_dw_dot_set(int8_t *dst, int32_t n, int8x16_t v)
     }
 }
 
-/* Input row `src` (its channel's first byte; NULL for a row of padding) into ring row `row` and its copy at
- * row + copy (the ring holds each row twice, so that any kernel_h consecutive rows are adjacent). */
+/* Input row `src` (its channel's first byte; NULL for a row of padding) into ring row `row` and, with `dup`,
+ * its copy at row + copy (a ring that holds each row twice has any kernel_h consecutive rows adjacent; the
+ * three-row path takes three row pointers and needs no copy). */
 static inline __attribute__((always_inline)) void mcuc_dw_dot_fill(const mcuc_dw_dot_fill_t *f, const int8_t *src,
                                                                    int8_t *row, size_t copy, uint16x8_t gather,
-                                                                   int8x16_t zp)
+                                                                   int8x16_t zp, int dup)
 {
     if (src == NULL) {
         mcuc_dw_dot_set(row, f->width, zp);
-        mcuc_dw_dot_set(row + copy, f->width, zp);
+        if (dup) {
+            mcuc_dw_dot_set(row + copy, f->width, zp);
+        }
         return;
     }
     int8_t *d = row + f->pad;
@@ -194,7 +197,9 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_fill(const mcuc_dw
     while (n-- > 0) {
         const int16x8_t v = vldrbq_gather_offset_s16(src, gather);
         vstrbq_s16(d, v);
-        vstrbq_s16(d2, v);
+        if (dup) {
+            vstrbq_s16(d2, v);
+        }
         src += step;
         d += 8;
         d2 += 8;
@@ -203,7 +208,9 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_fill(const mcuc_dw
         const mve_pred16_t p = vctp16q((uint32_t)f->tail);
         const int16x8_t v = vldrbq_gather_offset_z_s16(src, gather, p);
         vstrbq_p_s16(d, v, p);
-        vstrbq_p_s16(d2, v, p);
+        if (dup) {
+            vstrbq_p_s16(d2, v, p);
+        }
     }
 }
 
@@ -224,8 +231,9 @@ typedef struct {
 static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc_dw_dot_layer_t *k,
                                                                       const int8_t *in, int8_t *out,
                                                                       const int8_t *wb, const mcuc_dw_dot_out_t *o,
-                                                                      int32_t kh, int32_t sw)
+                                                                      int32_t kh, int32_t sw, int32_t pairs)
 {
+    const int three = kh == 3 && pairs; /* mcuc_dw_dot_sums3 on three row pointers, no copies in the ring */
     int32_t filled = -k->pad_top; /* next input row to put in the ring, at ring row `slot` */
     int32_t slot = 0, base = 0;   /* base: the ring row of the current output row's first input row */
     for (int32_t oy = 0; oy < k->out_h; ++oy, out += k->out_row) {
@@ -236,38 +244,40 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc
         }
         for (; filled < iy0 + kh; ++filled) {
             const int8_t *src = filled >= 0 && filled < k->in_h ? in + (size_t)filled * k->in_row : NULL;
-            mcuc_dw_dot_fill(&k->fill, src, k->ring + (size_t)slot * k->pitch, k->copy, k->gather, k->zp);
+            mcuc_dw_dot_fill(&k->fill, src, k->ring + (size_t)slot * k->pitch, k->copy, k->gather, k->zp, !three);
             if (++slot == kh) {
                 slot = 0;
             }
         }
         const int8_t *x = k->ring + (size_t)base * k->pitch;
-        for (base += k->sh; base >= kh; base -= kh) {
-        }
-        if (kh == 3 && k->pairs) {
-            mcuc_dw_dot_sums3(x, k->pitch, wb, wb + 256, sw, k->groups, k->sums);
+        if (three) {
+            const int32_t b1 = base == 2 ? 0 : base + 1, b2 = base == 0 ? 2 : base - 1;
+            mcuc_dw_dot_sums3(x, k->ring + (size_t)b1 * k->pitch, k->ring + (size_t)b2 * k->pitch, wb, wb + 256, sw,
+                              k->groups, k->sums);
         } else {
             mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->out_w, k->sums);
         }
         mcuc_dw_dot_store_row(k->sums, k->out_w, o, out, k->channels);
+        for (base += k->sh; base >= kh; base -= kh) {
+        }
     }
 }
 
-#define MCUC_DW_DOT_CHANNEL(name, KH, SW)                                                                      \
+#define MCUC_DW_DOT_CHANNEL(name, KH, SW, PAIRS)                                                               \
     static void name(const mcuc_dw_dot_layer_t *k, const int8_t *in, int8_t *out, const int8_t *wb,            \
                      const mcuc_dw_dot_out_t *o, int32_t kh, int32_t sw)                                       \
     {                                                                                                          \
         (void)kh;                                                                                              \
         (void)sw;                                                                                              \
-        mcuc_dw_dot_channel(k, in, out, wb, o, KH, SW);                                                        \
+        mcuc_dw_dot_channel(k, in, out, wb, o, KH, SW, PAIRS);                                                 \
     }
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_3s1, 3, 1)
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_3s2, 3, 2)
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_5s1, 5, 1)
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_5s2, 5, 2)
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_7s1, 7, 1)
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_7s2, 7, 2)
-MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_any, kh, sw)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_3s1, 3, 1, 1)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_3s2, 3, 2, 1)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_5s1, 5, 1, 0)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_5s2, 5, 2, 0)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_7s1, 7, 1, 0)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_7s2, 7, 2, 0)
+MCUC_DW_DOT_CHANNEL(mcuc_dw_dot_channel_any, kh, sw, k->pairs)
 #undef MCUC_DW_DOT_CHANNEL
 
 typedef void (*mcuc_dw_dot_channel_fn)(const mcuc_dw_dot_layer_t *k, const int8_t *in, int8_t *out,
@@ -318,15 +328,15 @@ void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
     k.gather = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)channels);
     k.zp = vdupq_n_s8((int8_t)params->input_zp);
     mcuc_dw_dot_set(k.ring, (int32_t)(2 * k.copy), k.zp); /* the padding columns of every ring row */
-    const mcuc_dw_dot_channel_fn run = kh == 3 && sw == 1   ? mcuc_dw_dot_channel_3s1
-                                       : kh == 3 && sw == 2 ? mcuc_dw_dot_channel_3s2
+    k.pairs = kh == 3 && sw + kw <= 16;
+    const mcuc_dw_dot_channel_fn run = k.pairs && sw == 1   ? mcuc_dw_dot_channel_3s1
+                                       : k.pairs && sw == 2 ? mcuc_dw_dot_channel_3s2
                                        : kh == 5 && sw == 1 ? mcuc_dw_dot_channel_5s1
                                        : kh == 5 && sw == 2 ? mcuc_dw_dot_channel_5s2
                                        : kh == 7 && sw == 1 ? mcuc_dw_dot_channel_7s1
                                        : kh == 7 && sw == 2 ? mcuc_dw_dot_channel_7s2
                                                             : mcuc_dw_dot_channel_any;
     int8_t wb[2 * 16 * 16]; /* the channel's weight rows, 16 bytes each, zero from kw on; then (pairs) shifted */
-    k.pairs = kh == 3 && sw + kw <= 16;
     mcuc_dw_dot_out_t o;
     o.zp = zp;
     o.lo = lo;
