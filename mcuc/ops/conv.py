@@ -286,8 +286,11 @@ _DW_COST = {  # (variant, core ISA, stride 1 | 2) -> (a, b)
     ("quads", "mve", 1): (2.57, 7.9), ("quads", "mve", 2): (2.58, 8.7),
     # the dot variant's fixed cost per output row and channel (ring fill, loop set-up, the partial last group of
     # four pixels) is spread over out_w * kh * kw MACs: a + b / (kh * kw) + c / (out_w * kh * kw), fitted to
-    # 3x3, 5x5, 7x7 at strides 1 and 2 on 48/72/120 channels at 40/20/10 px (within 0.2 instructions per MAC)
-    ("dot", "mve", 1): (0.44, 5.3, 214.5), ("dot", "mve", 2): (0.57, 2.0, 300.0),
+    # 3x3, 5x5, 7x7 at strides 1 and 2 on 48/72/120 channels at 40/20/10 px. At stride 2, c is held at 200 (least
+    # squares: 304) with a and b fitted around it: the quads' rule has no width term though the quads too slow
+    # down on narrow outputs (5.13 at 5x5 on 10 px, 3.72 on 20 px), and so the ranking follows the counts: dot
+    # at 5x5 on 10 px (3.26), quads at 3x3 on 10 px (5.66 against 7.38), dot at 3x3 on 40 px (2.42 against 3.55)
+    ("dot", "mve", 1): (0.47, 5.1, 204.0), ("dot", "mve", 2): (0.57, 13.4, 200.0),
 }
 
 
