@@ -245,6 +245,31 @@ def _dw_rows_scratch(g: Graph, n: Node) -> int:
     return kh * width * 2 + kh * ((kw + 1) // 2) * 4
 
 
+def _dw_dot(g: Graph, n: Node) -> bool:
+    """A depthwise conv mcuc_depthwise_conv2d_dot_s8 runs: multiplier 1, no dilation, kernel rows of at most 16
+    taps (one vector each), at most 16 of them, and channels few enough for 16-bit gather offsets."""
+    w = g.tensors[n.inputs[1]].shape
+    channels = g.tensors[n.inputs[0]].shape[3]
+    return (is_depthwise(g, n) and w[0] == channels and w[1] <= 16 and w[2] <= 16 and 7 * channels <= 0xFFFF
+            and tuple(n.attrs.get("dilations", (1, 1))) == (1, 1) and _fits_folded(g, n))
+
+
+def _dw_dot_call(g: Graph, n: Node, low: Lowered) -> Lowered:
+    """mcuc_depthwise_conv2d_dot_s8: the model's weights, bias folded, scratch for the ring of int8 rows."""
+    return _with_constants(g, n, low, "mcuc_depthwise_conv2d_dot_s8", None, scratch=True)
+
+
+def _dw_dot_scratch(g: Graph, n: Node) -> int:
+    """mcuc_depthwise_conv2d_dot_s8_get_buffer_size: a row of int32 sums, kernel_h int8 rows (16-byte reads,
+    16 bytes slack) each twice."""
+    kh = g.tensors[n.inputs[1]].shape[1]
+    out_w = g.tensors[n.outputs[0]].shape[2]
+    sw = int(n.attrs["strides"][1])
+    groups4 = (out_w + 3) & ~3
+    width = ((groups4 - 1) * sw + 16 + 15) & ~15
+    return groups4 * 4 + 2 * kh * (width + 16)
+
+
 # Depthwise cost rule: instructions per MAC ~ a + b / (kh * kw) for a variant on a core at a stride -- a fixed
 # per-output cost (widening rows, requantization, border handling) spread over the taps, plus a per-tap cost.
 # (a, b) were fitted to the 3x3 and 7x7 counts of bench/kernels.py (48 channels, 40x40 input, QEMU): within
@@ -264,6 +289,13 @@ _DW_COST = {  # (variant, core ISA, stride 1 | 2) -> (a, b)
     ("quads", "dsp", 1): (10.52, -6.5), ("quads", "dsp", 2): (10.47, -6.4),
     ("rows", "mve", 1): (1.48, 21.7), ("rows", "mve", 2): (2.37, 105.8),
     ("quads", "mve", 1): (2.57, 7.9), ("quads", "mve", 2): (2.58, 8.7),
+    # the dot variant's fixed cost per output row and channel (ring fill, loop set-up, the partial last group of
+    # four pixels) is spread over out_w * kh * kw MACs: a + b / (kh * kw) + c / (out_w * kh * kw), fitted to
+    # 3x3, 5x5, 7x7 at strides 1 and 2 on 48/72/120 channels at 40/20/10 px. At stride 2, c is held at 200 (least
+    # squares: 304) with a and b fitted around it: the quads' rule has no width term though the quads too slow
+    # down on narrow outputs (5.13 at 5x5 on 10 px, 3.72 on 20 px), and so the ranking follows the counts: dot
+    # at 5x5 on 10 px (3.26), quads at 3x3 on 10 px (5.66 against 7.38), dot at 3x3 on 40 px (2.42 against 3.55)
+    ("dot", "mve", 1): (0.47, 5.1, 204.0), ("dot", "mve", 2): (0.57, 13.4, 200.0),
 }
 
 
@@ -271,8 +303,9 @@ def _dw_cost(variant: str, isa: str) -> Callable[[Graph, Node], float]:
     """The depthwise cost rule (_DW_COST) of ``variant`` on a core with ``isa``, for a node's taps and stride."""
     def cost(g: Graph, n: Node) -> float:
         _, kh, kw, _ = g.tensors[n.inputs[1]].shape
-        a, b = _DW_COST[(variant, isa, 2 if max(int(s) for s in n.attrs["strides"]) > 1 else 1)]
-        return a + b / (kh * kw)
+        a, b, *c = _DW_COST[(variant, isa, 2 if max(int(s) for s in n.attrs["strides"]) > 1 else 1)]
+        per_row = c[0] / g.tensors[n.outputs[0]].shape[2] if c else 0.0
+        return a + (b + per_row) / (kh * kw)
     return cost
 
 
@@ -280,6 +313,8 @@ CONV_VARIANTS = (
     KernelVariant("mcuc_conv2d_1x1_s8", _pointwise, isa=("mve",), specialise=_pointwise_call),
     KernelVariant("mcuc_conv2d_im2col_s8", _conv_groups1, isa=("mve",), specialise=_im2col_call,
                   scratch=_im2col_scratch),
+    KernelVariant("mcuc_depthwise_conv2d_dot_s8", _dw_dot, isa=("mve",), specialise=_dw_dot_call,
+                  scratch=_dw_dot_scratch, cost=_dw_cost("dot", "mve")),
     KernelVariant("mcuc_depthwise_conv2d_rows_s8", _dw_rows, isa=("mve",), specialise=_dw_rows_call,
                   scratch=_dw_rows_scratch, cost=_dw_cost("rows", "mve")),
     KernelVariant("mcuc_depthwise_conv2d_simd_s8", _depthwise_1, isa=("mve",), specialise=_dw_simd_call,

@@ -213,6 +213,22 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
                                    const int32_t *restrict bias,
                                    int8_t *restrict output);
 
+/* Depthwise variant for depth multiplier 1, dilation 1, kernel_h and kernel_w <= 16 and in_c <= 9362, fastest
+ * on MVE cores: one channel at a time, its input rows copied as int8 (the padding as input_zp) into a scratch
+ * ring of kernel_h rows; each output pixel is one VMLADAVA dot product of 16 input bytes and a zero-padded
+ * weight row per kernel row, four pixels per weight load. The portable path reads the input directly.
+ *   scratch mcuc_depthwise_conv2d_dot_s8_get_buffer_size(params) bytes
+ *   weights as mcuc_depthwise_conv2d_s8: int8 [channels][kernel_h][kernel_w][1]
+ *   bias    folded bias, int32 [channels] */
+int32_t mcuc_depthwise_conv2d_dot_s8_get_buffer_size(const mcuc_depthwise_conv2d_params_t *params);
+void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
+                                  const mcuc_per_channel_quant_params_t *quant,
+                                  int8_t *restrict scratch,
+                                  const int8_t *restrict input,
+                                  const int8_t *restrict weights,
+                                  const int32_t *restrict bias,
+                                  int8_t *restrict output);
+
 /* Fully connected (matrix times transposed weights) int8 layer.
  *   params  shapes as documented at mcuc_fully_connected_params_t
  *   quant   per-output-channel multiplier/shift, out_features entries each (a per-tensor
