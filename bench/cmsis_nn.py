@@ -19,11 +19,12 @@ import jinja2
 import numpy as np
 
 from bench.layer_classes import Layer
+from mcuc.reference.tflite import prepare_softmax_tflite
 from mcuc.targets.qemu import profile_qemu
 
 TEMPLATE = Path(__file__).resolve().parent / "cmsis_nn_model.c.j2"
 SOURCE_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "NNSupportFunctions", "BasicMathFunctions",
-               "PoolingFunctions", "TransposeFunctions")
+               "PoolingFunctions", "TransposeFunctions", "SoftmaxFunctions")
 SCRATCH_BYTES = 64 * 1024
 IN_OFFSET, OUT_OFFSET = 7, -3  # -zero point of input and output
 
@@ -146,6 +147,13 @@ def _layer(h: _Harness, i: int, layer: Layer) -> list[str]:
                       f"const cmsis_nn_context ctx{i} = {{{sums}, {4 * n}}};"]
         return [f"status |= (int32_t)arm_batch_matmul_s8(&ctx{i}, &bp{i}, {q}, {ldims}, {x}, {rdims}, "
                 f"mcuc_in{first + 1}, {odims}, {y});"]
+    if layer.kind == "softmax":
+        rows, c = layer.extra
+        h.inputs.append(rows * c)
+        h.outputs.append(rows * c)
+        sp = prepare_softmax_tflite((rows, c), 0.05, 1.0)  # TFLite's multiplier, shift and diff_min
+        return [f"arm_softmax_s8({x}, {rows}, {c}, {sp.input_multiplier}, {sp.input_left_shift}, {sp.diff_min}, "
+                f"{y});"]
     # attention (three inputs) and layernorm (one): no CMSIS-NN kernel
     h.inputs += [0, 0, 0] if layer.kind == "attention" else [0]
     h.outputs.append(0)

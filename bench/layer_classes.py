@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer class: ``kind`` conv | fc | add | avgpool | matmul | attention | layernorm, with its shape."""
+    """One layer class: ``kind`` conv | fc | add | avgpool | matmul | attention | layernorm | softmax, with its
+    shape."""
 
     name: str
     kind: str
@@ -16,7 +17,7 @@ class Layer:
     stride: int = 1
     hw: int = 1
     groups: int = 1
-    extra: tuple[int, ...] = ()  # matmul/attention: (batch, M, K, N) / (heads, tokens, dim); layernorm: (rows, C)
+    extra: tuple[int, ...] = ()  # matmul/attention: (batch, M, K, N) / (heads, tokens, dim); layernorm, softmax: (rows, C)
 
     @property
     def pad(self) -> int:

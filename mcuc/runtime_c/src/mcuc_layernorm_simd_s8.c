@@ -21,6 +21,18 @@ static inline int32_t clz_u32(uint32_t x)
 /* floor(sqrt(w)) for w in [2^28, 2^30): Newton from the tangent at 2^28, which lies above the root. */
 static uint32_t isqrt_u30(uint32_t w)
 {
+#if defined(__GNUC__) && defined(__ARM_FP) && (__ARM_FP & 4)
+    /* the single-precision square root is within 2^-8 of the root: floor it and correct by one */
+    float f = (float)w;
+    __asm__("vsqrt.f32 %0, %1" : "=t"(f) : "t"(f));
+    uint32_t r = (uint32_t)f;
+    if (r * r > w) {
+        --r;
+    } else if ((r + 1) * (r + 1) <= w) {
+        ++r;
+    }
+    return r;
+#else
     uint32_t x = (w >> 15) + 8192u;
     for (;;) {
         const uint32_t y = (x + w / x) >> 1;
@@ -29,6 +41,7 @@ static uint32_t isqrt_u30(uint32_t w)
         }
         x = y;
     }
+#endif
 }
 
 /* floor(2^62 / r) mod 2^32 for r in [2^30, 2^31) (r = 2^30 gives 2^32, i.e. 0): the quotient of 2^63 by the
@@ -147,6 +160,16 @@ static int8_t ln_out_general(int32_t x, const ln_row_t *row, const int32_t *a, i
 }
 
 /* The output byte of N at the affine entry (gamma g, bias b with the rounding and out_zp << T folded in). */
+/* o saturated to int8 (SSAT). */
+static inline int8_t ln_sat(int32_t o)
+{
+#if defined(MCUC_DSP)
+    return (int8_t)__ssat(o, 8);
+#else
+    return (int8_t)(o < -128 ? -128 : (o > 127 ? 127 : o));
+#endif
+}
+
 static inline int8_t ln_out(int32_t n, int32_t g, const int32_t *b_words, int32_t t32)
 {
 #if defined(__GNUC__)
@@ -165,6 +188,26 @@ static inline int8_t ln_out(int32_t n, int32_t g, const int32_t *b_words, int32_
     return (int8_t)(o < -128 ? -128 : (o > 127 ? 127 : o));
 #endif
 }
+
+#if defined(MCUC_MVE)
+/* Four output values of the channel quad at a (lanes past the row read zero padding): N by VRMULH, the 64-bit
+ * multiply-add as VMUL/VMULH with the carry of the low words, the shift by out_shift - 32, then saturation to
+ * int8 by a saturating shift up and back. */
+static inline int32x4_t ln_mve(int32x4_t xv, const int32_t *a, uint32x4_t n_u, uint32_t neg_s, int32x4_t inv_s,
+                               int32_t t32)
+{
+    const int32x4_t d = vreinterpretq_s32_u32(vmlasq_n_u32(vreinterpretq_u32_s32(xv), n_u, neg_s));
+    const int32x4_t n = vaddq_s32(vrmulhq_s32(d, inv_s), d);
+    const int32x4_t g = vldrwq_s32(a);
+    const int32x4x2_t b = vld2q_s32(a + 4);
+    const uint32x4_t lo_p = vreinterpretq_u32_s32(vmulq_s32(n, g));
+    const uint32x4_t lo = vaddq_u32(lo_p, vreinterpretq_u32_s32(b.val[0]));
+    int32x4_t hi = vaddq_s32(vmulhq_s32(n, g), b.val[1]);
+    hi = vaddq_m_n_s32(hi, hi, 1, vcmphiq_u32(lo_p, lo));
+    hi = vshlq_r_s32(hi, -t32);
+    return vshrq_n_s32(vqshlq_n_s32(hi, 24), 24);
+}
+#endif
 
 void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t *affine, const int8_t *input,
                             int8_t *output)
@@ -185,14 +228,25 @@ void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t
             q2 = vmladavaq_s8(q2, v, v);
         }
 #elif defined(MCUC_DSP)
-        for (; c + 4 <= c_n; c += 4) {
-            const uint32_t w = mcuc_read_u32(x + c);
-            const int32_t ev = mcuc_sxtb16(w), od = mcuc_sxtb16_ror8(w);
-            q2 = mcuc_smlad(ev, ev, q2);
-            q2 = mcuc_smlad(od, od, q2);
-            s = mcuc_smlad(ev, 0x00010001, s);
-            s = mcuc_smlad(od, 0x00010001, s);
+#define MCUC_LN_SUMS(w)                                                                                  \
+    do {                                                                                                 \
+        const int32_t ev_ = mcuc_sxtb16(w), od_ = mcuc_sxtb16_ror8(w);                                   \
+        q2 = mcuc_smlad(ev_, ev_, q2);                                                                   \
+        q2 = mcuc_smlad(od_, od_, q2);                                                                   \
+        s = mcuc_smlad(ev_, 0x00010001, s);                                                              \
+        s = mcuc_smlad(od_, 0x00010001, s);                                                              \
+    } while (0)
+        for (; c + 8 <= c_n; c += 8) {
+            const uint32_t w0 = mcuc_read_u32(x + c), w1 = mcuc_read_u32(x + c + 4);
+            MCUC_LN_SUMS(w0);
+            MCUC_LN_SUMS(w1);
         }
+        if (c + 4 <= c_n) {
+            const uint32_t w0 = mcuc_read_u32(x + c);
+            MCUC_LN_SUMS(w0);
+            c += 4;
+        }
+#undef MCUC_LN_SUMS
 #endif
         for (; c < c_n; ++c) {
             s += x[c];
@@ -209,23 +263,14 @@ void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t
 #if defined(MCUC_MVE)
         {
             const uint32x4_t n_u = vdupq_n_u32(row.n_u);
-            const int32x4_t shift = vdupq_n_s32(-t32);
-            for (; c < c_n; c += 4) {
+            const int32x4_t inv_s = vdupq_n_s32(row.inv_s);
+            const uint32_t neg_s = (uint32_t)0 - row.s_u;
+            for (; c + 4 <= c_n; c += 4) {
+                vstrbq_s32(y + c, ln_mve(vldrbq_s32(x + c), affine + 3 * c, n_u, neg_s, inv_s, t32));
+            }
+            if (c < c_n) {
                 const mve_pred16_t p = vctp32q((uint32_t)(c_n - c));
-                const int32_t *a = affine + 3 * c;
-                const int32x4_t xv = vldrbq_z_s32(x + c, p);
-                const int32x4_t d = vreinterpretq_s32_u32(
-                    vmlasq_n_u32(vreinterpretq_u32_s32(xv), n_u, (uint32_t)0 - row.s_u));
-                const int32x4_t n = vaddq_s32(vrmulhq_s32(d, vdupq_n_s32(row.inv_s)), d);
-                const int32x4_t g = vldrwq_s32(a);
-                const int32x4x2_t b = vld2q_s32(a + 4);
-                const uint32x4_t lo_p = vreinterpretq_u32_s32(vmulq_s32(n, g));
-                const uint32x4_t lo = vaddq_u32(lo_p, vreinterpretq_u32_s32(b.val[0]));
-                int32x4_t hi = vaddq_s32(vmulhq_s32(n, g), b.val[1]);
-                hi = vaddq_m_n_s32(hi, hi, 1, vcmphiq_u32(lo_p, lo));
-                hi = vshlq_s32(hi, shift);
-                hi = vminq_s32(vmaxq_s32(hi, vdupq_n_s32(-128)), vdupq_n_s32(127));
-                vstrbq_p_s32(y + c, hi, p);
+                vstrbq_p_s32(y + c, ln_mve(vldrbq_z_s32(x + c, p), affine + 3 * c, n_u, neg_s, inv_s, t32), p);
             }
         }
 #else
@@ -233,16 +278,38 @@ void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t
             const int32_t *a = affine + 3 * c;
             const int32_t inv_s = row.inv_s;
             const uint32_t neg_s = (uint32_t)0 - row.s_u;
+#if defined(MCUC_DSP) && defined(__GNUC__)
+            /* hi32(n * g + bias of channel j): the bias words by one LDRD into the SMLAL accumulators (compilers
+             * split a word-aligned int64 load in two) */
+#define MCUC_LN_HI(j, n, g, hi)                                                                          \
+    do {                                                                                                 \
+        int32_t lo_;                                                                                     \
+        __asm__("ldrd %0, %1, [%4, #" #j "*8+16]\n\tsmlal %0, %1, %2, %3"                                \
+                : "=&r"(lo_), "=&r"(hi)                                                                  \
+                : "r"(n), "r"(g), "r"(a), "m"(a[4 + 2 * (j)]), "m"(a[5 + 2 * (j)]));                     \
+    } while (0)
+#else
+#define MCUC_LN_HI(j, n, g, hi)                                                                          \
+    do {                                                                                                 \
+        int64_t b_;                                                                                      \
+        memcpy(&b_, a + 4 + 2 * (j), sizeof b_);                                                         \
+        hi = (int32_t)(((int64_t)(n) * (g) + b_) >> 32);                                                 \
+    } while (0)
+#endif
 #define MCUC_LN_STEP(j)                                                                                  \
     do {                                                                                                 \
         const int32_t d_ = mul_add(x[c + (j)], row.n_u, neg_s);                                          \
-        y[c + (j)] = ln_out(mulhi_round_add(d_, inv_s, d_), a[(j)], a + 4 + 2 * (j), t32);               \
+        const int32_t n_ = mulhi_round_add(d_, inv_s, d_);                                               \
+        int32_t hi_;                                                                                     \
+        MCUC_LN_HI(j, n_, a[(j)], hi_);                                                                  \
+        y[c + (j)] = ln_sat(hi_ >> t32);                                                                 \
     } while (0)
             MCUC_LN_STEP(0);
             MCUC_LN_STEP(1);
             MCUC_LN_STEP(2);
             MCUC_LN_STEP(3);
 #undef MCUC_LN_STEP
+#undef MCUC_LN_HI
         }
         for (; c < c_n; ++c) {
             const int32_t *a = affine + 3 * (c & ~3);
