@@ -17,7 +17,8 @@ class Layer:
     stride: int = 1
     hw: int = 1
     groups: int = 1
-    extra: tuple[int, ...] = ()  # matmul/attention: (batch, M, K, N) / (heads, tokens, dim); layernorm, softmax: (rows, C)
+    # matmul/attention: (batch, M, K, N) / (heads, tokens, dim); layernorm, softmax: (rows, C)
+    extra: tuple[int, ...] = ()
 
     @property
     def pad(self) -> int:
