@@ -9,8 +9,41 @@ static inline int32_t div_by_sum(uint32_t n, uint32_t rcp, uint32_t sum, int32_t
 {
     const uint32_t q0 = (uint32_t)(((uint64_t)n * rcp) >> 32);
     const uint32_t rem = n - q0 * sum;
+#if defined(MCUC_DSP) && defined(__GNUC__)
+    /* CMP leaves the carry set exactly when rem >= sum; ADC adds it with zp */
+    int32_t q;
+    __asm__("cmp %1, %2\n\tadc %0, %3, %4" : "=r"(q) : "r"(rem), "r"(sum), "r"(q0), "r"(zp) : "cc");
+    return q;
+#else
     return (int32_t)q0 + zp + (rem >= sum);
+#endif
 }
+
+/* The output byte of exponential e (min(q + zp, 127), and q + zp >= -128). */
+static inline int8_t out_byte(uint32_t e, uint32_t levels, uint32_t half, uint32_t rcp, uint32_t sum, int32_t zp)
+{
+    const int32_t q = div_by_sum(e * levels + half, rcp, sum, zp);
+#if defined(MCUC_DSP)
+    return (int8_t)__ssat(q, 8);
+#else
+    return (int8_t)(q > 127 ? 127 : q);
+#endif
+}
+
+#if defined(MCUC_MVE)
+/* Four output values of the differences d = max - x (the lanes' exponentials gathered from the table). */
+static inline int32x4_t out_mve(const uint32_t *exp_table, uint32x4_t d, uint32x4_t lv, uint32_t half, uint32x4_t rv,
+                                uint32_t sum, int32_t zp)
+{
+    const uint32x4_t e = vldrwq_gather_shifted_offset_u32(exp_table, d);
+    const uint32x4_t num = vmlasq_n_u32(e, lv, half);
+    const uint32x4_t q = vmulhq_u32(num, rv);
+    const uint32x4_t rem = vmlaq_n_u32(num, q, (uint32_t)0 - sum);
+    /* rem >= sum as 0 or 1 without a predicate: rem - (sum - 1) saturated at 0, then at most 1 */
+    const uint32x4_t carry = vminq_u32(vqsubq_n_u32(rem, sum - 1u), vdupq_n_u32(1));
+    return vaddq_n_s32(vreinterpretq_s32_u32(vaddq_u32(q, carry)), zp);
+}
+#endif
 
 /* The largest value of a row of n int8. */
 static int32_t row_max(const int8_t *x, int32_t n)
@@ -58,42 +91,55 @@ void mcuc_softmax_simd_s8(const mcuc_softmax_params_t *params, const uint32_t *e
         int32_t i = 0;
 #if defined(MCUC_MVE)
         const int32x4_t mxv = vdupq_n_s32(mx);
-        for (; i < n; i += 4) {
-            const mve_pred16_t p = vctp32q((uint32_t)(n - i));
-            const uint32x4_t d = vreinterpretq_u32_s32(vsubq_s32(mxv, vldrbq_z_s32(x + i, p)));
-            sum = vaddvaq_u32(sum, vldrwq_gather_shifted_offset_z_u32(exp_table, d, p));
+        for (; i + 4 <= n; i += 4) {
+            const uint32x4_t d = vreinterpretq_u32_s32(vsubq_s32(mxv, vldrbq_s32(x + i)));
+            sum = vaddvaq_u32(sum, vldrwq_gather_shifted_offset_u32(exp_table, d));
         }
-#else
+#elif defined(MCUC_DSP)
+        /* four differences per word: max - x of each byte is in [0, 255], so USUB8's byte-wise wrap is exact */
+        const uint32_t mxw = 0x01010101u * (uint8_t)mx;
+        for (; i + 4 <= n; i += 4) {
+            const uint32_t d = __usub8(mxw, mcuc_read_u32(x + i));
+            sum += exp_table[d & 0xFFu] + exp_table[(d >> 8) & 0xFFu] + exp_table[(d >> 16) & 0xFFu] +
+                   exp_table[d >> 24];
+        }
+#endif
         for (; i < n; ++i) {
             sum += exp_table[mx - x[i]];
         }
-#endif
         const uint32_t half = sum / 2u;
         const uint32_t rcp = 0xFFFFFFFFu / sum;
         i = 0;
 #if defined(MCUC_MVE)
-        const uint32x4_t lv = vdupq_n_u32(levels);
-        const uint32x4_t rv = vdupq_n_u32(rcp);
-        for (; i < n; i += 4) {
-            const mve_pred16_t p = vctp32q((uint32_t)(n - i));
-            const uint32x4_t d = vreinterpretq_u32_s32(vsubq_s32(mxv, vldrbq_z_s32(x + i, p)));
-            const uint32x4_t e = vldrwq_gather_shifted_offset_z_u32(exp_table, d, p);
-            const uint32x4_t num = vmlasq_n_u32(e, lv, half);
-            uint32x4_t q = vmulhq_u32(num, rv);
-            const uint32x4_t rem = vmlaq_n_u32(num, q, (uint32_t)0 - sum);
-            q = vaddq_m_n_u32(q, q, 1, vcmpcsq_n_u32(rem, sum));
-            const int32x4_t o = vminq_s32(vaddq_n_s32(vreinterpretq_s32_u32(q), zp), vdupq_n_s32(127));
-            vstrbq_p_s32(y + i, o, p);
+        {
+            const uint32x4_t lv = vdupq_n_u32(levels);
+            const uint32x4_t rv = vdupq_n_u32(rcp);
+            const int32x4_t top = vdupq_n_s32(127);
+            for (; i + 4 <= n; i += 4) {
+                const uint32x4_t d = vreinterpretq_u32_s32(vsubq_s32(mxv, vldrbq_s32(x + i)));
+                vstrbq_s32(y + i, vminq_s32(out_mve(exp_table, d, lv, half, rv, sum, zp), top));
+            }
+            if (i < n) {
+                const mve_pred16_t p = vctp32q((uint32_t)(n - i));
+                /* inactive lanes read 0 and look up entry max (in [0, 255] for max >= 0, else clamped) */
+                const int32x4_t xv = vldrbq_z_s32(x + i, p);
+                const uint32x4_t d = vreinterpretq_u32_s32(vminq_s32(vmaxq_s32(vsubq_s32(mxv, xv), vdupq_n_s32(0)),
+                                                                     vdupq_n_s32(255)));
+                vstrbq_p_s32(y + i, vminq_s32(out_mve(exp_table, d, lv, half, rv, sum, zp), top), p);
+            }
+            i = n;
         }
-#else
+#elif defined(MCUC_DSP)
+        for (; i + 4 <= n; i += 4) {
+            const uint32_t d = __usub8(mxw, mcuc_read_u32(x + i));
+            y[i] = out_byte(exp_table[d & 0xFFu], levels, half, rcp, sum, zp);
+            y[i + 1] = out_byte(exp_table[(d >> 8) & 0xFFu], levels, half, rcp, sum, zp);
+            y[i + 2] = out_byte(exp_table[(d >> 16) & 0xFFu], levels, half, rcp, sum, zp);
+            y[i + 3] = out_byte(exp_table[d >> 24], levels, half, rcp, sum, zp);
+        }
+#endif
         for (; i < n; ++i) {
-            const int32_t q = div_by_sum(exp_table[mx - x[i]] * levels + half, rcp, sum, zp);
-#if defined(MCUC_DSP)
-            y[i] = (int8_t)__ssat(q, 8); /* q >= -128 */
-#else
-            y[i] = (int8_t)(q > 127 ? 127 : q);
-#endif
+            y[i] = out_byte(exp_table[mx - x[i]], levels, half, rcp, sum, zp);
         }
-#endif
     }
 }
