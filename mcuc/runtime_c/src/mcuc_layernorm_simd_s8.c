@@ -274,43 +274,57 @@ void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t
             }
         }
 #else
-        for (; c + 4 <= c_n; c += 4) {
-            const int32_t *a = affine + 3 * c;
-            const int32_t inv_s = row.inv_s;
-            const uint32_t neg_s = (uint32_t)0 - row.s_u;
+        const int32_t inv_s = row.inv_s;
+        const uint32_t neg_s = (uint32_t)0 - row.s_u;
 #if defined(MCUC_DSP) && defined(__GNUC__)
-            /* hi32(n * g + bias of channel j): the bias words by one LDRD into the SMLAL accumulators (compilers
-             * split a word-aligned int64 load in two) */
-#define MCUC_LN_HI(j, n, g, hi)                                                                          \
+        /* hi32(n * g + the bias at byte offset off of a): the bias words by one LDRD into the SMLAL accumulators
+         * (compilers split a word-aligned int64 load in two) */
+#define MCUC_LN_HI(off, n, g, hi)                                                                        \
     do {                                                                                                 \
         int32_t lo_;                                                                                     \
-        __asm__("ldrd %0, %1, [%4, #" #j "*8+16]\n\tsmlal %0, %1, %2, %3"                                \
+        __asm__("ldrd %0, %1, [%4, #" #off "]\n\tsmlal %0, %1, %2, %3"                                   \
                 : "=&r"(lo_), "=&r"(hi)                                                                  \
-                : "r"(n), "r"(g), "r"(a), "m"(a[4 + 2 * (j)]), "m"(a[5 + 2 * (j)]));                     \
+                : "r"(n), "r"(g), "r"(a), "m"(a[(off) / 4]), "m"(a[(off) / 4 + 1]));                     \
     } while (0)
 #else
-#define MCUC_LN_HI(j, n, g, hi)                                                                          \
+#define MCUC_LN_HI(off, n, g, hi)                                                                        \
     do {                                                                                                 \
         int64_t b_;                                                                                      \
-        memcpy(&b_, a + 4 + 2 * (j), sizeof b_);                                                         \
+        memcpy(&b_, a + (off) / 4, sizeof b_);                                                           \
         hi = (int32_t)(((int64_t)(n) * (g) + b_) >> 32);                                                 \
     } while (0)
 #endif
-#define MCUC_LN_STEP(j)                                                                                  \
+        /* element i of the step: gamma at word gi of a, its bias at byte offset off */
+#define MCUC_LN_STEP(i, gi, off)                                                                         \
     do {                                                                                                 \
-        const int32_t d_ = mul_add(x[c + (j)], row.n_u, neg_s);                                          \
+        const int32_t d_ = mul_add(x[c + (i)], row.n_u, neg_s);                                          \
         const int32_t n_ = mulhi_round_add(d_, inv_s, d_);                                               \
         int32_t hi_;                                                                                     \
-        MCUC_LN_HI(j, n_, a[(j)], hi_);                                                                  \
-        y[c + (j)] = ln_sat(hi_ >> t32);                                                                 \
+        MCUC_LN_HI(off, n_, a[(gi)], hi_);                                                               \
+        y[c + (i)] = ln_sat(hi_ >> t32);                                                                 \
     } while (0)
-            MCUC_LN_STEP(0);
-            MCUC_LN_STEP(1);
-            MCUC_LN_STEP(2);
-            MCUC_LN_STEP(3);
+        /* two channel quads per step */
+        for (; c + 8 <= c_n; c += 8) {
+            const int32_t *a = affine + 3 * c;
+            MCUC_LN_STEP(0, 0, 16);
+            MCUC_LN_STEP(1, 1, 24);
+            MCUC_LN_STEP(2, 2, 32);
+            MCUC_LN_STEP(3, 3, 40);
+            MCUC_LN_STEP(4, 12, 64);
+            MCUC_LN_STEP(5, 13, 72);
+            MCUC_LN_STEP(6, 14, 80);
+            MCUC_LN_STEP(7, 15, 88);
+        }
+        if (c + 4 <= c_n) {
+            const int32_t *a = affine + 3 * c;
+            MCUC_LN_STEP(0, 0, 16);
+            MCUC_LN_STEP(1, 1, 24);
+            MCUC_LN_STEP(2, 2, 32);
+            MCUC_LN_STEP(3, 3, 40);
+            c += 4;
+        }
 #undef MCUC_LN_STEP
 #undef MCUC_LN_HI
-        }
         for (; c < c_n; ++c) {
             const int32_t *a = affine + 3 * (c & ~3);
             const int32_t j = c & 3;
