@@ -202,10 +202,10 @@ static inline int32x4_t ln_mve(int32x4_t xv, const int32_t *a, uint32x4_t n_u, u
     const int32x4x2_t b = vld2q_s32(a + 4);
     const uint32x4_t lo_p = vreinterpretq_u32_s32(vmulq_s32(n, g));
     const uint32x4_t lo = vaddq_u32(lo_p, vreinterpretq_u32_s32(b.val[0]));
-    int32x4_t hi = vaddq_s32(vmulhq_s32(n, g), b.val[1]);
-    hi = vaddq_m_n_s32(hi, hi, 1, vcmphiq_u32(lo_p, lo));
-    hi = vshlq_r_s32(hi, -t32);
-    return vshrq_n_s32(vqshlq_n_s32(hi, 24), 24);
+    /* the carry of the low words is lo < b_lo: b_lo - lo saturated at 0, then at most 1 (no predicate) */
+    const uint32x4_t carry = vminq_u32(vqsubq_u32(vreinterpretq_u32_s32(b.val[0]), lo), vdupq_n_u32(1));
+    const int32x4_t hi = vaddq_s32(vaddq_s32(vmulhq_s32(n, g), b.val[1]), vreinterpretq_s32_u32(carry));
+    return vshrq_n_s32(vqshlq_n_s32(vshlq_r_s32(hi, -t32), 24), 24);
 }
 #endif
 
