@@ -221,11 +221,16 @@ void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t
         int32_t q2 = 0;
         int32_t c = 0;
 #if defined(MCUC_MVE)
-        for (; c < c_n; c += 16) {
-            const mve_pred16_t p = vctp8q((uint32_t)(c_n - c));
-            const int8x16_t v = vldrbq_z_s8(x + c, p);
+        for (; c + 16 <= c_n; c += 16) {
+            const int8x16_t v = vldrbq_s8(x + c);
             s = vaddvaq_s8(s, v);
             q2 = vmladavaq_s8(q2, v, v);
+        }
+        if (c < c_n) {
+            const int8x16_t v = vldrbq_z_s8(x + c, vctp8q((uint32_t)(c_n - c)));
+            s = vaddvaq_s8(s, v);
+            q2 = vmladavaq_s8(q2, v, v);
+            c = c_n;
         }
 #elif defined(MCUC_DSP)
 #define MCUC_LN_SUMS(w)                                                                                  \

@@ -52,9 +52,13 @@ static int32_t row_max(const int8_t *x, int32_t n)
     int32_t i = 0;
 #if defined(MCUC_MVE)
     int8_t m8 = -128;
-    for (; i < n; i += 16) {
+    for (; i + 16 <= n; i += 16) {
+        m8 = vmaxvq_s8(m8, vldrbq_s8(x + i));
+    }
+    if (i < n) {
         const mve_pred16_t p = vctp8q((uint32_t)(n - i));
         m8 = vmaxvq_p_s8(m8, vldrbq_z_s8(x + i, p), p);
+        i = n;
     }
     mx = m8;
 #elif defined(MCUC_DSP)
