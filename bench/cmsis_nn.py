@@ -19,7 +19,6 @@ import jinja2
 import numpy as np
 
 from bench.layer_classes import Layer
-from mcuc.reference.tflite import prepare_softmax_tflite
 from mcuc.targets.qemu import profile_qemu
 
 TEMPLATE = Path(__file__).resolve().parent / "cmsis_nn_model.c.j2"
@@ -148,16 +147,34 @@ def _layer(h: _Harness, i: int, layer: Layer) -> list[str]:
         return [f"status |= (int32_t)arm_batch_matmul_s8(&ctx{i}, &bp{i}, {q}, {ldims}, {x}, {rdims}, "
                 f"mcuc_in{first + 1}, {odims}, {y});"]
     if layer.kind == "softmax":
-        rows, c = layer.extra
-        h.inputs.append(rows * c)
-        h.outputs.append(rows * c)
-        sp = prepare_softmax_tflite((rows, c), 0.05, 1.0)  # TFLite's multiplier, shift and diff_min
-        return [f"arm_softmax_s8({x}, {rows}, {c}, {sp.input_multiplier}, {sp.input_left_shift}, {sp.diff_min}, "
-                f"{y});"]
+        return _softmax(h, layer)
+    if layer.kind == "mul":
+        return _mul(h, layer)
     # attention (three inputs) and layernorm (one): no CMSIS-NN kernel
     h.inputs += [0, 0, 0] if layer.kind == "attention" else [0]
     h.outputs.append(0)
     return []
+
+
+def _softmax(h: _Harness, layer: Layer) -> list[str]:
+    """arm_softmax_s8 over ``extra`` = (rows, cols), with the multiplier, shift and diff_min TFLM prepares for an
+    input scale of 1/16 (beta 1)."""
+    rows, cols = layer.extra
+    x = f"mcuc_in{len(h.inputs)}"
+    y = f"mcuc_out{len(h.outputs)}"
+    h.inputs.append(rows * cols)
+    h.outputs.append(rows * cols)
+    return [f"arm_softmax_s8({x}, {rows}, {cols}, 1073741824, 23, -248, {y});"]
+
+
+def _mul(h: _Harness, layer: Layer) -> list[str]:
+    """arm_elementwise_mul_s8 of two tensors of ``hw * hw * cin`` elements."""
+    n = layer.hw * layer.hw * layer.cin
+    first = len(h.inputs)
+    h.inputs += [n, n]
+    h.outputs.append(n)
+    return [f"status |= (int32_t)arm_elementwise_mul_s8(mcuc_in{first}, mcuc_in{first + 1}, {IN_OFFSET}, -2, "
+            f"mcuc_out{len(h.outputs) - 1}, {OUT_OFFSET}, 1518500250, -7, -128, 127, {n});"]
 
 
 def _cmake_lines(cmsis_dir: Path) -> str:

@@ -11,9 +11,10 @@ portable kernels and once with the kernels mcuc chooses for the core. With CMSIS
 shapes run through CMSIS-NN's int8 kernels (bench/cmsis_nn.py builds them with the same compiler,
 flags and QEMU boards). Every count is exact and repeatable; ratios are mcuc / CMSIS-NN.
 
-``--models`` adds whole zoo models (MODELS: MCUNet-style CNNs, MobileNetV2-0.35 at 96 px, a DHVT
-transformer), each compiled for every QEMU board with ``--kernels fast`` and with the portable kernels,
-in instructions per MAC of one whole inference.
+``--models`` adds whole zoo models (MODELS: MCUNet-style CNNs, MobileNetV2-0.35 at 96 px, DHVT and CrossViT
+transformers), each compiled for every QEMU board with ``--kernels fast`` and with the portable kernels,
+in instructions per MAC of one whole inference; with CMSIS_NN_DIR, also the same op list through CMSIS-NN's
+kernels (bench/cmsis_nn_models.py says exactly how).
 """
 from __future__ import annotations
 
@@ -222,21 +223,28 @@ def mcuc_counts(layers: list[Layer], board: str, work: Path, portable: bool) -> 
 
 
 # Whole models: (zoo name, build overrides). MobileNetV2-0.35 at 96 px is the MCUNet/MobileNet-style CNN of
-# issue 12's whole-model target; dhvt-small is the transformer.
-MODELS = {"mcunet-tiny": {}, "mcunet-vww1": {}, "mobilenetv2-0.35": {"resolution": 96}, "dhvt-small": {}}
+# issue 12's whole-model target; dhvt-small and crossvit-small are the transformers.
+MODELS = {"mcunet-tiny": {}, "mcunet-vww1": {}, "mobilenetv2-0.35": {"resolution": 96}, "dhvt-small": {},
+          "crossvit-small": {}}
 
 
-def model_per_mac(name: str, board: str, work: Path, portable: bool) -> tuple[float, int]:
-    """(instructions per MAC of one whole inference, MACs) of zoo model ``name`` on QEMU ``board``, counted from
-    reset of the inference to its end (every op and the code between them)."""
+def model_counts(name: str, board: str, work: Path, portable: bool) -> tuple[Graph, dict]:
+    """(compiled int8 graph, count_instructions of one inference: total and per op) of zoo model ``name`` on QEMU
+    ``board``; the project is work/NAME-BOARD-fast (or -portable)."""
     from bench.common import export_zoo
 
     onnx_path = work / f"{name}.onnx"
     if not onnx_path.exists():
         export_zoo(name, work, **MODELS.get(name, {}))
     out = work / f"{name}-{board}-{'portable' if portable else 'fast'}"
-    g, macs = build(onnx_path, board, out, portable)
-    counts = count_instructions(out, g, board, _sample(g))
+    g, _ = build(onnx_path, board, out, portable)
+    return g, count_instructions(out, g, board, _sample(g))
+
+
+def model_per_mac(name: str, board: str, work: Path, portable: bool) -> tuple[float, int]:
+    """(instructions per MAC of one whole inference, MACs) of zoo model ``name`` on QEMU ``board``, counted from
+    reset of the inference to its end (every op and the code between them)."""
+    _, counts = model_counts(name, board, work, portable)
     return counts["total"] / counts["macs"], counts["macs"]
 
 
@@ -314,7 +322,11 @@ def main() -> None:
         print(f"counted {core}", file=sys.stderr, flush=True)
     if layers:
         print_layers(layers, cores, results, cmsis_dir)
-    if models:
+    if models and cmsis_dir:
+        from bench.cmsis_nn_models import print_models_cmsis
+
+        print_models_cmsis(models, cores, work, Path(cmsis_dir), portable=not args.no_portable)
+    elif models:
         print_models(models, cores, work)
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer class: ``kind`` conv | fc | add | avgpool | matmul | attention | layernorm | softmax, with its
-    shape."""
+    """One layer class: ``kind`` conv | fc | add | mul | avgpool | matmul | attention | layernorm | softmax,
+    with its shape."""
 
     name: str
     kind: str
@@ -17,9 +17,9 @@ class Layer:
     stride: int = 1
     hw: int = 1
     groups: int = 1
-    # matmul/attention: (batch, M, K, N) / (heads, tokens, dim); layernorm, softmax: (rows, C)
-    extra: tuple[int, ...] = ()
+    extra: tuple[int, ...] = ()  # matmul (batch, M, K, N); attention (heads, tokens, dim); layernorm, softmax (rows, C)
+    padding: int = -1  # conv: zeros on each side; -1 for k // 2
 
     @property
     def pad(self) -> int:
-        return self.k // 2
+        return self.k // 2 if self.padding < 0 else self.padding

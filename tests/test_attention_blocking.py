@@ -263,10 +263,14 @@ def test_auto_blocks_never_plan_larger_than_single_rows(exported: dict[str, Path
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="needs qemu-system-arm and arm-none-eabi-gcc (make sysdeps)")
-@pytest.mark.parametrize("name", ["dhvt", "dhvt-small", "crossvit", "crossvit-small"])
-def test_zoo_blocked_attention_bit_exact_under_qemu(exported: dict[str, Path], tmp_path: Path, name: str) -> None:
-    board = "qemu-mps2-an500"
-    c = _compile(exported[name], board=board, kernels="fast")  # as auto chooses here (M4, M55: test_e2e_variants)
+@pytest.mark.parametrize("name,board", [(name, board) for name in ("dhvt", "crossvit")
+                                        for board in ("qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps3-an547")]
+                         + [("dhvt-small", "qemu-mps2-an500"), ("crossvit-small", "qemu-mps2-an500")])
+def test_zoo_blocked_attention_bit_exact_under_qemu(exported: dict[str, Path], tmp_path: Path, name: str,
+                                                    board: str) -> None:
+    """The full-size transformers on the M4, M7 and M55 (DSP and MVE variants), the small ones on the M7 (on the
+    M4 and M55 in tests/test_e2e_variants.py), with fast kernels as auto chooses on these boards."""
+    c = _compile(exported[name], board=board, kernels="fast")
     assert attention_nodes(c.graph)
     out = write_project(c, str(tmp_path / "proj"))
     res = verify_project(out, c.graph, samples=2, seed=3, target="qemu", board=board)

@@ -3,8 +3,8 @@ small zoo transformers with fast kernels, compiled for the QEMU boards (Cortex-M
 MVE) and run under qemu-system-arm, bit-exact with the int8 reference. Each fast compile must have chosen SIMD
 variants for the board's ISA and its model.c must call them, so a pass cannot come from portable kernels alone.
 
-The zoo CNNs are run the same way by tests/test_e2e_qemu.py; the full-size transformers (dhvt, crossvit) by
-tests/test_attention_blocking.py on Cortex-M7."""
+The zoo CNNs are run the same way by tests/test_e2e_qemu.py; the full-size transformers (dhvt, crossvit) on the
+Cortex-M4, M7 and M55 by tests/test_attention_blocking.py."""
 from __future__ import annotations
 
 import shutil

@@ -42,10 +42,11 @@ class _Branches(Int8GraphBuilder):
         self.g.inputs.append(x)
         return x
 
-    def out_quant(self) -> QuantParams:
-        """Mostly ordinary scales; one in five so small that the requantization shifts left."""
+    def out_quant(self, left_shift: bool = False) -> QuantParams:
+        """Mostly ordinary scales; one in five (or always, with left_shift) so small that the requantization
+        shifts left."""
         r = self.rng
-        s = r.uniform(1e-5, 5e-5) if r.random() < 0.2 else r.uniform(self.min_scale, 0.1)
+        s = r.uniform(1e-5, 5e-5) if left_shift or r.random() < 0.2 else r.uniform(self.min_scale, 0.1)
         return QuantParams(np.array([s]), np.array([int(r.integers(-30, 30))]))
 
     def act_range(self, q: QuantParams) -> tuple[int, int]:
@@ -58,7 +59,8 @@ class _Branches(Int8GraphBuilder):
         return lo, int(self.rng.integers(lo + 1, 128))
 
     def conv_branch(self, cin: int, cout: int, hw: tuple[int, int], k: tuple[int, int], stride: tuple[int, int],
-                    pads: tuple[int, int, int, int], dil: tuple[int, int] = (1, 1), groups: int = 1) -> None:
+                    pads: tuple[int, int, int, int], dil: tuple[int, int] = (1, 1), groups: int = 1,
+                    left_shift: bool = False) -> None:
         r = self.rng
         x = self.input((1, *hw, cin))
         wt = r.integers(-127, 128, (cout, *k, cin // groups)).astype(np.int8)
@@ -66,19 +68,19 @@ class _Branches(Int8GraphBuilder):
         bn = self.g.const("b", r.integers(-5000, 5000, cout).astype(np.int32))
         oh = conv_out_dim(hw[0], k[0], stride[0], pads[0], pads[2], dil[0])
         ow = conv_out_dim(hw[1], k[1], stride[1], pads[1], pads[3], dil[1])
-        q = self.out_quant()
+        q = self.out_quant(left_shift)
         lo, hi = self.act_range(q)
         y = self.node("conv2d", [x, wn, bn], (1, oh, ow, cout), q, strides=stride, pads=pads, dilations=dil,
                       groups=groups, act_min=lo, act_max=hi)
         self.g.outputs.append(y)
 
-    def fc_branch(self, rows: int, k: int, n: int) -> None:
+    def fc_branch(self, rows: int, k: int, n: int, left_shift: bool = False) -> None:
         r = self.rng
         x = self.input((1, rows, k))
         wn = self.g.const("w", r.integers(-127, 128, (n, k)).astype(np.int8),
                           QuantParams(r.uniform(0.001, 0.01, n), np.zeros(n), axis=0))
         bn = self.g.const("b", r.integers(-5000, 5000, n).astype(np.int32))
-        q = self.out_quant()
+        q = self.out_quant(left_shift)
         lo, hi = self.act_range(q)
         self.g.outputs.append(self.node("fully_connected", [x, wn, bn], (1, rows, n), q, act_min=lo, act_max=hi))
 
@@ -115,6 +117,15 @@ def conv_family_graph(seed: int) -> Graph:
     b.conv_branch(7, 7, (8, 9), (3, 3), (3, 3), (1, 1, 1, 1), groups=7)  # stride 3: the channel-quad variant
     for rows, k, n in [(1, 160, 10), (1, 17, 3), (2, 64, 9), (3, 5, 1), (5, 33, 17), (4, 1, 4)]:
         b.fc_branch(rows, k, n)
+    # edges of the MVE GEMM: K not a multiple of 16 with an even row count (the last row alone, its partial
+    # slice predicated), a partial last channel quad whose requantization shifts left, strided pointwise with
+    # odd K (the last row of every call predicated), an im2col pixel count that is not a multiple of four
+    b.conv_branch(20, 6, (4, 4), (1, 1), (1, 1), (0, 0, 0, 0), left_shift=True)
+    b.conv_branch(32, 7, (3, 5), (1, 1), (1, 1), (0, 0, 0, 0), left_shift=True)
+    b.conv_branch(13, 9, (7, 7), (1, 1), (2, 2), (0, 0, 0, 0))
+    b.conv_branch(5, 6, (5, 7), (3, 3), (1, 1), (1, 1, 1, 1), left_shift=True)
+    for rows, k, n in [(6, 20, 7), (7, 16, 4), (2, 48, 5)]:
+        b.fc_branch(rows, k, n, left_shift=rows == 6)
     verify(b.g, quantized=True)
     return b.g
 
@@ -317,45 +328,6 @@ def test_add_tables_equal_the_formula():
             assert np.array_equal(got, ref(p, q1, q2))
 
 
-def _check_elementwise(tmp_path, board: str, target: str) -> None:
-    g = elementwise_graph(seed=5)
-    kg, out = _compile(g, board, "fast", tmp_path)
-    names = kernel_names(kg)
-    assert sorted(names.values()) == ["mcuc_add_simd_s8"] * 7, names  # every same-shape add and sub
-    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
-    assert res["mismatched"] == 0, res
-
-
-def test_add_variant_bit_exact_on_host(tmp_path):
-    """The C path of mcuc_add_simd_s8 under ASan/UBSan."""
-    _check_elementwise(tmp_path, "qemu-mps2-an386", "host")
-
-
-@needs_qemu
-@pytest.mark.parametrize("board", QEMU_BOARDS)
-def test_add_variant_bit_exact_under_qemu(tmp_path, board):
-    _check_elementwise(tmp_path, board, "qemu")
-
-
-def _check_avgpool(tmp_path, board: str, target: str) -> None:
-    g = avgpool_graph(seed=6)
-    kg, out = _compile(g, board, "small", tmp_path)
-    assert sorted(kernel_names(kg).values()) == ["mcuc_avgpool_simd_s8"] * 6  # all but the 289-tap window
-    res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
-    assert res["mismatched"] == 0, res
-
-
-def test_avgpool_variant_bit_exact_on_host(tmp_path):
-    """The C path of mcuc_avgpool_simd_s8 (reciprocal division) under ASan/UBSan."""
-    _check_avgpool(tmp_path, "qemu-mps2-an386", "host")
-
-
-@needs_qemu
-@pytest.mark.parametrize("board", QEMU_BOARDS)
-def test_avgpool_variant_bit_exact_under_qemu(tmp_path, board):
-    _check_avgpool(tmp_path, board, "qemu")
-
-
 @pytest.mark.parametrize("mode", ["fast", "small"])
 def test_conv_family_variants_bit_exact_on_host(tmp_path, mode):
     """The portable C paths of the variants, under ASan/UBSan, for the calls an M55 and an M4 compile make."""
@@ -378,22 +350,35 @@ def test_conv_family_variants_bit_exact_under_qemu(tmp_path, board, mode):
     assert res["mismatched"] == 0, res
 
 
-def _check_matmul(tmp_path, board: str, target: str) -> None:
-    g = matmul_graph(seed=8)
-    kg, out = _compile(g, board, "small", tmp_path)
+# One-variant graphs: (graph builder, seed, --kernels mode, the kernel every branch must get). The broadcast add,
+# the 289-tap pool and the attention ops of these graphs keep their own kernels.
+ONE_VARIANT = {
+    "add": (elementwise_graph, 5, "fast", ["mcuc_add_simd_s8"] * 7),
+    "avgpool": (avgpool_graph, 6, "small", ["mcuc_avgpool_simd_s8"] * 6),
+    "matmul": (matmul_graph, 8, "small", ["mcuc_batch_matmul_simd_s8"] * 11),
+}
+
+
+def _check_one_variant(tmp_path, case: str, board: str, target: str) -> None:
+    build, seed, mode, want = ONE_VARIANT[case]
+    g = build(seed=seed)
+    kg, out = _compile(g, board, mode, tmp_path)
     names = sorted(kernel_names(kg).values())
-    assert names == ["mcuc_batch_matmul_simd_s8"] * 11, names  # the attention ops keep their own kernel
+    assert names == want, names
     res = verify_project(out, kg, samples=3, seed=2, target=target, **({"board": board} if target == "qemu" else {}))
     assert res["mismatched"] == 0, res
 
 
-def test_matmul_variant_bit_exact_on_host(tmp_path):
-    """The C path of mcuc_batch_matmul_simd_s8 (and attention's portable path) under ASan/UBSan."""
-    _check_matmul(tmp_path, "qemu-mps2-an386", "host")
+@pytest.mark.parametrize("case", sorted(ONE_VARIANT))
+def test_one_variant_bit_exact_on_host(tmp_path, case):
+    """The portable C paths of mcuc_add_simd_s8, mcuc_avgpool_simd_s8 (reciprocal division) and
+    mcuc_batch_matmul_simd_s8 (and attention's portable path) under ASan/UBSan."""
+    _check_one_variant(tmp_path, case, "qemu-mps2-an386", "host")
 
 
 @needs_qemu
 @pytest.mark.parametrize("board", QEMU_BOARDS)
-def test_matmul_variant_bit_exact_under_qemu(tmp_path, board):
-    """The DSP (M4, M7) and MVE (M55) paths of the batch matmul, alone and inside the attention kernel."""
-    _check_matmul(tmp_path, board, "qemu")
+@pytest.mark.parametrize("case", sorted(ONE_VARIANT))
+def test_one_variant_bit_exact_under_qemu(tmp_path, case, board):
+    """The DSP (M4, M7) and MVE (M55) paths; the batch matmul alone and inside the attention kernel."""
+    _check_one_variant(tmp_path, case, board, "qemu")

@@ -195,9 +195,9 @@ def _im2col_call(g: Graph, n: Node, low: Lowered) -> Lowered:
 
 
 def _im2col_scratch(g: Graph, n: Node) -> int:
-    """mcuc_conv2d_im2col_s8_get_buffer_size: two int8 im2col rows of k16 columns."""
+    """mcuc_conv2d_im2col_s8_get_buffer_size: four int8 im2col rows (MCUC_IM2COL_ROWS) of k16 columns."""
     w = g.tensors[n.inputs[1]].shape
-    return 2 * (-(-(w[1] * w[2] * w[3]) // 16) * 16)
+    return 4 * (-(-(w[1] * w[2] * w[3]) // 16) * 16)
 
 
 def _wide_call(g: Graph, n: Node, low: Lowered) -> Lowered:

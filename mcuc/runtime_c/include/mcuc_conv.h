@@ -152,10 +152,10 @@ void mcuc_conv2d_1x1_s8(const mcuc_conv2d_params_t *params,
                         const int32_t *restrict bias,
                         int8_t *restrict output);
 
-/* Convolution variant for groups == 1 (any kernel, strides, dilations, pads), fastest on MVE cores: for two
+/* Convolution variant for groups == 1 (any kernel, strides, dilations, pads), fastest on MVE cores: for four
  * output pixels at a time, their receptive fields are copied into scratch as im2col rows of k16 int8
  * (padding taps hold input_zp, columns past k are 0) and multiplied by the weights as in mcuc_conv2d_1x1_s8.
- *   scratch mcuc_conv2d_im2col_s8_get_buffer_size(params) bytes = 2 * k16
+ *   scratch mcuc_conv2d_im2col_s8_get_buffer_size(params) bytes = 4 * k16
  *   weights quad layout (k = kernel_h * kernel_w * in_c)
  *   bias    folded bias, int32 [out_c] */
 int32_t mcuc_conv2d_im2col_s8_get_buffer_size(const mcuc_conv2d_params_t *params);

@@ -20,23 +20,15 @@ void mcuc_avgpool_simd_s8(const mcuc_avgpool_params_t *params, const int8_t *res
     const int32_t c_n = params->channels;
     const int32_t lo = params->act_min;
     const int32_t hi = params->act_max;
+    const ptrdiff_t row_step = (ptrdiff_t)params->in_w * c_n;
     for (int32_t b = 0; b < params->batches; ++b) {
         const int8_t *in_b = input + (int64_t)b * params->in_h * params->in_w * c_n;
         for (int32_t oy = 0; oy < params->out_h; ++oy) {
-            const int32_t y0 = oy * params->stride_h - params->pad_top;
-            int32_t ky0, ky1;
-            mcuc_tap_range(y0, 1, params->kernel_h, params->in_h, &ky0, &ky1);
             for (int32_t ox = 0; ox < params->out_w; ++ox) {
-                const int32_t x0 = ox * params->stride_w - params->pad_left;
-                int32_t kx0, kx1;
-                mcuc_tap_range(x0, 1, params->kernel_w, params->in_w, &kx0, &kx1);
-                const int32_t count = (ky1 > ky0 && kx1 > kx0) ? (ky1 - ky0) * (kx1 - kx0) : 0;
+                const mcuc_pool_window_t w = mcuc_pool_window(params, oy, ox);
+                const int32_t count = w.count;
                 const uint32_t m = count > 1 ? 0xFFFFFFFFu / (uint32_t)count + 1u : 0u;
-                const int32_t taps_w = kx1 > kx0 ? kx1 - kx0 : 0;
-                /* The window's first in-bounds tap: no pointer is formed outside the input. */
-                const int8_t *win = count > 0 ? in_b + ((ptrdiff_t)(y0 + ky0) * params->in_w + x0 + kx0) * c_n
-                                              : in_b;
-                const ptrdiff_t row_step = (ptrdiff_t)params->in_w * c_n;
+                const int8_t *win = in_b + w.offset;
                 int32_t c = 0;
 #if defined(MCUC_MVE)
                 const int32x4_t half = vdupq_n_s32(count / 2);
@@ -44,9 +36,9 @@ void mcuc_avgpool_simd_s8(const mcuc_avgpool_params_t *params, const int8_t *res
                 for (; c < c_n; c += 4) {
                     const mve_pred16_t p = vctp32q((uint32_t)(c_n - c));
                     int32x4_t acc = vdupq_n_s32(0);
-                    for (int32_t ky = 0; ky < ky1 - ky0 && count > 0; ++ky) {
+                    for (int32_t ky = 0; ky < w.rows; ++ky) {
                         const int8_t *row = win + ky * row_step + c;
-                        for (int32_t kx = 0; kx < taps_w; ++kx) {
+                        for (int32_t kx = 0; kx < w.cols; ++kx) {
                             acc = vaddq_s32(acc, vldrbq_z_s32(row + kx * c_n, p));
                         }
                     }
@@ -61,9 +53,9 @@ void mcuc_avgpool_simd_s8(const mcuc_avgpool_params_t *params, const int8_t *res
                 for (; c + 4 <= c_n; c += 4) {
                     uint32_t even = 0;
                     uint32_t odd = 0;
-                    for (int32_t ky = 0; ky < ky1 - ky0 && count > 0; ++ky) {
+                    for (int32_t ky = 0; ky < w.rows; ++ky) {
                         const int8_t *row = win + ky * row_step + c;
-                        for (int32_t kx = 0; kx < taps_w; ++kx) {
+                        for (int32_t kx = 0; kx < w.cols; ++kx) {
                             const uint32_t w = mcuc_read_u32(row + kx * c_n);
                             even = __sadd16(even, (uint32_t)mcuc_sxtb16(w));
                             odd = __sadd16(odd, (uint32_t)mcuc_sxtb16_ror8(w));
@@ -77,9 +69,9 @@ void mcuc_avgpool_simd_s8(const mcuc_avgpool_params_t *params, const int8_t *res
 #endif
                 for (; c < c_n; ++c) {
                     int32_t acc = 0;
-                    for (int32_t ky = 0; ky < ky1 - ky0 && count > 0; ++ky) {
+                    for (int32_t ky = 0; ky < w.rows; ++ky) {
                         const int8_t *row = win + ky * row_step + c;
-                        for (int32_t kx = 0; kx < taps_w; ++kx) {
+                        for (int32_t kx = 0; kx < w.cols; ++kx) {
                             acc += row[kx * c_n];
                         }
                     }

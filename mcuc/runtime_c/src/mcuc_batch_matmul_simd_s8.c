@@ -148,6 +148,12 @@ static inline int8_t mm_output_dsp(int32_t acc, const mcuc_batch_matmul_params_t
     return mcuc_clamp_s8(y + p->out_zp, p->act_min, p->act_max);
 }
 
+/* The rounding term mm_output_dsp hoists out of its loops (0 for a left shift). */
+static inline int64_t mm_rounding(const mcuc_batch_matmul_params_t *p)
+{
+    return p->out_shift < 0 ? mcuc_requantize_round(p->out_shift) : 0;
+}
+
 /* sum_k (a[k] + a_offset) of one row of k values. */
 static inline int32_t mm_row_sum(const int8_t *a, int32_t k, int32_t a_offset)
 {
@@ -158,6 +164,24 @@ static inline int32_t mm_row_sum(const int8_t *a, int32_t k, int32_t a_offset)
     return s;
 }
 
+/* v in both halfwords of a word: the offset SADD16 adds to each halfword pair. */
+static inline uint32_t mm_halfword_pair(int32_t v)
+{
+    return ((uint32_t)v & 0xffffu) | ((uint32_t)v << 16);
+}
+
+/* One output (r, c) the plain way: rc + sum_k (a[k] + a_offset) * b_col[k * b_step], requantized. The
+ * columns past the last full quad of every DSP block below. */
+static int8_t mm_single_output_dsp(const mcuc_batch_matmul_params_t *p, const int8_t *a0, const int8_t *b_col,
+                                   int32_t b_step, int32_t rc, int64_t round)
+{
+    int32_t s = rc;
+    for (int32_t j = 0; j < p->k; ++j) {
+        s += (a0[j] + p->a_offset) * b_col[(int32_t)j * b_step];
+    }
+    return mm_output_dsp(s, p, round);
+}
+
 /* b stored [N, K]: one row x four columns per block; four a values per word split by SXTB16 into halfword
  * pairs with a_offset added (SADD16, |a + a_offset| <= 255), each column's word split the same way, SMLAD. */
 static void mm_rows_by_rows_dsp(const mcuc_batch_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out)
@@ -165,8 +189,8 @@ static void mm_rows_by_rows_dsp(const mcuc_batch_matmul_params_t *p, const int8_
     const int32_t m_n = p->m, k_n = p->k, n_n = p->n;
     const int32_t k4 = k_n & ~3;
     const int32_t ao = p->a_offset;
-    const int32_t ao2 = (int32_t)(((uint32_t)ao & 0xffffu) | ((uint32_t)ao << 16));
-    const int64_t round = p->out_shift < 0 ? mcuc_requantize_round(p->out_shift) : 0;
+    const int32_t ao2 = (int32_t)mm_halfword_pair(ao);
+    const int64_t round = mm_rounding(p);
     for (int32_t r = 0; r < m_n; ++r) {
         const int8_t *a0 = a + (int32_t)r * k_n;
         const int32_t rc = p->b_offset * mm_row_sum(a0, k_n, ao);
@@ -203,12 +227,7 @@ static void mm_rows_by_rows_dsp(const mcuc_batch_matmul_params_t *p, const int8_
             o0[c + 3] = mm_output_dsp(s3, p, round);
         }
         for (; c < n_n; ++c) {
-            const int8_t *b0 = b + (int32_t)c * k_n;
-            int32_t s0 = rc;
-            for (int32_t j = 0; j < k_n; ++j) {
-                s0 += (a0[j] + ao) * b0[j];
-            }
-            o0[c] = mm_output_dsp(s0, p, round);
+            o0[c] = mm_single_output_dsp(p, a0, b + (int32_t)c * k_n, 1, rc, round);
         }
     }
 }
@@ -264,9 +283,9 @@ static void mm_rows_by_paired_columns_dsp(const mcuc_batch_matmul_params_t *p, c
     const int32_t k4 = k_n & ~3;
     const int32_t ao = p->a_offset;
     const int32_t bo = p->b_offset;
-    const int32_t ao2 = (int32_t)(((uint32_t)ao & 0xffffu) | ((uint32_t)ao << 16));
-    const uint32_t bo2 = ((uint32_t)bo & 0xffffu) | ((uint32_t)bo << 16);
-    const int64_t round = p->out_shift < 0 ? mcuc_requantize_round(p->out_shift) : 0;
+    const int32_t ao2 = (int32_t)mm_halfword_pair(ao);
+    const uint32_t bo2 = mm_halfword_pair(bo);
+    const int64_t round = mm_rounding(p);
     uint32_t pairs[MM_PAIRED_K / 2][4];
     int32_t c = 0;
     for (; c + 4 <= n_n; c += 4) {
@@ -316,11 +335,7 @@ static void mm_rows_by_paired_columns_dsp(const mcuc_batch_matmul_params_t *p, c
     for (; c < n_n; ++c) {
         for (int32_t r = 0; r < m_n; ++r) {
             const int8_t *a0 = a + (int32_t)r * k_n;
-            int32_t s0 = p->b_offset * mm_row_sum(a0, k_n, ao);
-            for (int32_t j = 0; j < k_n; ++j) {
-                s0 += (a0[j] + ao) * b[(int32_t)j * n_n + c];
-            }
-            out[(int32_t)r * n_n + c] = mm_output_dsp(s0, p, round);
+            out[(int32_t)r * n_n + c] = mm_single_output_dsp(p, a0, b + c, n_n, bo * mm_row_sum(a0, k_n, ao), round);
         }
     }
 }
@@ -333,8 +348,8 @@ static void mm_rows_by_columns_dsp(const mcuc_batch_matmul_params_t *p, const in
     const int32_t m_n = p->m, k_n = p->k, n_n = p->n;
     const int32_t k4 = k_n & ~3;
     const int32_t ao = p->a_offset;
-    const int32_t ao2 = (int32_t)(((uint32_t)ao & 0xffffu) | ((uint32_t)ao << 16));
-    const int64_t round = p->out_shift < 0 ? mcuc_requantize_round(p->out_shift) : 0;
+    const int32_t ao2 = (int32_t)mm_halfword_pair(ao);
+    const int64_t round = mm_rounding(p);
     for (int32_t r = 0; r < m_n; ++r) {
         const int8_t *a0 = a + (int32_t)r * k_n;
         const int32_t rc = p->b_offset * mm_row_sum(a0, k_n, ao);
@@ -371,11 +386,7 @@ static void mm_rows_by_columns_dsp(const mcuc_batch_matmul_params_t *p, const in
             o0[c + 3] = mm_output_dsp(s3, p, round);
         }
         for (; c < n_n; ++c) {
-            int32_t s0 = rc;
-            for (int32_t j = 0; j < k_n; ++j) {
-                s0 += (a0[j] + ao) * b[(int32_t)j * n_n + c];
-            }
-            o0[c] = mm_output_dsp(s0, p, round);
+            o0[c] = mm_single_output_dsp(p, a0, b + c, n_n, rc, round);
         }
     }
 }

@@ -4,5 +4,5 @@
 
 int32_t mcuc_conv2d_im2col_s8_get_buffer_size(const mcuc_conv2d_params_t *params)
 {
-    return 2 * mcuc_im2col_k16(params);
+    return MCUC_IM2COL_ROWS * mcuc_im2col_k16(params);
 }

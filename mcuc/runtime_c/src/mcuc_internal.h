@@ -62,36 +62,57 @@ static inline void mcuc_add_sub_s8_impl(const struct mcuc_add_sub_params *params
     }
 }
 
-/* Average (is_max = 0) or max (is_max = 1) pooling, the body of mcuc_avgpool_s8 and
- * mcuc_maxpool_s8. Taps are clipped to the input
- * (mcuc_tap_range), so padding is never read. */
+/* The in-bounds part of one pooling window: `rows` x `cols` taps starting `offset` elements into the batch's
+ * input (its first in-bounds tap), `count` = rows * cols. A window with no in-bounds tap has rows = cols =
+ * count = offset = 0, so no pointer outside the input is ever formed from it. Shared by mcuc_pool_s8_impl
+ * and mcuc_avgpool_simd_s8. */
+typedef struct {
+    ptrdiff_t offset;
+    int32_t rows;
+    int32_t cols;
+    int32_t count;
+} mcuc_pool_window_t;
+
+static inline mcuc_pool_window_t mcuc_pool_window(const struct mcuc_pool_params *params, int32_t oy, int32_t ox)
+{
+    const int32_t y0 = oy * params->stride_h - params->pad_top;
+    const int32_t x0 = ox * params->stride_w - params->pad_left;
+    int32_t ky0, ky1, kx0, kx1;
+    mcuc_tap_range(y0, 1, params->kernel_h, params->in_h, &ky0, &ky1);
+    mcuc_tap_range(x0, 1, params->kernel_w, params->in_w, &kx0, &kx1);
+    mcuc_pool_window_t w = {0, 0, 0, 0};
+    if (ky1 > ky0 && kx1 > kx0) {
+        w.offset = ((ptrdiff_t)(y0 + ky0) * params->in_w + x0 + kx0) * params->channels;
+        w.rows = ky1 - ky0;
+        w.cols = kx1 - kx0;
+        w.count = w.rows * w.cols;
+    }
+    return w;
+}
+
+/* Average (is_max = 0) or max (is_max = 1) pooling, the body of mcuc_avgpool_s8 and mcuc_maxpool_s8. Taps are
+ * clipped to the input (mcuc_pool_window), so padding is never read. */
 static inline void mcuc_pool_s8_impl(const struct mcuc_pool_params *params, const int8_t *input,
                                      int8_t *output, int32_t is_max)
 {
     const int32_t c_n = params->channels;
+    const ptrdiff_t row_step = (ptrdiff_t)params->in_w * c_n;
     for (int32_t b = 0; b < params->batches; ++b) {
         const int8_t *in_b = input + (int64_t)b * params->in_h * params->in_w * c_n;
         for (int32_t oy = 0; oy < params->out_h; ++oy) {
-            const int32_t y0 = oy * params->stride_h - params->pad_top;
-            int32_t ky0, ky1;
-            mcuc_tap_range(y0, 1, params->kernel_h, params->in_h, &ky0, &ky1);
             for (int32_t ox = 0; ox < params->out_w; ++ox) {
-                const int32_t x0 = ox * params->stride_w - params->pad_left;
-                int32_t kx0, kx1;
-                mcuc_tap_range(x0, 1, params->kernel_w, params->in_w, &kx0, &kx1);
-                const int32_t count = (ky1 > ky0 && kx1 > kx0) ? (ky1 - ky0) * (kx1 - kx0) : 0;
+                const mcuc_pool_window_t w = mcuc_pool_window(params, oy, ox);
                 for (int32_t c = 0; c < c_n; ++c) {
                     int32_t acc = is_max ? -128 : 0;
-                    for (int32_t ky = ky0; ky < ky1; ++ky) {
-                        /* The row's first in-bounds tap: no pointer is formed outside the input. */
-                        const int8_t *row = in_b + ((ptrdiff_t)(y0 + ky) * params->in_w + x0 + kx0) * c_n + c;
-                        for (int32_t kx = kx0; kx < kx1; ++kx) {
-                            const int32_t v = row[(kx - kx0) * c_n];
+                    for (int32_t ky = 0; ky < w.rows; ++ky) {
+                        const int8_t *row = in_b + w.offset + ky * row_step + c;
+                        for (int32_t kx = 0; kx < w.cols; ++kx) {
+                            const int32_t v = row[kx * c_n];
                             acc = is_max ? (v > acc ? v : acc) : acc + v;
                         }
                     }
-                    if (!is_max && count > 0) {
-                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                    if (!is_max && w.count > 0) {
+                        acc = acc > 0 ? (acc + w.count / 2) / w.count : (acc - w.count / 2) / w.count;
                     }
                     *output++ = mcuc_clamp_s8(acc, params->act_min, params->act_max);
                 }

@@ -8,6 +8,7 @@
 #ifndef MCUC_SIMD_H
 #define MCUC_SIMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -205,62 +206,219 @@ static inline int32_t mcuc_quad_weight(const int8_t *quads, int32_t k16, int32_t
     } while (0)
 #endif
 
+#if defined(MCUC_MVE)
+#if defined(__GNUC__)
+#define MCUC_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MCUC_ALWAYS_INLINE inline
+#endif
+
+/* The per-quad constants of the GEMM's output stage: requantization (left shift only where some lane
+ * shifts left), zero point and clamp. */
+typedef struct {
+    int32x4_t mult;
+    int32x4_t left;
+    int32x4_t right;
+    int32x4_t lo;
+    int32x4_t hi;
+    int32_t zp;
+} mcuc_gemm_out_mve_t;
+
+/* Four accumulators (bias included) of one row and a channel quad to four int8 at out: requantize (see
+ * mcuc_requantize_mve), add zp, clamp, one narrowing store (predicated by p when the quad is partial). */
+static MCUC_ALWAYS_INLINE void mcuc_gemm_store_mve(int32x4_t x, const mcuc_gemm_out_mve_t *o, int shift_left,
+                                                  int partial, mve_pred16_t p, int8_t *out)
+{
+    if (shift_left) {
+        x = vshlq_s32(x, o->left);
+    }
+    x = vqrdmulhq_s32(x, o->mult);
+    x = vaddq_s32(x, vshrq_n_s32(vandq_s32(x, o->right), 31));
+    x = vaddq_n_s32(vrshlq_s32(x, o->right), o->zp);
+    x = vminq_s32(vmaxq_s32(x, o->lo), o->hi);
+    if (partial) {
+        vstrbq_p_s32(out, x, p);
+    } else {
+        vstrbq_s32(out, x);
+    }
+}
+
+/* The operands of mcuc_gemm_pair_mve, in memory so that its assembly needs one register for them (offsets
+ * fixed: 0 sums, 32 bias, 48 a0, 52 a1, 56 w, 60 chunks). */
+typedef struct {
+    int32_t sums[8];  /* out: the two rows' four sums */
+    int32_t bias[4];  /* the quad's biases, the sums' start */
+    const int8_t *a0; /* the two rows, each read for 16 * chunks bytes */
+    const int8_t *a1;
+    const int8_t *w;  /* the quad's weights */
+    int32_t chunks;   /* >= 1 */
+} mcuc_gemm_pair_mve_t;
+
+typedef char mcuc_gemm_pair_mve_layout[(offsetof(mcuc_gemm_pair_mve_t, bias) == 32 &&
+                                        offsetof(mcuc_gemm_pair_mve_t, a0) == 48 &&
+                                        offsetof(mcuc_gemm_pair_mve_t, chunks) == 60) ? 1 : -1];
+
+/* Rows pb->a0 and pb->a1 times one channel quad as two vectors of four accumulators, *v0 and *v1. Inline
+ * assembly: VMLADAV accumulates only into even registers, and eight accumulators fill all of them (r0-r12
+ * and lr), which the compiler's own allocation does not manage without spilling; the pointers and the count
+ * take r1, r3, r5 and r9, leaving r7 and r11 (one may hold a frame pointer) for pb, and the loop counts down
+ * with SUBS/BNE. The eight sums leave by one STM of the even registers (lane order) and two
+ * vector loads. Unoptimised builds (every value in memory, a frame pointer) cannot spare even that one
+ * register: there, intrinsics. */
+static MCUC_ALWAYS_INLINE void mcuc_gemm_pair_mve(mcuc_gemm_pair_mve_t *pb, int32x4_t *v0, int32x4_t *v1)
+{
+#if defined(__GNUC__) && defined(__OPTIMIZE__)
+    int32x4_t x0, x1, t;
+    __asm__ volatile("ldrd r1, r3, [%[b], #48]\n\t"
+                     "ldrd r5, r9, [%[b], #56]\n\t"
+                     "ldrd r0, r2, [%[b], #32]\n\t"
+                     "ldrd r4, r6, [%[b], #40]\n\t"
+                     "ldrd r8, r10, [%[b], #32]\n\t"
+                     "ldrd r12, lr, [%[b], #40]\n"
+                     "1:\n\t"
+                     "vldrb.8 %q[x0], [r1], #16\n\t"
+                     "vldrb.8 %q[t], [r5], #64\n\t"
+                     "vmladava.s8 r0, %q[x0], %q[t]\n\t"
+                     "vldrb.8 %q[x1], [r3], #16\n\t"
+                     "vmladava.s8 r8, %q[x1], %q[t]\n\t"
+                     "vldrb.8 %q[t], [r5, #-48]\n\t"
+                     "vmladava.s8 r2, %q[x0], %q[t]\n\t"
+                     "vmladava.s8 r10, %q[x1], %q[t]\n\t"
+                     "vldrb.8 %q[t], [r5, #-32]\n\t"
+                     "vmladava.s8 r4, %q[x0], %q[t]\n\t"
+                     "vmladava.s8 r12, %q[x1], %q[t]\n\t"
+                     "vldrb.8 %q[t], [r5, #-16]\n\t"
+                     "vmladava.s8 r6, %q[x0], %q[t]\n\t"
+                     "vmladava.s8 lr, %q[x1], %q[t]\n\t"
+                     "subs r9, r9, #1\n\t"
+                     "bne 1b\n\t"
+                     "stm %[b], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"
+                     "vldrw.32 %q[x0], [%[b]]\n\t"
+                     "vldrw.32 %q[x1], [%[b], #16]"
+                     : [x0] "=&w"(x0), [x1] "=&w"(x1), [t] "=&w"(t)
+                     : [b] "r"(pb)
+                     : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r12", "lr", "cc", "memory");
+#else
+    const int8_t *a0 = pb->a0, *a1 = pb->a1, *wp = pb->w;
+    int32_t s00 = pb->bias[0], s01 = pb->bias[1], s02 = pb->bias[2], s03 = pb->bias[3];
+    int32_t s10 = s00, s11 = s01, s12 = s02, s13 = s03;
+    for (int32_t j = 0; j < pb->chunks; ++j, a0 += 16, a1 += 16, wp += 64) {
+        const int8x16_t x0 = vldrbq_s8(a0), x1 = vldrbq_s8(a1);
+        s00 = vmladavaq_s8(s00, x0, vldrbq_s8(wp));
+        s10 = vmladavaq_s8(s10, x1, vldrbq_s8(wp));
+        s01 = vmladavaq_s8(s01, x0, vldrbq_s8(wp + 16));
+        s11 = vmladavaq_s8(s11, x1, vldrbq_s8(wp + 16));
+        s02 = vmladavaq_s8(s02, x0, vldrbq_s8(wp + 32));
+        s12 = vmladavaq_s8(s12, x1, vldrbq_s8(wp + 32));
+        s03 = vmladavaq_s8(s03, x0, vldrbq_s8(wp + 48));
+        s13 = vmladavaq_s8(s13, x1, vldrbq_s8(wp + 48));
+    }
+    const int32x4_t x0 = vsetq_lane_s32(s03, vsetq_lane_s32(s02, vsetq_lane_s32(s01, vdupq_n_s32(s00), 1), 2), 3);
+    const int32x4_t x1 = vsetq_lane_s32(s13, vsetq_lane_s32(s12, vsetq_lane_s32(s11, vdupq_n_s32(s10), 1), 2), 3);
+#endif
+    *v0 = x0;
+    *v1 = x1;
+}
+
+/* Rows [0, rows) of a against one channel quad (weights pb->w, k16 columns; biases pb->bias): two rows per block (eight VMLADAV accumulators, each 16-byte slice of the two rows
+ * meeting the four weight slices) over the first full_rows rows, then single rows. The first full_rows rows
+ * are those that can be read up to k16 without leaving a (the bytes past k belong to later rows and meet zero
+ * weights); the single rows read their partial slice with a zeroing predicated load. */
+static MCUC_ALWAYS_INLINE void mcuc_gemm_quad_mve(const int8_t *a, int32_t a_stride, int32_t rows,
+                                                 int32_t full_rows, int32_t k, int32_t k16,
+                                                 mcuc_gemm_pair_mve_t *pb,
+                                                 const mcuc_gemm_out_mve_t *o, int shift_left, int partial,
+                                                 mve_pred16_t p, int8_t *out, int32_t n)
+{
+    const int32_t pairs = full_rows >> 1;
+    const int8_t *a0 = a;
+    int8_t *o0 = out;
+    pb->chunks = k16 >> 4;
+    for (int32_t i = 0; i < pairs; ++i) {
+        int32x4_t v0, v1;
+        pb->a0 = a0;
+        pb->a1 = a0 + a_stride;
+        mcuc_gemm_pair_mve(pb, &v0, &v1);
+        mcuc_gemm_store_mve(v0, o, shift_left, partial, p, o0);
+        mcuc_gemm_store_mve(v1, o, shift_left, partial, p, o0 + n);
+        a0 += 2 * a_stride;
+        o0 += 2 * n;
+    }
+    int32_t r = 2 * pairs;
+    for (; r < rows; ++r) {
+        const int8_t *a0 = a + r * a_stride;
+        const int8_t *wp = pb->w;
+        int32_t s0 = pb->bias[0], s1 = pb->bias[1], s2 = pb->bias[2], s3 = pb->bias[3];
+        for (int32_t j = 16; j <= k; j += 16) {
+            const int8x16_t x0 = vldrbq_s8(a0);
+            s0 = vmladavaq_s8(s0, x0, vldrbq_s8(wp));
+            s1 = vmladavaq_s8(s1, x0, vldrbq_s8(wp + 16));
+            s2 = vmladavaq_s8(s2, x0, vldrbq_s8(wp + 32));
+            s3 = vmladavaq_s8(s3, x0, vldrbq_s8(wp + 48));
+            a0 += 16;
+            wp += 64;
+        }
+        if (k & 15) {
+            const int8x16_t x0 = vldrbq_z_s8(a0, vctp8q((uint32_t)(k & 15)));
+            s0 = vmladavaq_s8(s0, x0, vldrbq_s8(wp));
+            s1 = vmladavaq_s8(s1, x0, vldrbq_s8(wp + 16));
+            s2 = vmladavaq_s8(s2, x0, vldrbq_s8(wp + 32));
+            s3 = vmladavaq_s8(s3, x0, vldrbq_s8(wp + 48));
+        }
+        pb->sums[0] = s0;
+        pb->sums[1] = s1;
+        pb->sums[2] = s2;
+        pb->sums[3] = s3;
+        mcuc_gemm_store_mve(vldrwq_s32(pb->sums), o, shift_left, partial, p, out + r * n);
+    }
+}
+#endif
+
 static inline void mcuc_gemm_s8(const int8_t *a, int32_t a_stride, int32_t rows, const int8_t *w, int32_t k,
                                 int32_t n, const int32_t *bias, const mcuc_per_channel_quant_params_t *quant,
                                 int32_t zp, int32_t lo, int32_t hi, int8_t *out)
 {
     const int32_t k16 = (k + 15) & ~15;
 #if defined(MCUC_MVE)
-    /* Two rows x four output channels per block: each 16-byte slice of the two rows meets the quad's four
-     * weight slices in eight VMLADAV dot products; the last slice of a row is a predicated (zeroing) load. */
-    const int32_t kfull = k & ~15;
-    for (int32_t r = 0; r < rows; r += 2) {
-        const int two = r + 1 < rows;
-        const int8_t *a0 = a + (int32_t)r * a_stride;
-        const int8_t *a1 = two ? a0 + a_stride : a0;
-        for (int32_t c = 0; c < n; c += 4) {
-            const int8_t *wp = w + (c >> 2) * 4 * k16;
-            int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-            int32_t j = 0;
-            for (; j < kfull; j += 16) {
-                const int8x16_t x0 = vldrbq_s8(a0 + j);
-                const int8x16_t x1 = vldrbq_s8(a1 + j);
-                int8x16_t v = vldrbq_s8(wp);
-                s00 = vmladavaq_s8(s00, x0, v);
-                s10 = vmladavaq_s8(s10, x1, v);
-                v = vldrbq_s8(wp + 16);
-                s01 = vmladavaq_s8(s01, x0, v);
-                s11 = vmladavaq_s8(s11, x1, v);
-                v = vldrbq_s8(wp + 32);
-                s02 = vmladavaq_s8(s02, x0, v);
-                s12 = vmladavaq_s8(s12, x1, v);
-                v = vldrbq_s8(wp + 48);
-                s03 = vmladavaq_s8(s03, x0, v);
-                s13 = vmladavaq_s8(s13, x1, v);
-                wp += 64;
-            }
-            if (j < k) {
-                const mve_pred16_t p = vctp8q((uint32_t)(k - j));
-                const int8x16_t x0 = vldrbq_z_s8(a0 + j, p);
-                const int8x16_t x1 = vldrbq_z_s8(a1 + j, p);
-                s00 = vmladavaq_s8(s00, x0, vldrbq_s8(wp));
-                s10 = vmladavaq_s8(s10, x1, vldrbq_s8(wp));
-                s01 = vmladavaq_s8(s01, x0, vldrbq_s8(wp + 16));
-                s11 = vmladavaq_s8(s11, x1, vldrbq_s8(wp + 16));
-                s02 = vmladavaq_s8(s02, x0, vldrbq_s8(wp + 32));
-                s12 = vmladavaq_s8(s12, x1, vldrbq_s8(wp + 32));
-                s03 = vmladavaq_s8(s03, x0, vldrbq_s8(wp + 48));
-                s13 = vmladavaq_s8(s13, x1, vldrbq_s8(wp + 48));
-            }
-            const mve_pred16_t p = vctp32q((uint32_t)(n - c));
-            const int32x4_t b = vldrwq_z_s32(bias + c, p);
-            int32x4_t acc = vsetq_lane_s32(s03, vsetq_lane_s32(s02, vsetq_lane_s32(s01, vdupq_n_s32(s00), 1), 2), 3);
-            mcuc_store_mve(vaddq_s32(acc, b), quant, c, zp, lo, hi, out + (int32_t)r * n + c, p);
-            if (two) {
-                acc = vsetq_lane_s32(s13, vsetq_lane_s32(s12, vsetq_lane_s32(s11, vdupq_n_s32(s10), 1), 2), 3);
-                mcuc_store_mve(vaddq_s32(acc, b), quant, c, zp, lo, hi, out + (int32_t)(r + 1) * n + c, p);
-            }
+    /* Channel quads outermost, so a quad's requantization constants and biases stay in registers while the
+     * rows stream past; a partial last quad loads and stores with a predicate. */
+    mcuc_gemm_pair_mve_t pb;
+    /* rows r with r * a_stride + k16 <= (rows - 1) * a_stride + k */
+    int32_t full_rows = rows;
+    if (k != k16) {
+        full_rows -= (k16 - k + a_stride - 1) / a_stride;
+        full_rows = full_rows > 0 ? full_rows : 0;
+    }
+    const int32x4_t zero = vdupq_n_s32(0);
+    mcuc_gemm_out_mve_t o;
+    o.lo = vdupq_n_s32(lo);
+    o.hi = vdupq_n_s32(hi);
+    o.zp = zp;
+    const mve_pred16_t all = vctp32q(4);
+    const int32_t nfull = n & ~3;
+    pb.w = w;
+    for (int32_t c = 0; c < nfull; c += 4, pb.w += 4 * k16) {
+        const int32x4_t shift = vldrwq_s32(quant->shift + c);
+        vstrwq_s32(pb.bias, vldrwq_s32(bias + c));
+        o.mult = vldrwq_s32(quant->multiplier + c);
+        o.right = vminq_s32(shift, zero);
+        if (vmaxvq_s32(0, shift) > 0) {
+            o.left = vmaxq_s32(shift, zero);
+            mcuc_gemm_quad_mve(a, a_stride, rows, full_rows, k, k16, &pb, &o, 1, 0, all, out + c, n);
+        } else {
+            mcuc_gemm_quad_mve(a, a_stride, rows, full_rows, k, k16, &pb, &o, 0, 0, all, out + c, n);
         }
+    }
+    if (nfull < n) {
+        /* a partial last quad: its missing channels load as zeros and are not stored */
+        const mve_pred16_t p = vctp32q((uint32_t)(n - nfull));
+        const int32x4_t shift = vldrwq_z_s32(quant->shift + nfull, p);
+        vstrwq_s32(pb.bias, vldrwq_z_s32(bias + nfull, p));
+        o.mult = vldrwq_z_s32(quant->multiplier + nfull, p);
+        o.left = vmaxq_s32(shift, zero);
+        o.right = vminq_s32(shift, zero);
+        mcuc_gemm_quad_mve(a, a_stride, rows, full_rows, k, k16, &pb, &o, vmaxvq_s32(0, shift) > 0, 1, p,
+                           out + nfull, n);
     }
 #elif defined(MCUC_DSP)
     /* One row x four output channels per block: four int8 of each operand per word, split by SXTB16 into
@@ -476,6 +634,10 @@ static inline int32_t mcuc_im2col_kpad(const mcuc_conv2d_params_t *p)
 {
     return (p->kernel_h * p->kernel_w * p->in_c + 3) & ~3;
 }
+
+/* Output pixels of one GEMM call of mcuc_conv2d_im2col_s8 (im2col rows in its scratch): enough for the
+ * GEMM's per-channel-quad set-up to spread over two row pairs. */
+#define MCUC_IM2COL_ROWS 4
 
 /* The same rounded up to a multiple of 16 (rows of the quad-layout GEMM). */
 static inline int32_t mcuc_im2col_k16(const mcuc_conv2d_params_t *p)
