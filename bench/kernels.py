@@ -65,6 +65,7 @@ MORE = [
     Layer("batch matmul 4x64x16 @ 4x16x64", "matmul", extra=(4, 64, 16, 64)),
     Layer("attention 4 heads x 64 tokens x 16", "attention", extra=(4, 64, 16)),
     Layer("layernorm 64 rows x 64", "layernorm", extra=(64, 64)),
+    Layer("softmax 64 rows x 64", "softmax", extra=(64, 64)),
 ]
 LAYERS = SIX + MORE
 
@@ -141,6 +142,11 @@ def _branch(layer: Layer, i: int, rng: np.random.Generator) -> tuple[list, list,
         node = helper.make_node("LayerNormalization", [x, f"g{i}", f"be{i}"], [y], axis=-1, name=f"layer{i}")
         return ([node], [helper.make_tensor_value_info(x, f32, [1, rows, c])],
                 [helper.make_tensor_value_info(y, f32, [1, rows, c])], inits)
+    if layer.kind == "softmax":
+        rows, c = layer.extra
+        node = helper.make_node("Softmax", [x], [y], axis=-1, name=f"layer{i}")
+        return ([node], [helper.make_tensor_value_info(x, f32, [1, rows, c])],
+                [helper.make_tensor_value_info(y, f32, [1, rows, c])], [])
     raise ValueError(layer.kind)
 
 

@@ -8,6 +8,7 @@ from mcuc.ir import Graph, Node
 from mcuc.ops.base import (
     Arg,
     Array1D,
+    KernelVariant,
     Lowered,
     OpDef,
     Shape,
@@ -49,11 +50,21 @@ def _lower_softmax(g: Graph, n: Node) -> Lowered:
                    ref=lambda env: rsoftmax.softmax_s8(params, env[x]))
 
 
+def _mcuc_algorithm(g: Graph, n: Node) -> bool:
+    """mcuc's exp-table softmax (not TFLite's, which .tflite models ask for)."""
+    return n.attrs.get("algorithm") != "tflite"
+
+
+# Same arguments as mcuc_softmax_s8; the row maximum on SIMD lanes, one reciprocal per row instead of a
+# division per element.
+SOFTMAX_VARIANTS = tuple(KernelVariant("mcuc_softmax_simd_s8", _mcuc_algorithm, isa=(isa,)) for isa in ("mve", "dsp"))
+
+
 def _softmax_eval(node: Node, a: list[np.ndarray], layout: str) -> np.ndarray:
     return fref.softmax(a[0], int(node.attrs["axis"]))
 
 
 register(
     OpDef("softmax", "softmax", _softmax_shape, eval=_softmax_eval, quantize=softmax_output,
-          layout="follow", to_nhwc=axis_to_nhwc, lower=_lower_softmax),
+          layout="follow", to_nhwc=axis_to_nhwc, lower=_lower_softmax, variants=SOFTMAX_VARIANTS),
 )

@@ -137,6 +137,26 @@ def layernorm_s8(params: LayerNormParams, x: np.ndarray) -> np.ndarray:
     return np.clip(y, -128, 127).astype(np.int8).reshape(x.shape)
 
 
+def layernorm_affine(params: LayerNormParams) -> np.ndarray | None:
+    """The constants of mcuc_layernorm_simd_s8 (mcuc_norm.h): in quads of channels, gamma_mult of the four, then
+    low and high word of each one's bias with the rounding and ``out_zp << out_shift`` folded in, so the
+    output is the high word of one 64-bit multiply-add shifted by ``out_shift - 32`` (the whole sum shifted
+    where out_shift < 32). None where a folded bias would leave (-2^62, 2^62)."""
+    p = params
+    t = p.out_shift
+    bias = [int(b) + (1 << (t - 1)) + (p.out_zp << t) for b in p.beta_bias]
+    if any(abs(b) >= 1 << 62 for b in bias):
+        return None
+    quads = (p.row_size + 3) // 4
+    out = np.zeros((quads, 12), np.int64)
+    for c, (g, b) in enumerate(zip(p.gamma_mult, bias, strict=True)):
+        q, j = divmod(c, 4)
+        out[q, j] = int(g)
+        out[q, 4 + 2 * j] = b & 0xFFFFFFFF
+        out[q, 5 + 2 * j] = b >> 32
+    return ((out.reshape(-1) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # words as int32
+
+
 # ---- batch matmul --------------------------------------------------------------------------
 
 

@@ -35,6 +35,19 @@ typedef struct {
 void mcuc_layernorm_s8(const mcuc_layernorm_params_t *params, const int32_t *gamma_mult,
                        const int64_t *beta_bias, const int8_t *input, int8_t *output);
 
+/* mcuc_layernorm_s8 bit for bit (DSP: SMLAD row sums, SMMLAR and SMLAL per element; MVE: VMLADAV row sums,
+ * four lanes per step; other cores the same steps in C), for folded biases (below) in (-2^62, 2^62). The row's inverse square root is found in 32-bit steps (Newton, then a two-digit division), and
+ * N_c = hi32(D'_c * inv + 2^31) with D'_c = D_c << (32 - s) when s <= 32 (rows up to ~1000 values).
+ * affine holds the compiler's constants in quads of channels (ceil(row_size / 4) quads, the last zero
+ * padded), 12 int32 per quad:
+ *   gamma_mult[4c..4c+3], then for each of the four channels the low and the high word of
+ *   beta_bias[c] + 2^(out_shift-1) + out_zp * 2^out_shift
+ * so out_c = clamp(hi32(N_c * gamma_mult[c] + bias'[c]) >> (out_shift - 32), -128, 127) for out_shift >= 32
+ * (the 64-bit sum shifted whole otherwise, and for rows with s > 32).
+ * output may equal input. */
+void mcuc_layernorm_simd_s8(const mcuc_layernorm_params_t *params, const int32_t *affine, const int8_t *input,
+                            int8_t *output);
+
 /* ------------------------------------------------------------------------------------------
  * Mean over the middle axis of [outer, reduce, inner] -> [outer, inner]:
  * acc = sum (q - in_zp) (int32), out = clamp(out_zp + requant(acc, mult, shift), -128, 127)

@@ -34,6 +34,13 @@ typedef struct {
 void mcuc_softmax_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,
                      const int8_t *input, int8_t *output);
 
+/* mcuc_softmax_s8 bit for bit, same arguments and ranges: the row maximum four (DSP: SSUB8/SEL) or sixteen
+ * (MVE: VMAXV) bytes per step, MVE table look-ups as gathers over four lanes, and the division by the row
+ * sum as a multiply by floor((2^32 - 1) / sum), found once per row, with one remainder correction.
+ * output may equal input. */
+void mcuc_softmax_simd_s8(const mcuc_softmax_params_t *params, const uint32_t *exp_table,
+                          const int8_t *input, int8_t *output);
+
 /* ------------------------------------------------------------------------------------------
  * TFLite's reference int8 softmax over the last axis of [rows, row_size] (for .tflite models;
  * identical in mcuc.reference.tflite.softmax_tflite_s8 and bit-exact with TFLite Micro):

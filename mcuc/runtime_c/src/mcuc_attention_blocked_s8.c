@@ -2,11 +2,14 @@
 #include "mcuc_attention.h"
 #include "mcuc_softmax.h"
 
-/* The two products run on the SIMD batch matmul where the core has DSP or MVE (same results). */
+/* The two products and the softmax run on the SIMD batch matmul and softmax where the core has DSP or MVE
+ * (same results). */
 #if (defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)) || defined(__ARM_FEATURE_DSP)
 #define MCUC_ATTENTION_MATMUL mcuc_batch_matmul_simd_s8
+#define MCUC_ATTENTION_SOFTMAX mcuc_softmax_simd_s8
 #else
 #define MCUC_ATTENTION_MATMUL mcuc_batch_matmul_s8
+#define MCUC_ATTENTION_SOFTMAX mcuc_softmax_s8
 #endif
 
 void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint32_t *exp_table,
@@ -34,7 +37,7 @@ void mcuc_attention_blocked_s8(const mcuc_attention_params_t *params, const uint
                 score_block.m = n_rows;
                 out_block.m = n_rows;
                 MCUC_ATTENTION_MATMUL(&score_block, q_h + (int64_t)r0 * d, k_h, scratch);
-                mcuc_softmax_s8(&softmax, exp_table, scratch, scratch);
+                MCUC_ATTENTION_SOFTMAX(&softmax, exp_table, scratch, scratch);
                 MCUC_ATTENTION_MATMUL(&out_block, scratch, v_h, out_h + (int64_t)r0 * dv);
             }
         }
