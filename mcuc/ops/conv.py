@@ -259,15 +259,20 @@ def _dw_dot_call(g: Graph, n: Node, low: Lowered) -> Lowered:
     return _with_constants(g, n, low, "mcuc_depthwise_conv2d_dot_s8", None, scratch=True)
 
 
+_DW_DOT_BATCH_PIXELS = 128  # MCUC_DW_DOT_BATCH_PIXELS of mcuc_conv.h: one channel's sums requantized per pass
+
+
 def _dw_dot_scratch(g: Graph, n: Node) -> int:
-    """mcuc_depthwise_conv2d_dot_s8_get_buffer_size: a row of int32 sums, kernel_h int8 rows (16-byte reads,
-    16 bytes slack) each twice."""
+    """mcuc_depthwise_conv2d_dot_s8_get_buffer_size: the int32 sums of as many output rows as hold
+    _DW_DOT_BATCH_PIXELS pixels (at least one row; requantized together), kernel_h int8 rows (16-byte reads, 16
+    bytes slack) each twice."""
     kh = g.tensors[n.inputs[1]].shape[1]
-    out_w = g.tensors[n.outputs[0]].shape[2]
+    out_h, out_w = g.tensors[n.outputs[0]].shape[1:3]
     sw = int(n.attrs["strides"][1])
     groups4 = (out_w + 3) & ~3
     width = ((groups4 - 1) * sw + 16 + 15) & ~15
-    return groups4 * 4 + 2 * kh * (width + 16)
+    batch = max(1, min(out_h, _DW_DOT_BATCH_PIXELS // out_w))
+    return 16 * ((batch * out_w + 6) >> 2) + 2 * kh * (width + 16)
 
 
 # Depthwise cost rule: instructions per MAC ~ a + b / (kh * kw) for a variant on a core at a stride -- a fixed
@@ -294,8 +299,11 @@ _DW_COST = {  # (variant, core ISA, stride 1 | 2) -> (a, b)
     # 3x3, 5x5, 7x7 at strides 1 and 2 on 48/72/120 channels at 40/20/10 px. At stride 2, c is held at 200 (least
     # squares: 304) with a and b fitted around it: the quads' rule has no width term though the quads too slow
     # down on narrow outputs (5.13 at 5x5 on 10 px, 3.72 on 20 px), and so the ranking follows the counts: dot
-    # at 5x5 on 10 px (3.26), quads at 3x3 on 10 px (5.66 against 7.38), dot at 3x3 on 40 px (2.42 against 3.55)
-    ("dot", "mve", 1): (0.47, 5.1, 204.0), ("dot", "mve", 2): (0.57, 13.4, 200.0),
+    # at 5x5 on 10 px (3.26), quads at 3x3 on 10 px (5.66 against 7.38), dot at 3x3 on 40 px (2.42 against 3.55).
+    # Refitted after requantizing up to 128 pixels (several output rows) per pass: stride 1 least squares, within
+    # 11%; at stride 2 c is held at 240 (least squares: 253) so that 3x3 on 20 px takes dot (3.56 against the
+    # quads' 4.29) and on 10 px the quads (6.40 against 5.66); within 19%, lowest at 5x5 on 10 px (2.61 for 2.95).
+    ("dot", "mve", 1): (0.45, 6.3, 164.0), ("dot", "mve", 2): (0.6, 2.2, 240.0),
 }
 
 

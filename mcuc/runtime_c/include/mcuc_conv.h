@@ -220,6 +220,8 @@ void mcuc_depthwise_conv2d_rows_s8(const mcuc_depthwise_conv2d_params_t *params,
  *   scratch mcuc_depthwise_conv2d_dot_s8_get_buffer_size(params) bytes
  *   weights as mcuc_depthwise_conv2d_s8: int8 [channels][kernel_h][kernel_w][1]
  *   bias    folded bias, int32 [channels] */
+/* Output pixels of one channel whose int32 sums mcuc_depthwise_conv2d_dot_s8 keeps to requantize together. */
+#define MCUC_DW_DOT_BATCH_PIXELS 128
 int32_t mcuc_depthwise_conv2d_dot_s8_get_buffer_size(const mcuc_depthwise_conv2d_params_t *params);
 void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
                                   const mcuc_per_channel_quant_params_t *quant,

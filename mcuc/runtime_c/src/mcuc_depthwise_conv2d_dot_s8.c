@@ -221,13 +221,16 @@ typedef struct {
     int32_t *sums;
     size_t copy, in_row, out_row; /* ring copy offset, bytes of an input row and of an output row */
     int32_t pitch, groups, in_h, out_h, out_w, pad_top, sh, channels;
+    int32_t batch; /* output rows whose sums are requantized together (consecutive pixels in sums and output) */
     int32_t pairs; /* three kernel rows and sw + kw <= 16: mcuc_dw_dot_sums3 */
     uint16x8_t gather;
     int8x16_t zp;
 } mcuc_dw_dot_layer_t;
 
 /* One channel (in and out point at its first byte): ring rows filled as the output rows reach them, each
- * output row's sums, then its requantization. Inlined with constant kh and sw for the common kernels. */
+ * output row's sums, then the requantization of every `batch` rows at once (a row's sums start where the previous
+ * row's pixels end, so the lanes a group computes past out_w are overwritten by the next row). Inlined with
+ * constant kh and sw for the common kernels. */
 static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc_dw_dot_layer_t *k,
                                                                       const int8_t *in, int8_t *out,
                                                                       const int8_t *wb, const mcuc_dw_dot_out_t *o,
@@ -236,7 +239,9 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc
     const int three = kh == 3 && pairs; /* mcuc_dw_dot_sums3 on three row pointers, no copies in the ring */
     int32_t filled = -k->pad_top; /* next input row to put in the ring, at ring row `slot` */
     int32_t slot = 0, base = 0;   /* base: the ring row of the current output row's first input row */
-    for (int32_t oy = 0; oy < k->out_h; ++oy, out += k->out_row) {
+    int32_t *sums = k->sums;
+    int32_t rows = 0; /* rows in sums not yet requantized */
+    for (int32_t oy = 0; oy < k->out_h; ++oy) {
         const int32_t iy0 = oy * k->sh - k->pad_top;
         if (filled < iy0) { /* a stride past the kernel skips rows */
             slot = (slot + iy0 - filled) % kh;
@@ -253,11 +258,17 @@ static inline __attribute__((always_inline)) void mcuc_dw_dot_channel(const mcuc
         if (three) {
             const int32_t b1 = base == 2 ? 0 : base + 1, b2 = base == 0 ? 2 : base - 1;
             mcuc_dw_dot_sums3(x, k->ring + (size_t)b1 * k->pitch, k->ring + (size_t)b2 * k->pitch, wb, wb + 256, sw,
-                              k->groups, k->sums);
+                              k->groups, sums);
         } else {
-            mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->out_w, k->sums);
+            mcuc_dw_dot_sums(x, k->pitch, wb, kh, sw, k->out_w, sums);
         }
-        mcuc_dw_dot_store_row(k->sums, k->out_w, o, out, k->channels);
+        sums += k->out_w;
+        if (++rows == k->batch || oy == k->out_h - 1) {
+            mcuc_dw_dot_store_row(k->sums, rows * k->out_w, o, out, k->channels);
+            out += (size_t)rows * k->out_row;
+            sums = k->sums;
+            rows = 0;
+        }
         for (base += k->sh; base >= kh; base -= kh) {
         }
     }
@@ -289,6 +300,14 @@ static int32_t mcuc_dw_dot_width(const mcuc_depthwise_conv2d_params_t *p)
 {
     return ((((p->out_w + 3) & ~3) - 1) * p->stride_w + 16 + 15) & ~15;
 }
+
+/* Output rows requantized together: as many as hold MCUC_DW_DOT_BATCH_PIXELS pixels, at least one (the same
+ * formula as mcuc_depthwise_conv2d_dot_s8_get_buffer_size). */
+static int32_t mcuc_dw_dot_batch(const mcuc_depthwise_conv2d_params_t *p)
+{
+    const int32_t rows = MCUC_DW_DOT_BATCH_PIXELS / p->out_w;
+    return rows < 1 ? 1 : rows > p->out_h ? p->out_h : rows;
+}
 #endif
 
 void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
@@ -315,8 +334,9 @@ void mcuc_depthwise_conv2d_dot_s8(const mcuc_depthwise_conv2d_params_t *params,
     k.pitch = width + 16; /* a ring row and the slack its whole-vector stores may reach */
     k.copy = (size_t)kh * k.pitch;
     k.groups = (out_w + 3) >> 2;
-    k.sums = (int32_t *)(void *)scratch; /* one output row's dot products, then the ring */
-    k.ring = scratch + (size_t)16 * k.groups;
+    k.batch = mcuc_dw_dot_batch(params);
+    k.sums = (int32_t *)(void *)scratch; /* the dot products of `batch` output rows, then the ring */
+    k.ring = scratch + (size_t)16 * ((k.batch * out_w + 6) >> 2);
     k.in_row = (size_t)params->in_w * channels;
     k.out_row = (size_t)out_w * channels;
     k.in_h = params->in_h;
