@@ -36,8 +36,8 @@ import sys
 from pathlib import Path
 
 from bench.cmsis_nn import cmsis_commit, cmsis_counts
-from bench.kernels import BOARDS, MODELS, model_counts, model_per_mac
 from bench.layer_classes import Layer
+from bench.model_counts import BOARDS, MODELS, model_counts, model_per_mac
 from mcuc.ir import Graph, Node
 from mcuc.ops.attention import key_count
 

@@ -19,8 +19,6 @@ kernels (bench/cmsis_nn_models.py says exactly how).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import sys
 import tempfile
@@ -32,16 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bench.cmsis_nn import cmsis_commit, cmsis_counts
 from bench.layer_classes import Layer
-from mcuc.boards import load_board
-from mcuc.compiler import CompileOptions, assemble, compile_model, quantized_graph
-from mcuc.ir import Graph
-from mcuc.passes.kernels import select_kernels
-from mcuc.project import write_project
-from mcuc.schedule.base import layer_schedule
+from bench.model_counts import BOARDS, MODELS, build, model_per_mac, sample_input
 from mcuc.targets.cost import count_instructions
-
-BOARDS = {"M4": "qemu-mps2-an386", "M7": "qemu-mps2-an500", "M55": "qemu-mps3-an547"}
-
 
 # The six layer shapes of CMSIS-NN's own benchmarks (MCUNet-like), then the other classes mcuc has kernels for.
 SIX = [
@@ -185,67 +175,18 @@ def layer_macs(layer: Layer) -> int:
     return rows * c
 
 
-def build(onnx_path: Path, board: str, out: Path, portable: bool) -> tuple[Graph, int]:
-    """Compile ``onnx_path`` for QEMU ``board`` into ``out``: with ``--kernels fast`` (what mcuc chooses for the
-    core), or (``portable``) the portable C kernels on a layer-by-layer schedule. Returns the compiled int8
-    graph and its MACs."""
-    with contextlib.redirect_stderr(io.StringIO()):  # the synthetic-calibration warning, once per input
-        if portable:
-            opts = CompileOptions(board=board)
-            qg, _ = quantized_graph(str(onnx_path), opts, progress=lambda m: None)
-            qg = select_kernels(qg, (), "small")
-            compiled = assemble(layer_schedule(qg).plan("best"), load_board(board), opts)
-            g = qg
-        else:
-            compiled = compile_model(str(onnx_path), CompileOptions(board=board, kernels="fast"),
-                                     progress=lambda m: None)
-            g = compiled.graph
-        write_project(compiled, str(out))
-    return g, int(compiled.report.macs)
-
-
-def _sample(g: Graph, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).integers(-128, 128, (1, sum(g.tensors[i].size for i in g.inputs)), np.int8)
-
-
 def mcuc_counts(layers: list[Layer], board: str, work: Path, portable: bool) -> dict[str, int]:
     """Instructions of each layer's op(s) under QEMU ``board``: the kernels mcuc chooses for the board's core,
     or (``portable``) the portable C kernels only."""
     onnx_path = layers_model(layers, work / "layers.onnx")
     out = work / f"{board}-{'portable' if portable else 'fast'}"
     g, _ = build(onnx_path, board, out, portable)
-    counts = count_instructions(out, g, board, _sample(g))
+    counts = count_instructions(out, g, board, sample_input(g))
     per_layer: dict[str, int] = {layer.name: 0 for layer in layers}
     for op in counts["per_op"]:
         i = int(op["name"].split("layer")[1].split("_")[0].split("/")[0])
         per_layer[layers[i].name] += int(op["instructions"])
     return per_layer
-
-
-# Whole models: (zoo name, build overrides). MobileNetV2-0.35 at 96 px is the MCUNet/MobileNet-style CNN of
-# issue 12's whole-model target; dhvt-small and crossvit-small are the transformers.
-MODELS = {"mcunet-tiny": {}, "mcunet-vww1": {}, "mobilenetv2-0.35": {"resolution": 96}, "dhvt-small": {},
-          "crossvit-small": {}}
-
-
-def model_counts(name: str, board: str, work: Path, portable: bool) -> tuple[Graph, dict]:
-    """(compiled int8 graph, count_instructions of one inference: total and per op) of zoo model ``name`` on QEMU
-    ``board``; the project is work/NAME-BOARD-fast (or -portable)."""
-    from bench.common import export_zoo
-
-    onnx_path = work / f"{name}.onnx"
-    if not onnx_path.exists():
-        export_zoo(name, work, **MODELS.get(name, {}))
-    out = work / f"{name}-{board}-{'portable' if portable else 'fast'}"
-    g, _ = build(onnx_path, board, out, portable)
-    return g, count_instructions(out, g, board, _sample(g))
-
-
-def model_per_mac(name: str, board: str, work: Path, portable: bool) -> tuple[float, int]:
-    """(instructions per MAC of one whole inference, MACs) of zoo model ``name`` on QEMU ``board``, counted from
-    reset of the inference to its end (every op and the code between them)."""
-    _, counts = model_counts(name, board, work, portable)
-    return counts["total"] / counts["macs"], counts["macs"]
 
 
 def print_models(names: list[str], cores: list[str], work: Path) -> None:
